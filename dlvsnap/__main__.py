@@ -1,0 +1,3 @@
+from dlvsnap.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""The command line: parse, build a Session, call the library, render. Nothing else."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import IO, BinaryIO, NoReturn
+
+import click
+
+from dlvsnap import __version__
+from dlvsnap.build import build_package
+from dlvsnap.errors import DlvsnapError, ExitCode
+from dlvsnap.model import DeleteEvent
+from dlvsnap.render import jsonl
+from dlvsnap.render.text import TextRenderer
+from dlvsnap.session import Session
+from dlvsnap.toolchain import default_dlv
+from dlvsnap.watch import MapWatch, Note, WatchOptions
+
+
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so that the same clean-up as Ctrl-C runs."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise Terminated()
+
+
+def _log(verbose: bool, msg: str) -> None:
+    if verbose:
+        click.echo(f"dlvsnap: {msg}", err=True)
+
+
+@contextlib.contextmanager
+def _binary_for(target: str, go: str | None, verbose: bool) -> Iterator[Path]:
+    """A built binary for TARGET: the file itself, or the package built into a temp folder."""
+    p = Path(target)
+    if p.is_dir():
+        with tempfile.TemporaryDirectory(prefix="dlvsnap-") as tmp:
+            _log(verbose, f"building {p} with -gcflags='all=-N -l'")
+            yield build_package(p.resolve(), Path(tmp) / p.resolve().name, go)
+        return
+    if not p.exists():
+        raise click.BadParameter(f"{target}: no such file or directory", param_hint="TARGET")
+    yield p.resolve()
+
+
+@contextlib.contextmanager
+def _output_sink(path: str | None) -> Iterator[BinaryIO]:
+    if path is None:
+        yield sys.stderr.buffer
+        return
+    with open(path, "wb") as f:
+        yield f
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dlvsnap")
+def cli() -> None:
+    """See what a Go map does in memory: snapshots around every delete, diffed slot by slot."""
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("target")
+@click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--map", "map_expr", required=True, metavar="EXPR",
+              help="The map: a package variable (main.cache, example.com/pkg.Var) or an "
+                   "expression in the frame of the function that calls delete (m, s.byID).")
+@click.option("--in", "in_func", metavar="FUNC",
+              help="Resolve a local EXPR only in this function (for example main.main).")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout (docs/json-schema.md).")
+@click.option("--live-keys", is_flag=True, help="Also show the keys of every full slot after each delete.")
+@click.option("--dlv", "dlv_path", metavar="PATH", help="Delve binary (default: the pinned one set-up installed).")
+@click.option("--go", "go_path", metavar="PATH", help="go command used to build a package TARGET.")
+@click.option("--target-output", metavar="FILE",
+              help="Write the program's own stdout/stderr to FILE (default: dlvsnap's stderr).")
+@click.option("--max-events", type=click.IntRange(min=1), metavar="N",
+              help="Stop (and kill the program) after N watched deletes/clears.")
+@click.option("--color/--no-color", default=None, help="Colour the text view (default: on a terminal, unless NO_COLOR).")
+@click.option("-v", "--verbose", is_flag=True, help="Say what dlvsnap does: build, Delve, memory path.")
+def watch(target: str, program_args: tuple[str, ...], map_expr: str, in_func: str | None,
+          as_json: bool, live_keys: bool, dlv_path: str | None, go_path: str | None,
+          target_output: str | None, max_events: int | None, color: bool | None,
+          verbose: bool) -> None:
+    """Watch every delete from one map of TARGET (a Go package directory or a binary).
+
+    Program arguments go after `--`:  dlvsnap watch ./prog --map m -- arg1 arg2
+    """
+    out: IO[str] = sys.stdout
+    if color is None:
+        color = out.isatty() and not os.environ.get("NO_COLOR")
+    text = None if as_json else TextRenderer(out, colour=color)
+    opts = WatchOptions(expr=map_expr, in_func=in_func, live_keys=live_keys, max_events=max_events)
+    dlv = dlv_path or default_dlv()
+
+    def on_event(ev: DeleteEvent) -> None:
+        if text is None:
+            jsonl.event(out, ev, live_keys)
+        else:
+            text.event(ev, live_keys)
+
+    def on_note(n: Note) -> None:
+        if text is None:
+            jsonl.note(out, n.kind, n.message, n.data)
+        else:
+            text.note(n.message)
+
+    with _binary_for(target, go_path, verbose) as binary, _output_sink(target_output) as sink:
+        _log(verbose, f"dlv exec {binary} with {dlv}")
+        with Session.launch(dlv, binary, list(program_args), sink) as s:
+            t = s.target
+            _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
+            w = MapWatch(s, opts, on_event, on_note)
+            if text is None:
+                jsonl.start(out, t, map_expr, s.version.short)
+            else:
+                text.start(f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}")
+            summary = w.run()
+            reader = s.memory_reader_name
+            _log(verbose, f"memory read through {reader}")
+            if text is None:
+                jsonl.summary(out, summary.deletes, summary.clears, summary.keys_removed,
+                              summary.absent_deletes, summary.last, summary.exit_status, reader)
+            else:
+                text.summary(summary.deletes, summary.clears, summary.keys_removed,
+                             summary.absent_deletes, summary.first, summary.last)
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        rv = cli.main(standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except click.exceptions.Abort:
+        click.echo("dlvsnap: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(ExitCode.USAGE)
+    except DlvsnapError as e:
+        click.echo(f"dlvsnap: {e}", err=True)
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, Terminated):
+        click.echo("dlvsnap: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Decoders: layout + MemoryReader + address -> model objects. They never see JSON-RPC."""

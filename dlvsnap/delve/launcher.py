@@ -1,0 +1,183 @@
+"""Start ``dlv`` headless on loopback, learn its port, drain its output, and stop it for sure.
+
+dlv runs in its own session (process group) so a terminal's Ctrl-C reaches only dlvsnap,
+which then shuts Delve down in order. The target inherits dlv's stdout/stderr: both pipes
+are drained for the whole run (a full pipe would block the target) and copied to the sink
+the caller chose; the tail of stderr is kept to explain a failed start.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import re
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from dlvsnap.errors import DelveError, DelveNotFoundError, DelveRefusedError
+
+LISTEN_RE = re.compile(rb"API server listening at:\s*(\S+):(\d+)")
+
+
+@dataclass
+class DlvProcess:
+    proc: subprocess.Popen[bytes]
+    host: str
+    port: int
+    _sink: BinaryIO | None
+    _stderr_tail: collections.deque[bytes] = field(
+        default_factory=lambda: collections.deque(maxlen=50)
+    )
+    _threads: list[threading.Thread] = field(default_factory=list)
+
+    def stderr_tail(self) -> str:
+        return b"".join(self._stderr_tail).decode(errors="replace")
+
+    def start_drain(self, stdout_rest: bytes) -> None:
+        if stdout_rest:
+            self._write(stdout_rest)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        for stream, keep in ((self.proc.stdout, False), (self.proc.stderr, True)):
+            t = threading.Thread(target=self._drain, args=(stream, keep), daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def _drain(self, stream: BinaryIO, keep_tail: bool) -> None:
+        fd = stream.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            if keep_tail:
+                self._stderr_tail.append(chunk)
+            self._write(chunk)
+
+    def _write(self, data: bytes) -> None:
+        if self._sink is None:
+            return
+        try:
+            self._sink.write(data)
+            self._sink.flush()
+        except (OSError, ValueError):
+            pass
+
+    def wait_exit(self, timeout: float) -> bool:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def terminate(self) -> None:
+        """Stop dlv (and everything in its process group), politely then firmly."""
+        if self.proc.poll() is None:
+            for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 3.0)):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.proc.pid, sig)
+                if self.wait_exit(grace):
+                    break
+        for t in self._threads:
+            t.join(timeout=1.0)
+
+
+def launch(
+    dlv: str,
+    mode_args: Sequence[str],
+    program_args: Sequence[str],
+    sink: BinaryIO | None,
+    extra_flags: Sequence[str] = (),
+    start_timeout: float = 60.0,
+    cwd: str | None = None,
+) -> DlvProcess:
+    """Run ``dlv <mode_args> --headless ... -- <program_args>`` and wait for its port.
+
+    ``mode_args`` is for example ``["exec", "/path/prog"]``. Raises DelveRefusedError with
+    Delve's own words when it exits before listening or right after (version check).
+    """
+    if not os.path.isfile(dlv) or not os.access(dlv, os.X_OK):
+        raise DelveNotFoundError(
+            f"dlv not found at {dlv}: run `make setup` (installs the pinned Delve) or pass --dlv"
+        )
+    cmd = [
+        dlv,
+        *mode_args,
+        "--headless",
+        "--api-version=2",
+        "--listen=127.0.0.1:0",
+        *extra_flags,
+    ]
+    if program_args:
+        cmd += ["--", *program_args]
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            cwd=cwd,
+        )
+    except OSError as e:
+        raise DelveNotFoundError(f"cannot run dlv at {dlv}: {e.strerror}") from e
+    assert proc.stdout is not None and proc.stderr is not None
+    out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+    bufs = {out_fd: bytearray(), err_fd: bytearray()}
+    open_fds = [out_fd, err_fd]
+    deadline = time.monotonic() + start_timeout
+    while True:
+        m = LISTEN_RE.search(bufs[out_fd])
+        if m:
+            host, port = m.group(1).decode(), int(m.group(2))
+            rest = bytes(bufs[out_fd][m.end() :]).lstrip(b"\r\n")
+            break
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            _kill(proc)
+            raise DelveError(f"dlv did not start listening within {start_timeout:g}s")
+        if not open_fds or proc.poll() is not None and not _readable(open_fds):
+            _kill(proc)
+            raise DelveRefusedError(_first_error_line(bytes(bufs[err_fd]) or bytes(bufs[out_fd])))
+        ready, _, _ = select.select(open_fds, [], [], min(remaining, 0.5))
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                bufs[fd] += chunk
+            else:
+                open_fds.remove(fd)
+    err = bytes(bufs[err_fd])
+    dp = DlvProcess(proc=proc, host=host, port=port, _sink=sink)
+    if err:
+        dp._stderr_tail.append(err)
+        dp._write(err)
+    dp.start_drain(rest)
+    return dp
+
+
+def _readable(fds: list[int]) -> bool:
+    ready, _, _ = select.select(fds, [], [], 0)
+    return bool(ready)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _first_error_line(raw: bytes) -> str:
+    text = raw.decode(errors="replace")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.lower().startswith(("could not launch process", "error", "version of delve")):
+            return "dlv: " + ln
+    return "dlv exited at start-up: " + (lines[-1] if lines else "no output")

@@ -1,0 +1,235 @@
+"""Typed, frozen views of the Delve API v2 wire objects dlvsnap uses.
+
+Field names follow the JSON keys of ``service/api/types.go`` (see
+../shared/reference/delve-json-rpc.md). Only what dlvsnap reads is modelled; each
+``from_json`` tolerates missing keys because older Delve releases omit some of them.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+JSON = dict[str, Any]
+
+# reflect.Kind numbers as Delve serialises them (Variable.kind).
+KIND_MAP = 21
+KIND_PTR = 22
+KIND_STRING = 24
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    """api.LoadConfig (no json tags: keys are the Go field names)."""
+
+    follow_pointers: bool = False
+    max_variable_recurse: int = 0
+    max_string_len: int = 64
+    max_array_values: int = 0
+    max_struct_fields: int = -1
+
+    def to_json(self) -> JSON:
+        return {
+            "FollowPointers": self.follow_pointers,
+            "MaxVariableRecurse": self.max_variable_recurse,
+            "MaxStringLen": self.max_string_len,
+            "MaxArrayValues": self.max_array_values,
+            "MaxStructFields": self.max_struct_fields,
+        }
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    addr: int
+    type: str
+    real_type: str
+    kind: int
+    value: str
+    len: int
+    base: int
+    flags: int
+    unreadable: str
+    children: tuple[Variable, ...]
+    string_bytes: bytes | None = None
+
+    @classmethod
+    def from_json(cls, j: JSON) -> Variable:
+        raw = j.get("StringValueBytes")
+        return cls(
+            name=j.get("name", ""),
+            addr=int(j.get("addr", 0)),
+            type=j.get("type", ""),
+            real_type=j.get("realType", ""),
+            kind=int(j.get("kind", 0)),
+            value=j.get("value", ""),
+            len=int(j.get("len", 0)),
+            base=int(j.get("base", 0)),
+            flags=int(j.get("flags", 0)),
+            unreadable=j.get("unreadable", ""),
+            children=tuple(cls.from_json(c) for c in (j.get("children") or ())),
+            string_bytes=base64.b64decode(raw) if raw else None,
+        )
+
+    def as_int(self) -> int:
+        """The integer in ``value`` (pointers: the pointee address, as Delve prints it)."""
+        v = self.value.strip()
+        if v.startswith("0x"):
+            return int(v, 16)
+        return int(v)
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    entry: int
+
+    @classmethod
+    def from_json(cls, j: JSON | None) -> Function | None:
+        if not j:
+            return None
+        return cls(name=j.get("name", ""), entry=int(j.get("value", 0)))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One api.Stackframe (Location keys flattened)."""
+
+    pc: int
+    file: str
+    line: int
+    function: str
+
+    @classmethod
+    def from_json(cls, j: JSON) -> Frame:
+        fn = Function.from_json(j.get("function"))
+        return cls(
+            pc=int(j.get("pc", 0)),
+            file=j.get("file", ""),
+            line=int(j.get("line", 0)),
+            function=fn.name if fn else "",
+        )
+
+
+@dataclass(frozen=True)
+class BreakpointInfo:
+    stacktrace: tuple[Frame, ...]
+    variables: tuple[Variable, ...]
+    arguments: tuple[Variable, ...]
+
+    @classmethod
+    def from_json(cls, j: JSON | None) -> BreakpointInfo | None:
+        if not j:
+            return None
+        return cls(
+            stacktrace=tuple(Frame.from_json(f) for f in (j.get("stacktrace") or ())),
+            variables=tuple(Variable.from_json(v) for v in (j.get("variables") or ())),
+            arguments=tuple(Variable.from_json(v) for v in (j.get("arguments") or ())),
+        )
+
+
+@dataclass(frozen=True)
+class Breakpoint:
+    id: int
+    name: str
+    addrs: tuple[int, ...]
+    function_name: str
+    cond: str
+    raw: JSON = field(compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, j: JSON) -> Breakpoint:
+        return cls(
+            id=int(j.get("id", 0)),
+            name=j.get("name", ""),
+            addrs=tuple(int(a) for a in (j.get("addrs") or ())),
+            function_name=j.get("functionName", ""),
+            cond=j.get("Cond", ""),
+            raw=j,
+        )
+
+
+@dataclass(frozen=True)
+class Thread:
+    id: int
+    pc: int
+    file: str
+    line: int
+    function: str
+    goroutine_id: int
+    breakpoint: Breakpoint | None
+    breakpoint_info: BreakpointInfo | None
+
+    @classmethod
+    def from_json(cls, j: JSON) -> Thread:
+        fn = Function.from_json(j.get("function"))
+        bp = j.get("breakPoint")
+        return cls(
+            id=int(j.get("id", 0)),
+            pc=int(j.get("pc", 0)),
+            file=j.get("file", ""),
+            line=int(j.get("line", 0)),
+            function=fn.name if fn else "",
+            goroutine_id=int(j.get("goroutineID", 0)),
+            breakpoint=Breakpoint.from_json(bp) if bp else None,
+            breakpoint_info=BreakpointInfo.from_json(j.get("breakPointInfo")),
+        )
+
+
+@dataclass(frozen=True)
+class DebuggerState:
+    pid: int
+    running: bool
+    exited: bool
+    exit_status: int
+    next_in_progress: bool
+    current_thread: Thread | None
+    threads: tuple[Thread, ...]
+    current_goroutine_id: int
+    stop_reason: str
+
+    @classmethod
+    def from_json(cls, j: JSON) -> DebuggerState:
+        ct = j.get("currentThread")
+        cg = j.get("currentGoroutine") or {}
+        return cls(
+            pid=int(j.get("Pid", 0)),
+            running=bool(j.get("Running", False)),
+            exited=bool(j.get("exited", False)),
+            exit_status=int(j.get("exitStatus", 0)),
+            next_in_progress=bool(j.get("NextInProgress", False)),
+            current_thread=Thread.from_json(ct) if ct else None,
+            threads=tuple(Thread.from_json(t) for t in (j.get("Threads") or ())),
+            current_goroutine_id=int(cg.get("id", 0)),
+            stop_reason=j.get("stopReason", ""),
+        )
+
+    def threads_at_breakpoints(self) -> list[Thread]:
+        """Every thread stopped on a breakpoint: simultaneous hits are all reported here."""
+        return [t for t in self.threads if t.breakpoint is not None]
+
+
+@dataclass(frozen=True)
+class Version:
+    delve_version: str
+    api_version: int
+    target_go_version: str
+    min_go: str
+    max_go: str
+
+    @classmethod
+    def from_json(cls, j: JSON) -> Version:
+        return cls(
+            delve_version=j.get("DelveVersion", ""),
+            api_version=int(j.get("APIVersion", 0)),
+            target_go_version=j.get("TargetGoVersion", ""),
+            min_go=j.get("MinSupportedVersionOfGo", ""),
+            max_go=j.get("MaxSupportedVersionOfGo", ""),
+        )
+
+    @property
+    def short(self) -> str:
+        """``1.27.2`` from ``Version: 1.27.2\\nBuild: ...``."""
+        first = self.delve_version.splitlines()[0] if self.delve_version else ""
+        return first.removeprefix("Version:").strip()

@@ -1,0 +1,50 @@
+"""Compare two snapshots of the same map slot by slot (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlvsnap.model import MapDiff, MapSnapshot, SlotChange, Table
+
+_TABLE_FIELDS = ("used", "capacity", "growth_left", "local_depth", "n_groups", "groups_addr")
+
+
+def diff(before: MapSnapshot, after: MapSnapshot) -> MapDiff:
+    after_slots = after.slot_map()
+    changes: list[SlotChange] = []
+    for s in before.slots:
+        a = after_slots.get(s.loc)
+        if a is None or a.byte == s.byte:
+            continue
+        changes.append(SlotChange(s.loc, s.byte, a.byte, s.state, a.state, s.key))
+    header: dict[str, tuple[Any, Any]] = {}
+    for k, v in before.header.items():
+        w = after.header.get(k)
+        if w != v:
+            header[k] = (v, w)
+    bt = {t.index: t for t in before.tables}
+    at = {t.index: t for t in after.tables}
+    table_changes: dict[int, dict[str, tuple[int, int]]] = {}
+    for idx in sorted(bt.keys() & at.keys()):
+        d = _table_delta(bt[idx], at[idx])
+        if d:
+            table_changes[idx] = d
+    return MapDiff(
+        changes=tuple(sorted(changes, key=lambda c: c.loc)),
+        count_before=before.count,
+        count_after=after.count,
+        header_changes=header,
+        table_changes=table_changes,
+        tables_added=tuple(sorted(at.keys() - bt.keys())),
+        tables_removed=tuple(sorted(bt.keys() - at.keys())),
+        moved=(before.addr, after.addr) if before.addr != after.addr else None,
+    )
+
+
+def _table_delta(b: Table, a: Table) -> dict[str, tuple[int, int]]:
+    out: dict[str, tuple[int, int]] = {}
+    for f in _TABLE_FIELDS:
+        vb, va = getattr(b, f), getattr(a, f)
+        if vb != va:
+            out[f] = (vb, va)
+    return out

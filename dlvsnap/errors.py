@@ -1,0 +1,76 @@
+"""dlvsnap's error types and the exit codes the CLI maps them to.
+
+Every error a user can cause or meet carries a one-line message and an exit code; the CLI
+prints ``dlvsnap: <message>`` and exits with that code. The codes are documented in
+README.md ("Exit codes") and are part of the command-line contract.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    INTERNAL = 1  # a bug in dlvsnap: please report it
+    USAGE = 2  # bad command line (click's own code)
+    MAP = 3  # --map names no variable, not a map, or a nil map
+    NO_DELETES = 4  # the program exited before any delete from the watched map
+    TARGET = 5  # cannot build or read the target: no debug info, unsupported map layout
+    DELVE = 6  # dlv missing, refusing the target's Go version, or failing
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+class DlvsnapError(Exception):
+    """Base class: a failure with a one-line message for the user."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+
+class MapResolutionError(DlvsnapError):
+    exit_code = ExitCode.MAP
+
+
+class NoDeletesError(DlvsnapError):
+    exit_code = ExitCode.NO_DELETES
+
+
+class TargetError(DlvsnapError):
+    exit_code = ExitCode.TARGET
+
+
+class LayoutError(TargetError):
+    """No layout fits the target, or bytes do not decode under the chosen layout."""
+
+
+class MemoryReadError(DlvsnapError):
+    exit_code = ExitCode.TARGET
+
+
+class DelveError(DlvsnapError):
+    exit_code = ExitCode.DELVE
+
+
+class DelveNotFoundError(DelveError):
+    pass
+
+
+class DelveRefusedError(DelveError):
+    """Delve exited at start-up, for example refusing the target's Go version."""
+
+
+class RPCError(DelveError):
+    """Delve answered a request with an error string."""
+
+    def __init__(self, method: str, message: str) -> None:
+        super().__init__(f"{method}: {message}")
+        self.method = method
+        self.message = message
+
+
+class RPCTimeout(DelveError):
+    pass
+
+
+class ConnectionClosed(DelveError):
+    pass

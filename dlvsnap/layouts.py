@@ -1,0 +1,215 @@
+"""Load layout data from ``layouts/`` and compile it into construct Structs.
+
+Layouts are data (one TOML file per map family and release range, see layouts/index.toml);
+this module turns a file into structs for one target, chosen by (implementation, Go
+release, pointer size, byte order), with Go's alignment rules. Nothing here reads memory.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import construct as cs
+
+from dlvsnap.errors import LayoutError
+
+# Go basic types: (size in bytes, signed); ``None`` size means pointer-sized.
+_BASIC: dict[str, tuple[int | None, bool]] = {
+    "uint8": (1, False),
+    "bool": (1, False),
+    "uint16": (2, False),
+    "uint32": (4, False),
+    "int32": (4, True),
+    "uint64": (8, False),
+    "int64": (8, True),
+    "uintptr": (None, False),
+    "ptr": (None, False),
+    "int": (None, True),
+}
+_FORMAT = {(1, False): "B", (2, False): "H", (4, False): "L", (4, True): "l", (8, False): "Q",
+           (8, True): "q"}
+
+
+def layouts_dir() -> Path:
+    """The layout data: inside the wheel as dlvsnap/_layouts, or the checkout's layouts/."""
+    packaged = resources.files("dlvsnap").joinpath("_layouts")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / "layouts"
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    name: str
+    type: str
+    offset: int
+    size: int
+
+
+@dataclass(frozen=True)
+class CompiledStruct:
+    name: str
+    struct: cs.Construct[Any, Any]
+    fields: tuple[FieldInfo, ...]
+    size: int
+    align: int
+
+    def offset(self, field: str) -> int:
+        for f in self.fields:
+            if f.name == field:
+                return f.offset
+        raise KeyError(field)
+
+    def parse(self, data: bytes) -> dict[str, Any]:
+        """Parse ``data`` (at least ``size`` bytes) into a plain dict (nested for structs)."""
+        if len(data) < self.size:
+            raise LayoutError(f"{self.name}: {len(data)} bytes read, {self.size} needed")
+        try:
+            parsed = self.struct.parse(data[: self.size])
+        except cs.ConstructError as e:
+            raise LayoutError(f"{self.name}: cannot parse: {e}") from e
+        return _plain(parsed)
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items() if not k.startswith("_")}
+    return obj
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One layout file compiled for one pointer size and byte order."""
+
+    family: str
+    name: str
+    ptr_size: int
+    little_endian: bool
+    constants: dict[str, int]
+    structs: dict[str, CompiledStruct]
+    source: Path
+
+    def struct(self, name: str) -> CompiledStruct:
+        try:
+            return self.structs[name]
+        except KeyError:
+            raise LayoutError(f"layout {self.name} has no struct {name}") from None
+
+    def const(self, name: str) -> int:
+        try:
+            return self.constants[name]
+        except KeyError:
+            raise LayoutError(f"layout {self.name} has no constant {name}") from None
+
+    @property
+    def byte_order(self) -> str:
+        return "<" if self.little_endian else ">"
+
+
+def _align_up(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def compile_layout(data: dict[str, Any], ptr_size: int, little_endian: bool, source: Path) -> Layout:
+    if ptr_size not in (4, 8):
+        raise LayoutError(f"unsupported pointer size {ptr_size}")
+    order = "<" if little_endian else ">"
+    raw_structs: dict[str, Any] = data.get("structs", {})
+    compiled: dict[str, CompiledStruct] = {}
+
+    def build(name: str, stack: tuple[str, ...] = ()) -> CompiledStruct:
+        if name in compiled:
+            return compiled[name]
+        if name in stack:
+            raise LayoutError(f"{source.name}: struct {name} contains itself")
+        spec = raw_structs.get(name)
+        if spec is None:
+            raise LayoutError(f"{source.name}: unknown type {name}")
+        subcons: list[Any] = []
+        fields: list[FieldInfo] = []
+        off = 0
+        align = 1
+        for i, (fname, ftype) in enumerate(spec["fields"]):
+            if ftype in _BASIC:
+                size, signed = _BASIC[ftype]
+                size = size or ptr_size
+                # Go aligns a basic type to its size, but 64-bit values only to 4 bytes
+                # on 32-bit ports (cmd/compile/internal/types/size.go, RegSize 4).
+                falign = min(size, ptr_size)
+                sub: Any = cs.Flag if ftype == "bool" else cs.FormatField(order, _FORMAT[size, signed])
+            else:
+                inner = build(ftype, (*stack, name))
+                size, falign, sub = inner.size, inner.align, inner.struct
+            pad = _align_up(off, falign) - off
+            if pad:
+                subcons.append(f"_pad{i}" / cs.Padding(pad))
+                off += pad
+            subcons.append(fname / sub)
+            fields.append(FieldInfo(fname, ftype, off, size))
+            off += size
+            align = max(align, falign)
+        total = _align_up(off, align)
+        if total > off:
+            subcons.append("_padend" / cs.Padding(total - off))
+        want = spec.get("sizes", {}).get(f"ptr{ptr_size}")
+        if want is not None and want != total:
+            raise LayoutError(
+                f"{source.name}: struct {name} compiles to {total} bytes for pointer size "
+                f"{ptr_size}, the file says {want}"
+            )
+        cst = CompiledStruct(name, cs.Struct(*subcons), tuple(fields), total, align)
+        compiled[name] = cst
+        return cst
+
+    for sname in raw_structs:
+        build(sname)
+    consts = {k: int(v) for k, v in data.get("constants", {}).items()}
+    return Layout(
+        family=str(data["family"]),
+        name=str(data["name"]),
+        ptr_size=ptr_size,
+        little_endian=little_endian,
+        constants=consts,
+        structs=compiled,
+        source=source,
+    )
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise LayoutError(f"layout data missing: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise LayoutError(f"{path.name}: {e}") from e
+
+
+def release_key(version: str) -> str:
+    """``go1.26.8 X:foo`` -> ``1.26``."""
+    v = version.split()[0].removeprefix("go")
+    parts = v.split(".")
+    return ".".join(parts[:2])
+
+
+@functools.cache
+def load_layout(family: str, go_version: str, ptr_size: int, little_endian: bool) -> Layout:
+    """The layout for this map implementation and Go release, compiled for the target."""
+    base = layouts_dir()
+    index = _read_toml(base / "index.toml")
+    releases: dict[str, str] = index.get(family, {})
+    rel = release_key(go_version)
+    fname = releases.get(rel)
+    if fname is None:
+        known = ", ".join(sorted(releases)) or "none"
+        raise LayoutError(
+            f"no {family} map layout for Go {rel} (known: {known}); "
+            "see README 'Bumping Go'"
+        )
+    path = base / f"{fname}.toml"
+    return compile_layout(_read_toml(path), ptr_size, little_endian, path)

@@ -1,0 +1,258 @@
+"""Pure data: what a map looked like at one stop, and what changed between two stops.
+
+Nothing here reads memory or knows Delve; every object converts to JSON-ready data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RawKey:
+    """A key dlvsnap does not interpret (arrays, structs, pointers...): its bytes."""
+
+    data: bytes
+
+    def __str__(self) -> str:
+        return "0x" + self.data.hex() if len(self.data) <= 16 else f"0x{self.data[:16].hex()}…"
+
+
+KeyValue = int | float | bool | str | RawKey | None
+
+
+def key_to_json(key: KeyValue) -> Any:
+    """JSON form of a decoded key: numbers, bools and valid UTF-8 strings as themselves;
+    anything else as ``{"hex": "..."}``; NaN/Inf floats as ``{"float": "NaN"}``."""
+    if isinstance(key, RawKey):
+        return {"hex": key.data.hex()}
+    if isinstance(key, float) and not math.isfinite(key):
+        return {"float": repr(key)}
+    return key
+
+
+def key_to_text(key: KeyValue) -> str:
+    if key is None:
+        return "?"
+    if isinstance(key, str):
+        return repr(key) if len(key) <= 40 else repr(key[:40]) + "…"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+# Slot states, as named in the JSON schema.
+FULL = "full"
+EMPTY = "empty"  # swiss ctrlEmpty
+DELETED = "deleted"  # swiss tombstone
+EMPTY_ONE = "emptyOne"  # classic
+EMPTY_REST = "emptyRest"
+EVACUATED_X = "evacuatedX"
+EVACUATED_Y = "evacuatedY"
+EVACUATED_EMPTY = "evacuatedEmpty"
+
+
+@dataclass(frozen=True, order=True)
+class SlotLoc:
+    """A stable slot location: (table index or -1 for a small map, group, slot)."""
+
+    table: int
+    group: int
+    slot: int
+
+    def __str__(self) -> str:
+        if self.table < 0:
+            return f"g{self.group}/s{self.slot}"
+        return f"t{self.table}/g{self.group}/s{self.slot}"
+
+    def describe(self) -> str:
+        if self.table < 0:
+            return f"group {self.group} slot {self.slot}"
+        return f"table {self.table} group {self.group} slot {self.slot}"
+
+
+@dataclass(frozen=True)
+class Slot:
+    loc: SlotLoc
+    byte: int  # the raw ctrl (swiss) or tophash (classic) byte
+    state: str
+    key: KeyValue = None  # decoded for full slots
+
+
+@dataclass(frozen=True)
+class KeyType:
+    """What dlvsnap knows of the key/elem types, from the map's type descriptor."""
+
+    kind: int  # reflect.Kind
+    size: int
+    indirect: bool
+    name: str = ""
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES.get(self.kind, f"kind{self.kind}")
+
+
+KIND_NAMES = {
+    1: "bool", 2: "int", 3: "int8", 4: "int16", 5: "int32", 6: "int64", 7: "uint", 8: "uint8",
+    9: "uint16", 10: "uint32", 11: "uint64", 12: "uintptr", 13: "float32", 14: "float64",
+    15: "complex64", 16: "complex128", 17: "array", 18: "chan", 19: "func", 20: "interface",
+    21: "map", 22: "pointer", 23: "slice", 24: "string", 25: "struct", 26: "unsafe.Pointer",
+}
+
+
+@dataclass(frozen=True)
+class MapType:
+    """The decoded type descriptor of one map type (abi.MapType or maptype)."""
+
+    addr: int
+    key: KeyType
+    elem: KeyType
+    group_size: int  # swiss group / classic bucket size
+    slot_size: int
+    elem_off: int
+    flags: int
+
+
+@dataclass(frozen=True)
+class Table:
+    index: int
+    addr: int
+    used: int
+    capacity: int
+    growth_left: int
+    local_depth: int
+    groups_addr: int
+    n_groups: int
+
+    @property
+    def tombstones(self) -> int:
+        # capacity*7/8 - used - growthLeft (internal/runtime/maps/table.go, tombstones())
+        return self.capacity * 7 // 8 - self.used - self.growth_left if self.capacity > 8 else 0
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes the map holds, and bytes its live entries need."""
+
+    header: int
+    directory: int
+    tables: int
+    groups: int
+    indirect: int  # separately allocated keys/elems of live entries
+    live_entries: int
+    entry_bytes: int  # key + elem size of one entry
+
+    @property
+    def held(self) -> int:
+        return self.header + self.directory + self.tables + self.groups + self.indirect
+
+    @property
+    def needed(self) -> int:
+        return self.live_entries * self.entry_bytes
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "held_bytes": self.held,
+            "needed_bytes": self.needed,
+            "header_bytes": self.header,
+            "directory_bytes": self.directory,
+            "table_bytes": self.tables,
+            "group_bytes": self.groups,
+            "indirect_bytes": self.indirect,
+            "live_entries": self.live_entries,
+        }
+
+
+@dataclass(frozen=True)
+class MapSnapshot:
+    impl: str  # "swiss" | "classic"
+    layout: str
+    addr: int
+    header: dict[str, Any]
+    count: int
+    map_type: MapType
+    tables: tuple[Table, ...]
+    slots: tuple[Slot, ...]
+    memory: Memory
+    warnings: tuple[str, ...] = ()  # broken invariants: a layout that does not fit, or a torn read
+
+    def live_keys(self) -> list[KeyValue]:
+        return [s.key for s in self.slots if s.state == FULL]
+
+    def slot_map(self) -> dict[SlotLoc, Slot]:
+        return {s.loc: s for s in self.slots}
+
+    def tombstones(self) -> int:
+        return sum(1 for s in self.slots if s.state == DELETED)
+
+
+@dataclass(frozen=True)
+class SlotChange:
+    loc: SlotLoc
+    before_byte: int
+    after_byte: int
+    before_state: str
+    after_state: str
+    key: KeyValue  # the slot's decoded key before the change
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "slot": str(self.loc),
+            "table": self.loc.table if self.loc.table >= 0 else None,
+            "group": self.loc.group,
+            "index": self.loc.slot,
+            "before_state": self.before_state,
+            "after_state": self.after_state,
+            "before_byte": self.before_byte,
+            "after_byte": self.after_byte,
+            "key": key_to_json(self.key),
+        }
+
+
+@dataclass(frozen=True)
+class MapDiff:
+    changes: tuple[SlotChange, ...]
+    count_before: int
+    count_after: int
+    header_changes: dict[str, tuple[Any, Any]]
+    table_changes: dict[int, dict[str, tuple[int, int]]]
+    tables_added: tuple[int, ...] = ()
+    tables_removed: tuple[int, ...] = ()
+    moved: tuple[int, int] | None = None  # header address before/after, if it moved
+
+    @property
+    def reseeded(self) -> bool:
+        return "seed" in self.header_changes or "hash0" in self.header_changes
+
+    def left_full(self) -> list[SlotChange]:
+        return [c for c in self.changes if c.before_state == FULL and c.after_state != FULL]
+
+
+@dataclass
+class Location:
+    function: str
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        base = self.file.rsplit("/", 1)[-1]
+        return f"{self.function} {base}:{self.line}"
+
+
+@dataclass
+class DeleteEvent:
+    seq: int
+    op: str  # "delete" | "clear"
+    entry: str  # runtime function that was hit
+    via: str  # reflect entry point, if the call came through reflect
+    goroutine: int
+    location: Location
+    key: KeyValue
+    key_decoded: bool
+    before: MapSnapshot
+    after: MapSnapshot
+    diff: MapDiff
+    extra: dict[str, Any] = field(default_factory=dict)

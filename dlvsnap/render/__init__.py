@@ -1,0 +1,1 @@
+"""Renderers: events and summaries to text (tabulate) and JSON Lines."""

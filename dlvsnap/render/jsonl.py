@@ -1,0 +1,90 @@
+"""JSON Lines output. The schema is documented in docs/json-schema.md; bump SCHEMA_VERSION
+on any incompatible change."""
+
+from __future__ import annotations
+
+import json
+from typing import IO, Any
+
+from dlvsnap.model import DeleteEvent, MapSnapshot, key_to_json
+from dlvsnap.target import TargetInfo
+
+SCHEMA_VERSION = 1
+
+
+def _line(out: IO[str], obj: dict[str, Any]) -> None:
+    out.write(json.dumps({"v": SCHEMA_VERSION, **obj}, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+def start(out: IO[str], target: TargetInfo, expr: str, delve: str) -> None:
+    _line(out, {
+        "event": "start",
+        "map": expr,
+        "go_version": target.go_version,
+        "experiments": list(target.experiments),
+        "goarch": target.goarch,
+        "ptr_size": target.ptr_size,
+        "map_impl": target.map_impl,
+        "delve": delve,
+    })
+
+
+def _header(s: MapSnapshot) -> dict[str, Any]:
+    return {k: v for k, v in s.header.items() if not isinstance(v, dict)}
+
+
+def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
+    d = ev.diff
+    obj: dict[str, Any] = {
+        "event": ev.op,
+        "seq": ev.seq,
+        "entry": ev.entry,
+        "via": ev.via or None,
+        "goroutine": ev.goroutine,
+        "function": ev.location.function,
+        "file": ev.location.file,
+        "line": ev.location.line,
+        "map_addr": ev.after.addr,
+        "key": key_to_json(ev.key) if ev.key_decoded else None,
+        "key_present": d.count_after < d.count_before,
+        "count_before": d.count_before,
+        "count_after": d.count_after,
+        "changes": [c.to_json() for c in d.changes],
+        "header_changes": {k: [b, a] for k, (b, a) in d.header_changes.items()
+                           if not isinstance(b, dict)},
+        "table_changes": {str(i): {f: [b, a] for f, (b, a) in ch.items()}
+                          for i, ch in d.table_changes.items()},
+        "reseeded": d.reseeded,
+        "moved": [d.moved[0], d.moved[1]] if d.moved else None,
+        "tombstones": ev.after.tombstones(),
+        "memory": ev.after.memory.to_json(),
+        "layout": ev.after.layout,
+        "header": _header(ev.after),
+        "warnings": list(ev.before.warnings + ev.after.warnings),
+    }
+    if live_keys:
+        obj["live_keys"] = [key_to_json(k) for k in ev.after.live_keys()]
+    _line(out, obj)
+
+
+def note(out: IO[str], kind: str, message: str, data: dict[str, Any]) -> None:
+    _line(out, {"event": "note", "kind": kind, "message": message, **data})
+
+
+def summary(out: IO[str], deletes: int, clears: int, keys_removed: int, absent: int,
+            last: MapSnapshot | None, exit_status: int | None, reader: str) -> None:
+    obj: dict[str, Any] = {
+        "event": "summary",
+        "deletes": deletes,
+        "clears": clears,
+        "keys_removed": keys_removed,
+        "absent_deletes": absent,
+        "exit_status": exit_status,
+        "memory_reader": reader,
+    }
+    if last is not None:
+        obj["tombstones"] = last.tombstones()
+        obj["count"] = last.count
+        obj["memory"] = last.memory.to_json()
+    _line(out, obj)

@@ -1,0 +1,109 @@
+"""A Session owns one dlv server, its connection and the target, and always cleans up.
+
+On every exit path (normal end, error, Ctrl-C) the target is killed and dlv is gone:
+Detach(kill) when the connection is usable; otherwise closing the socket (single-client
+Delve then kills the target and exits), then SIGTERM/SIGKILL to dlv's process group, then
+SIGKILL to the target's pid if it is somehow still there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+from dlvsnap.delve.client import DelveClient
+from dlvsnap.delve.launcher import DlvProcess, launch
+from dlvsnap.delve.rpc import JsonRpcConnection
+from dlvsnap.delve.types import Version
+from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError
+from dlvsnap.memory import MemoryReader, ProcMem, choose_reader
+from dlvsnap.target import TargetInfo, detect_map_impl, identify
+
+
+class Session:
+    def __init__(self, dlv: DlvProcess, client: DelveClient, target: TargetInfo,
+                 version: Version, pid: int) -> None:
+        self.dlv = dlv
+        self.client = client
+        self.target = target
+        self.version = version
+        self.pid = pid
+        self._reader: MemoryReader | None = None
+        self._closed = False
+
+    @classmethod
+    def launch(cls, dlv_path: str, binary: str | Path, args: list[str],
+               sink: BinaryIO | None) -> Session:
+        """``dlv exec`` the binary (stopped at entry) and identify it."""
+        info = identify(binary)
+        dp = launch(dlv_path, ["exec", str(binary)], args, sink)
+        client: DelveClient | None = None
+        try:
+            try:
+                client = DelveClient(JsonRpcConnection(dp.host, dp.port))
+                client.set_api_version(2)
+                version = client.get_version()
+            except DelveError as e:
+                # Delve prints its listening line, then may refuse the target and exit.
+                if dp.wait_exit(2.0):
+                    tail = dp.stderr_tail().strip().splitlines()
+                    raise DelveRefusedError(
+                        "dlv: " + (tail[-1] if tail else f"exited with status {dp.proc.returncode}")
+                    ) from e
+                raise
+            pid = client.state().pid or client.process_pid()
+            info = TargetInfo(**{**info.__dict__, "map_impl": detect_map_impl(client)})
+            return cls(dp, client, info, version, pid)
+        except BaseException:
+            if client is not None:
+                client.conn.close()
+            dp.terminate()
+            raise
+
+    def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
+        """The memory reader for this session, chosen once (the /proc fast path if it works)."""
+        if self._reader is None:
+            self._reader = choose_reader(self.client, self.pid, probe_addr, probe_size)
+        return self._reader
+
+    @property
+    def memory_reader_name(self) -> str:
+        return self._reader.name if self._reader is not None else "none"
+
+    def close(self, interrupted: bool = False) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if isinstance(self._reader, ProcMem):
+            self._reader.close()
+        conn = self.client.conn
+        if not interrupted and not conn.closed:
+            with contextlib.suppress(DlvsnapError, OSError):
+                self.client.detach(kill=True)
+        conn.close()
+        self.dlv.wait_exit(5.0)
+        self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
+        self._kill_target()
+
+    def _kill_target(self) -> None:
+        if self.pid <= 0:
+            return
+        try:
+            exe = os.readlink(f"/proc/{self.pid}/exe")
+        except OSError:
+            return  # gone
+        if Path(exe.removesuffix(" (deleted)")).name == Path(self.target.path).name:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        # Ctrl-C, SIGTERM: the connection may be mid-call, so do not talk to Delve again.
+        self.close(interrupted=e is not None and not isinstance(e, Exception))

@@ -1,0 +1,408 @@
+"""The watch engine: resolve the map, place breakpoints, loop over stops, snapshot before and
+after every delete of that map, and hand events to a sink.
+
+Which map is watched
+--------------------
+* ``--map`` naming a package variable (``main.cache``, ``example.com/pkg.Var``): the watch
+  follows the *variable*. The breakpoint condition dereferences the variable's address
+  (``uintptr(m) == *(*uintptr)(ADDR)``), so if the program assigns it a new map, the new
+  map's deletes are watched and a ``replaced`` note is emitted.
+* any other expression (``m``, ``s.byID``) is evaluated in the frame of the function that
+  calls delete (the first frame outside runtime, internal/ and reflect), at each delete
+  until it names the map being deleted from. From then on the watch follows that map
+  *object*: a later ``m = make(...)`` is not followed. A header on the heap never moves.
+  A header on a goroutine's stack moves when that stack grows; the condition then matches
+  on the goroutine and the header's distance from the stack top, which copystack keeps, so
+  no delete is lost (``moved`` is reported on the event).
+
+Breakpoints go on every delete entry point in the binary (runtime.mapdelete, _fast32,
+_fast64, _faststr and runtime.mapclear; reflect's entry points call these and are reported
+as ``via``). The "after" snapshot is taken when ``stepOut`` returns to the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dlvsnap.decode.keys import KeyDecoder
+from dlvsnap.decode.swiss import SwissDecoder, decode_map_type
+from dlvsnap.delve.client import BreakpointSpec, DelveClient
+from dlvsnap.delve.types import KIND_MAP, KIND_STRING, Breakpoint, DebuggerState, LoadConfig, Thread, Variable
+from dlvsnap.diff import diff
+from dlvsnap.errors import (
+    LayoutError,
+    MapResolutionError,
+    MemoryReadError,
+    NoDeletesError,
+    RPCError,
+    TargetError,
+)
+from dlvsnap.layouts import Layout, load_layout
+from dlvsnap.memory import MemoryReader
+from dlvsnap.model import DeleteEvent, KeyValue, Location, MapSnapshot, MapType
+from dlvsnap.session import Session
+
+DELETE_FUNC_RE = r"^runtime\.(mapdelete(_fast32|_fast64|_faststr)?|mapclear)$"
+_SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
+_REFLECT_ENTRY = re.compile(r"^reflect\.map(delete|delete_faststr|clear)$")
+STACK_DEPTH = 12
+# Evaluated by Delve at every hit and returned with the stop: no extra round trip.
+_HIT_VARS = ("runtime.curg.stack.lo", "runtime.curg.stack.hi", "uintptr(runtime.curg)")
+
+
+@dataclass
+class WatchOptions:
+    expr: str
+    in_func: str | None = None  # only resolve the expression in this function
+    live_keys: bool = False
+    max_events: int | None = None
+
+
+@dataclass
+class Note:
+    """Something the user should know that is not a delete (replaced map, moved header)."""
+
+    kind: str
+    message: str
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    deletes: int = 0
+    clears: int = 0
+    keys_removed: int = 0
+    absent_deletes: int = 0
+    first: MapSnapshot | None = None  # before the first delete
+    last: MapSnapshot | None = None  # after the last delete
+    exit_status: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def tombstones(self) -> int:
+        return self.last.tombstones() if self.last else 0
+
+
+@dataclass
+class _Hit:
+    thread: Thread
+    entry: str
+    typ: int
+    map_addr: int
+    key_arg: Variable | None
+    stack_lo: int
+    stack_hi: int
+    g_addr: int
+    user_frame: int
+    location: Location
+    via: str
+
+
+@dataclass
+class _Target:
+    """How the watched map is recognised in breakpoint conditions."""
+
+    mode: str  # "discover" | "var" | "heap" | "stack"
+    var_addr: int = 0
+    base: int = 0
+    goroutine: int = 0
+    stack_off: int = 0  # stack.hi - base, for a header on a goroutine stack
+
+
+def normalise_expr(expr: str) -> str:
+    """``example.com/pkg.Var`` -> ``"example.com/pkg".Var`` (Delve's package-path syntax)."""
+    if "/" in expr and not expr.startswith('"'):
+        pkg, _, rest = expr.rpartition(".")
+        if pkg and "/" in pkg and re.fullmatch(r"[\w.\-/]+", pkg):
+            return f'"{pkg}".{rest}'
+    return expr
+
+
+class MapWatch:
+    def __init__(self, session: Session, opts: WatchOptions,
+                 on_event: Callable[[DeleteEvent], None],
+                 on_note: Callable[[Note], None] | None = None) -> None:
+        self.s = session
+        self.c: DelveClient = session.client
+        self.opts = opts
+        self.expr = normalise_expr(opts.expr)
+        self.on_event = on_event
+        self.on_note = on_note or (lambda n: None)
+        tinfo = session.target
+        if tinfo.map_impl != "swiss":
+            raise TargetError(
+                f"{tinfo.describe()}: classic (hmap) maps are not decoded yet; "
+                "dlvsnap decodes swiss maps of Go 1.26"
+            )
+        self.layout: Layout = load_layout("swiss", tinfo.go_version, tinfo.ptr_size,
+                                          tinfo.little_endian)
+        self.map_arg = "m" if tinfo.map_impl == "swiss" else "h"
+        self.bps: list[Breakpoint] = []
+        self.target = _Target("discover")
+        self.summary = Summary()
+        self._types: dict[int, MapType] = {}
+        self._tried_in: set[str] = set()
+        self._nil_seen: Location | None = None
+        self._deletes_seen = 0
+        self._resolved = False
+
+    # -- set-up ------------------------------------------------------------------------------
+    def _resolve_static(self) -> None:
+        """A package variable can be checked before the program runs."""
+        try:
+            v = self.c.eval(self.expr, cfg=LoadConfig())
+        except RPCError as e:
+            msg = e.message
+            if msg.startswith("could not find symbol value for"):
+                return  # a local: resolved at the first delete, in the caller's frame
+            if msg.startswith("could not find symbol"):
+                raise MapResolutionError(f"unknown variable: {self.opts.expr} ({msg})") from None
+            return  # other errors (no goroutine yet...): try again at the first delete
+        self._check_kind(v)
+        self.target = _Target("var", var_addr=v.addr)
+
+    def _check_kind(self, v: Variable) -> None:
+        if v.kind != KIND_MAP:
+            what = v.type or f"kind {v.kind}"
+            raise MapResolutionError(f"not a map: {self.opts.expr} is {what}")
+
+    def _cond(self) -> str:
+        t, m = self.target, self.map_arg
+        if t.mode == "var":
+            return f"uintptr({m}) == *(*uintptr)({t.var_addr:#x})"
+        if t.mode == "heap":
+            return f"uintptr({m}) == {t.base:#x}"
+        if t.mode == "stack":
+            return (f"runtime.curg.goid == {t.goroutine} && "
+                    f"runtime.curg.stack.hi - uintptr({m}) == {t.stack_off}")
+        return ""
+
+    def _place_breakpoints(self) -> None:
+        funcs = self.c.list_functions(DELETE_FUNC_RE)
+        if not funcs:
+            raise NoDeletesError(
+                "the program never deletes from a map: no runtime.mapdelete* or "
+                "runtime.mapclear in the binary"
+            )
+        cond = self._cond()
+        for fn in funcs:
+            self.bps.append(self.c.create_breakpoint(BreakpointSpec(
+                function_name=fn,
+                cond=cond,
+                stacktrace=STACK_DEPTH,
+                variables=_HIT_VARS,
+                load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
+            )))
+
+    def _set_conditions(self) -> None:
+        cond = self._cond()
+        self.bps = [self.c.amend_breakpoint_cond(bp, cond) for bp in self.bps]
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> Summary:
+        self._resolve_static()
+        self._place_breakpoints()
+        ids = {bp.id for bp in self.bps}
+        while True:
+            st = self.c.command("continue")
+            if st.exited:
+                self.summary.exit_status = st.exit_status
+                return self._finish(st)
+            hits = [t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids]
+            for th in hits:
+                hit = self._parse_hit(th)
+                self._deletes_seen += 1
+                if self._is_watched(hit):
+                    self._record(hit, st)
+                    if (self.opts.max_events is not None
+                            and self.summary.deletes + self.summary.clears >= self.opts.max_events):
+                        self.summary.stopped_early = True
+                        return self.summary
+                    break  # stepOut resumed the target: other hits of this stop are gone
+
+    def _finish(self, st: DebuggerState) -> Summary:
+        n = self.summary.deletes + self.summary.clears
+        if n:
+            return self.summary
+        if self._nil_seen is not None:
+            raise MapResolutionError(
+                f"nil map: {self.opts.expr} was nil when the program deleted from it "
+                f"({self._nil_seen}); delete on a nil map does nothing"
+            )
+        if self.target.mode == "discover" and self._tried_in:
+            raise MapResolutionError(
+                f"unknown variable: {self.opts.expr} is not visible in any function that "
+                f"deleted from a map ({', '.join(sorted(self._tried_in))})"
+            )
+        where = f" from {self.opts.expr}" if self._deletes_seen else ""
+        raise NoDeletesError(
+            f"the program exited (status {st.exit_status}) before any delete{where}"
+        )
+
+    def _parse_hit(self, th: Thread) -> _Hit:
+        info = th.breakpoint_info
+        assert info is not None
+        args = info.arguments
+        if len(args) < 2:
+            raise TargetError(f"{th.function}: Delve returned {len(args)} arguments, expected t, m")
+        var = {v.name: v for v in info.variables}
+        frames = info.stacktrace
+        user = next((i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
+                    1 if len(frames) > 1 else 0)
+        via = next((f.function for f in frames[1:user] if _REFLECT_ENTRY.match(f.function)), "")
+        uf = frames[user] if frames else None
+        return _Hit(
+            thread=th,
+            entry=th.function,
+            typ=args[0].as_int(),
+            map_addr=args[1].as_int(),
+            key_arg=args[2] if len(args) > 2 else None,
+            stack_lo=_int_var(var, _HIT_VARS[0]),
+            stack_hi=_int_var(var, _HIT_VARS[1]),
+            g_addr=_int_var(var, _HIT_VARS[2]),
+            user_frame=user,
+            location=Location(uf.function, uf.file, uf.line) if uf else Location("?", "?", 0),
+            via=via,
+        )
+
+    def _is_watched(self, hit: _Hit) -> bool:
+        t = self.target
+        if t.mode == "var":
+            if hit.map_addr == 0:
+                self._nil_seen = self._nil_seen or hit.location
+                return False
+            if t.base and hit.map_addr != t.base:
+                self.on_note(Note("replaced", (
+                    f"{self.opts.expr} now names another map: header {t.base:#x} -> "
+                    f"{hit.map_addr:#x}; following the variable"),
+                    {"old": t.base, "new": hit.map_addr}))
+            t.base = hit.map_addr
+            return True
+        if t.mode == "discover":
+            return self._discover(hit)
+        if t.mode == "stack":
+            if hit.map_addr != t.base:
+                self.on_note(Note("moved", (
+                    f"the map's header moved with its goroutine's stack: {t.base:#x} -> "
+                    f"{hit.map_addr:#x}"), {"old": t.base, "new": hit.map_addr}))
+                t.base = hit.map_addr
+            return True
+        return True  # heap: the condition matched the address
+
+    def _discover(self, hit: _Hit) -> bool:
+        fn = hit.location.function
+        if self.opts.in_func and fn != self.opts.in_func:
+            return False
+        try:
+            v = self.c.eval(self.expr, goroutine=hit.thread.goroutine_id, frame=hit.user_frame,
+                            cfg=LoadConfig())
+        except RPCError:
+            self._tried_in.add(fn)
+            return False
+        self._check_kind(v)
+        if v.base == 0:
+            if hit.map_addr == 0:
+                self._nil_seen = hit.location
+            return False
+        if v.base != hit.map_addr:
+            return False
+        if hit.stack_lo <= hit.map_addr < hit.stack_hi:
+            self.target = _Target("stack", base=hit.map_addr, goroutine=hit.thread.goroutine_id,
+                                  stack_off=hit.stack_hi - hit.map_addr)
+        else:
+            self.target = _Target("heap", base=hit.map_addr)
+        self._set_conditions()
+        return True
+
+    # -- one delete ----------------------------------------------------------------------------
+    def _decoder(self, typ: int, mem: MemoryReader) -> SwissDecoder:
+        mt = self._types.get(typ)
+        if mt is None:
+            mt = decode_map_type(self.layout, mem, typ)
+            self._types[typ] = mt
+        return SwissDecoder(self.layout, mem, mt)
+
+    def _record(self, hit: _Hit, st: DebuggerState) -> None:
+        mem = self.s.memory(hit.map_addr, self.layout.struct("Map").size)
+        dec = self._decoder(hit.typ, mem)
+        before = dec.snapshot(hit.map_addr)
+        key, decoded = self._deleted_key(hit, dec.keys, mem)
+        if st.current_goroutine_id != hit.thread.goroutine_id:
+            self.c.command("switchGoroutine", goroutineID=hit.thread.goroutine_id)
+        after_st = self.c.command("stepOut")
+        while after_st.next_in_progress and not after_st.exited:
+            after_st = self.c.command("continue")  # another goroutine stopped first
+        if after_st.exited:
+            raise TargetError("the program exited inside a map delete")
+        after_addr = self._after_addr(hit, mem)
+        after = dec.snapshot(after_addr)
+        d = diff(before, after)
+        op = "clear" if hit.entry.endswith("mapclear") else "delete"
+        if op == "clear":
+            self.summary.clears += 1
+        else:
+            self.summary.deletes += 1
+        removed = max(0, before.count - after.count)
+        self.summary.keys_removed += removed
+        if op == "delete" and removed == 0:
+            self.summary.absent_deletes += 1
+        if self.summary.first is None:
+            self.summary.first = before
+        self.summary.last = after
+        if after_addr != hit.map_addr:
+            self.target.base = after_addr
+        self.on_event(DeleteEvent(
+            seq=self.summary.deletes + self.summary.clears,
+            op=op,
+            entry=hit.entry,
+            via=hit.via,
+            goroutine=hit.thread.goroutine_id,
+            location=hit.location,
+            key=key,
+            key_decoded=decoded,
+            before=before,
+            after=after,
+            diff=d,
+        ))
+
+    def _after_addr(self, hit: _Hit, mem: MemoryReader) -> int:
+        """A stack-resident header moves if the stack grew during the call: follow it."""
+        if self.target.mode != "stack" or not hit.g_addr:
+            return hit.map_addr
+        p = self.layout.ptr_size
+        order = "little" if self.layout.little_endian else "big"
+        # g.stack is g's first field: stack{lo, hi uintptr} (runtime/runtime2.go).
+        hi_now = int.from_bytes(mem.read(hit.g_addr + p, p), order)
+        return hit.map_addr + (hi_now - hit.stack_hi)
+
+    def _deleted_key(self, hit: _Hit, keys: KeyDecoder, mem: MemoryReader) -> tuple[KeyValue, bool]:
+        a = hit.key_arg
+        if a is None or hit.entry.endswith("mapclear"):
+            return None, False
+        order = "little" if self.layout.little_endian else "big"
+        try:
+            if hit.entry.endswith("_faststr") or a.kind == KIND_STRING:
+                return keys.string_at(a.base, a.len), True
+            if hit.entry.endswith("_fast32"):
+                return keys.from_value(a.as_int().to_bytes(4, order)), True
+            if hit.entry.endswith("_fast64"):
+                return keys.from_value(a.as_int().to_bytes(8, order)), True
+            # runtime.mapdelete: key is an unsafe.Pointer to the key's own bytes.
+            ptr = a.as_int()
+            if ptr == 0:
+                return None, False
+            return keys.from_value(mem.read(ptr, keys.kt.size)), True
+        except (ValueError, OverflowError, LayoutError, MemoryReadError):
+            return None, False
+
+
+def _int_var(var: dict[str, Variable], name: str) -> int:
+    v = var.get(name)
+    if v is None or v.unreadable or not v.value:
+        return 0
+    try:
+        return v.as_int()
+    except ValueError:
+        return 0
