@@ -126,6 +126,7 @@ def launch(
             stderr=subprocess.PIPE,
             start_new_session=True,
             cwd=cwd,
+            env=_dlv_env(),
         )
     except OSError as e:
         raise DelveNotFoundError(f"cannot run dlv at {dlv}: {e.strerror}") from e
@@ -161,6 +162,13 @@ def launch(
         dp._write(err)
     dp.start_drain(rest)
     return dp
+
+
+def _dlv_env() -> dict[str, str]:
+    # Delve >= 1.24 calls golang.org/x/telemetry's Start, which forks a "dlv ** telemetry **"
+    # child in a session of its own: it would outlive a killed dlv. GO_TELEMETRY_CHILD=2
+    # tells x/telemetry that this process descends from that child, so it forks nothing.
+    return {**os.environ, "GO_TELEMETRY_CHILD": "2"}
 
 
 def _readable(fds: list[int]) -> bool:

@@ -85,7 +85,8 @@ class TextRenderer:
             where = f"{len(s.tables)} table{'s' if len(s.tables) != 1 else ''} / {m.groups // s.map_type.group_size} groups"
         else:
             where = "a small map's single group" if m.groups else "no groups"
-        return f"holds {m.held:,} B in {where} for {s.count} live entries"
+        entries = "entry" if s.count == 1 else "entries"
+        return f"holds {m.held:,} B in {where} for {s.count} live {entries}"
 
     def summary(self, deletes: int, clears: int, removed: int, absent: int,
                 first: MapSnapshot | None, last: MapSnapshot | None) -> None:
