@@ -15,12 +15,15 @@ DEBUG_GCFLAGS = "all=-N -l"
 def find_go(go: str | None = None) -> str:
     path = go or shutil.which("go")
     if not path or not os.access(path, os.X_OK):
-        raise TargetError("go not found on PATH: needed to build a package (or pass a built binary)")
+        raise TargetError(
+            "go not found on PATH: needed to build a package (or pass a built binary)"
+        )
     return path
 
 
-def build_package(pkg_dir: Path, out: Path, go: str | None = None,
-                  extra_env: dict[str, str] | None = None) -> Path:
+def build_package(
+    pkg_dir: Path, out: Path, go: str | None = None, extra_env: dict[str, str] | None = None
+) -> Path:
     """Build the Go package in ``pkg_dir`` to ``out``; a failed build is a TargetError."""
     env = {**os.environ, "GOTOOLCHAIN": "local", **(extra_env or {})}
     cmd = [find_go(go), "build", f"-gcflags={DEBUG_GCFLAGS}", "-o", str(out), "."]

@@ -70,25 +70,64 @@ def cli() -> None:
 @cli.command(context_settings={"ignore_unknown_options": False})
 @click.argument("target")
 @click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
-@click.option("--map", "map_expr", required=True, metavar="EXPR",
-              help="The map: a package variable (main.cache, example.com/pkg.Var) or an "
-                   "expression in the frame of the function that calls delete (m, s.byID).")
-@click.option("--in", "in_func", metavar="FUNC",
-              help="Resolve a local EXPR only in this function (for example main.main).")
+@click.option(
+    "--map",
+    "map_expr",
+    required=True,
+    metavar="EXPR",
+    help="The map: a package variable (main.cache, example.com/pkg.Var) or an "
+    "expression in the frame of the function that calls delete (m, s.byID).",
+)
+@click.option(
+    "--in",
+    "in_func",
+    metavar="FUNC",
+    help="Resolve a local EXPR only in this function (for example main.main).",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout (docs/json-schema.md).")
-@click.option("--live-keys", is_flag=True, help="Also show the keys of every full slot after each delete.")
-@click.option("--dlv", "dlv_path", metavar="PATH", help="Delve binary (default: the pinned one set-up installed).")
+@click.option(
+    "--live-keys", is_flag=True, help="Also show the keys of every full slot after each delete."
+)
+@click.option(
+    "--dlv",
+    "dlv_path",
+    metavar="PATH",
+    help="Delve binary (default: the pinned one set-up installed).",
+)
 @click.option("--go", "go_path", metavar="PATH", help="go command used to build a package TARGET.")
-@click.option("--target-output", metavar="FILE",
-              help="Write the program's own stdout/stderr to FILE (default: dlvsnap's stderr).")
-@click.option("--max-events", type=click.IntRange(min=1), metavar="N",
-              help="Stop (and kill the program) after N watched deletes/clears.")
-@click.option("--color/--no-color", default=None, help="Colour the text view (default: on a terminal, unless NO_COLOR).")
-@click.option("-v", "--verbose", is_flag=True, help="Say what dlvsnap does: build, Delve, memory path.")
-def watch(target: str, program_args: tuple[str, ...], map_expr: str, in_func: str | None,
-          as_json: bool, live_keys: bool, dlv_path: str | None, go_path: str | None,
-          target_output: str | None, max_events: int | None, color: bool | None,
-          verbose: bool) -> None:
+@click.option(
+    "--target-output",
+    metavar="FILE",
+    help="Write the program's own stdout/stderr to FILE (default: dlvsnap's stderr).",
+)
+@click.option(
+    "--max-events",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Stop (and kill the program) after N watched deletes/clears.",
+)
+@click.option(
+    "--color/--no-color",
+    default=None,
+    help="Colour the text view (default: on a terminal, unless NO_COLOR).",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Say what dlvsnap does: build, Delve, memory path."
+)
+def watch(
+    target: str,
+    program_args: tuple[str, ...],
+    map_expr: str,
+    in_func: str | None,
+    as_json: bool,
+    live_keys: bool,
+    dlv_path: str | None,
+    go_path: str | None,
+    target_output: str | None,
+    max_events: int | None,
+    color: bool | None,
+    verbose: bool,
+) -> None:
     """Watch every delete from one map of TARGET (a Go package directory or a binary).
 
     Program arguments go after `--`:  dlvsnap watch ./prog --map m -- arg1 arg2
@@ -121,16 +160,16 @@ def watch(target: str, program_args: tuple[str, ...], map_expr: str, in_func: st
             if text is None:
                 jsonl.start(out, t, map_expr, s.version.short)
             else:
-                text.start(f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}")
+                text.start(
+                    f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}"
+                )
             summary = w.run()
             reader = s.memory_reader_name
             _log(verbose, f"memory read through {reader}")
             if text is None:
-                jsonl.summary(out, summary.deletes, summary.clears, summary.keys_removed,
-                              summary.absent_deletes, summary.last, summary.exit_status, reader)
+                jsonl.summary(out, summary, reader)
             else:
-                text.summary(summary.deletes, summary.clears, summary.keys_removed,
-                             summary.absent_deletes, summary.first, summary.last)
+                text.summary(summary)
 
 
 def main() -> None:

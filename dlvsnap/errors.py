@@ -68,9 +68,9 @@ class RPCError(DelveError):
         self.message = message
 
 
-class RPCTimeout(DelveError):
+class RPCTimeoutError(DelveError):
     pass
 
 
-class ConnectionClosed(DelveError):
+class ConnectionClosedError(DelveError):
     pass

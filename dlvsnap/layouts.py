@@ -12,11 +12,13 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import construct as cs
 
 from dlvsnap.errors import LayoutError
+
+ByteOrder = Literal["little", "big"]
 
 # Go basic types: (size in bytes, signed); ``None`` size means pointer-sized.
 _BASIC: dict[str, tuple[int | None, bool]] = {
@@ -31,8 +33,14 @@ _BASIC: dict[str, tuple[int | None, bool]] = {
     "ptr": (None, False),
     "int": (None, True),
 }
-_FORMAT = {(1, False): "B", (2, False): "H", (4, False): "L", (4, True): "l", (8, False): "Q",
-           (8, True): "q"}
+_FORMAT = {
+    (1, False): "B",
+    (2, False): "H",
+    (4, False): "L",
+    (4, True): "l",
+    (8, False): "Q",
+    (8, True): "q",
+}
 
 
 def layouts_dir() -> Path:
@@ -73,7 +81,8 @@ class CompiledStruct:
             parsed = self.struct.parse(data[: self.size])
         except cs.ConstructError as e:
             raise LayoutError(f"{self.name}: cannot parse: {e}") from e
-        return _plain(parsed)
+        plain: dict[str, Any] = _plain(parsed)
+        return plain
 
 
 def _plain(obj: Any) -> Any:
@@ -107,15 +116,17 @@ class Layout:
             raise LayoutError(f"layout {self.name} has no constant {name}") from None
 
     @property
-    def byte_order(self) -> str:
-        return "<" if self.little_endian else ">"
+    def order(self) -> ByteOrder:
+        return "little" if self.little_endian else "big"
 
 
 def _align_up(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
-def compile_layout(data: dict[str, Any], ptr_size: int, little_endian: bool, source: Path) -> Layout:
+def compile_layout(
+    data: dict[str, Any], ptr_size: int, little_endian: bool, source: Path
+) -> Layout:
     if ptr_size not in (4, 8):
         raise LayoutError(f"unsupported pointer size {ptr_size}")
     order = "<" if little_endian else ">"
@@ -141,7 +152,9 @@ def compile_layout(data: dict[str, Any], ptr_size: int, little_endian: bool, sou
                 # Go aligns a basic type to its size, but 64-bit values only to 4 bytes
                 # on 32-bit ports (cmd/compile/internal/types/size.go, RegSize 4).
                 falign = min(size, ptr_size)
-                sub: Any = cs.Flag if ftype == "bool" else cs.FormatField(order, _FORMAT[size, signed])
+                sub: Any = (
+                    cs.Flag if ftype == "bool" else cs.FormatField(order, _FORMAT[size, signed])
+                )
             else:
                 inner = build(ftype, (*stack, name))
                 size, falign, sub = inner.size, inner.align, inner.struct
@@ -192,7 +205,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def release_key(version: str) -> str:
     """``go1.26.8 X:foo`` -> ``1.26``."""
-    v = version.split()[0].removeprefix("go")
+    v = version.split(maxsplit=1)[0].removeprefix("go")
     parts = v.split(".")
     return ".".join(parts[:2])
 
@@ -208,8 +221,7 @@ def load_layout(family: str, go_version: str, ptr_size: int, little_endian: bool
     if fname is None:
         known = ", ".join(sorted(releases)) or "none"
         raise LayoutError(
-            f"no {family} map layout for Go {rel} (known: {known}); "
-            "see README 'Bumping Go'"
+            f"no {family} map layout for Go {rel} (known: {known}); see README 'Bumping Go'"
         )
     path = base / f"{fname}.toml"
     return compile_layout(_read_toml(path), ptr_size, little_endian, path)

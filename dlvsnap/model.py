@@ -96,10 +96,32 @@ class KeyType:
 
 
 KIND_NAMES = {
-    1: "bool", 2: "int", 3: "int8", 4: "int16", 5: "int32", 6: "int64", 7: "uint", 8: "uint8",
-    9: "uint16", 10: "uint32", 11: "uint64", 12: "uintptr", 13: "float32", 14: "float64",
-    15: "complex64", 16: "complex128", 17: "array", 18: "chan", 19: "func", 20: "interface",
-    21: "map", 22: "pointer", 23: "slice", 24: "string", 25: "struct", 26: "unsafe.Pointer",
+    1: "bool",
+    2: "int",
+    3: "int8",
+    4: "int16",
+    5: "int32",
+    6: "int64",
+    7: "uint",
+    8: "uint8",
+    9: "uint16",
+    10: "uint32",
+    11: "uint64",
+    12: "uintptr",
+    13: "float32",
+    14: "float64",
+    15: "complex64",
+    16: "complex128",
+    17: "array",
+    18: "chan",
+    19: "func",
+    20: "interface",
+    21: "map",
+    22: "pointer",
+    23: "slice",
+    24: "string",
+    25: "struct",
+    26: "unsafe.Pointer",
 }
 
 
@@ -256,3 +278,19 @@ class DeleteEvent:
     after: MapSnapshot
     diff: MapDiff
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Summary:
+    deletes: int = 0
+    clears: int = 0
+    keys_removed: int = 0
+    absent_deletes: int = 0
+    first: MapSnapshot | None = None  # before the first delete
+    last: MapSnapshot | None = None  # after the last delete
+    exit_status: int | None = None
+    stopped_early: bool = False
+
+    @property
+    def tombstones(self) -> int:
+        return self.last.tombstones() if self.last else 0

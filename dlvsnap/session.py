@@ -25,8 +25,15 @@ from dlvsnap.target import TargetInfo, detect_map_impl, identify
 
 
 class Session:
-    def __init__(self, dlv: DlvProcess, client: DelveClient, target: TargetInfo,
-                 version: Version, pid: int) -> None:
+    def __init__(
+        self,
+        *,
+        dlv: DlvProcess,
+        client: DelveClient,
+        target: TargetInfo,
+        version: Version,
+        pid: int,
+    ) -> None:
         self.dlv = dlv
         self.client = client
         self.target = target
@@ -36,11 +43,12 @@ class Session:
         self._closed = False
 
     @classmethod
-    def launch(cls, dlv_path: str, binary: str | Path, args: list[str],
-               sink: BinaryIO | None) -> Session:
+    def launch(
+        cls, dlv_path: str, binary: str | Path, args: list[str], sink: BinaryIO | None
+    ) -> Session:
         """``dlv exec`` the binary (stopped at entry) and identify it."""
         info = identify(binary)
-        dp = launch(dlv_path, ["exec", str(binary)], args, sink)
+        dp = launch(dlv_path, ["exec", str(binary)], program_args=args, sink=sink)
         client: DelveClient | None = None
         try:
             try:
@@ -57,7 +65,7 @@ class Session:
                 raise
             pid = client.state().pid or client.process_pid()
             info = TargetInfo(**{**info.__dict__, "map_impl": detect_map_impl(client)})
-            return cls(dp, client, info, version, pid)
+            return cls(dlv=dp, client=client, target=info, version=version, pid=pid)
         except BaseException:
             if client is not None:
                 client.conn.close()
@@ -103,7 +111,8 @@ class Session:
     def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         # Ctrl-C, SIGTERM: the connection may be mid-call, so do not talk to Delve again.
         self.close(interrupted=e is not None and not isinstance(e, Exception))

@@ -12,8 +12,17 @@ from pathlib import Path
 from dlvsnap.delve.client import DelveClient
 from dlvsnap.errors import TargetError
 
-_MACHINES = {3: "386", 40: "arm", 62: "amd64", 183: "arm64", 243: "riscv64", 8: "mips",
-             21: "ppc64", 22: "s390x", 258: "loong64"}
+_MACHINES = {
+    3: "386",
+    40: "arm",
+    62: "amd64",
+    183: "arm64",
+    243: "riscv64",
+    8: "mips",
+    21: "ppc64",
+    22: "s390x",
+    258: "loong64",
+}
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
 
@@ -93,7 +102,9 @@ def parse_buildinfo(sec: bytes) -> tuple[str, str]:
     if not sec.startswith(BUILDINFO_MAGIC) or len(sec) < 32:
         raise TargetError("no Go build info: not a Go binary?")
     if not sec[15] & 0x2:
-        raise TargetError("Go build info in the pre-1.18 format: Go releases before 1.18 are not supported")
+        raise TargetError(
+            "Go build info in the pre-1.18 format: Go releases before 1.18 are not supported"
+        )
     n, pos = _uvarint(sec, 32)
     version = sec[pos : pos + n].decode()
     pos += n

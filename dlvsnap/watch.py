@@ -29,7 +29,15 @@ from dataclasses import dataclass, field
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.decode.swiss import SwissDecoder, decode_map_type
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
-from dlvsnap.delve.types import KIND_MAP, KIND_STRING, Breakpoint, DebuggerState, LoadConfig, Thread, Variable
+from dlvsnap.delve.types import (
+    KIND_MAP,
+    KIND_STRING,
+    Breakpoint,
+    DebuggerState,
+    LoadConfig,
+    Thread,
+    Variable,
+)
 from dlvsnap.diff import diff
 from dlvsnap.errors import (
     LayoutError,
@@ -41,7 +49,7 @@ from dlvsnap.errors import (
 )
 from dlvsnap.layouts import Layout, load_layout
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import DeleteEvent, KeyValue, Location, MapSnapshot, MapType
+from dlvsnap.model import DeleteEvent, KeyValue, Location, MapType, Summary
 from dlvsnap.session import Session
 
 DELETE_FUNC_RE = r"^runtime\.(mapdelete(_fast32|_fast64|_faststr)?|mapclear)$"
@@ -67,22 +75,6 @@ class Note:
     kind: str
     message: str
     data: dict[str, object] = field(default_factory=dict)
-
-
-@dataclass
-class Summary:
-    deletes: int = 0
-    clears: int = 0
-    keys_removed: int = 0
-    absent_deletes: int = 0
-    first: MapSnapshot | None = None  # before the first delete
-    last: MapSnapshot | None = None  # after the last delete
-    exit_status: int | None = None
-    stopped_early: bool = False
-
-    @property
-    def tombstones(self) -> int:
-        return self.last.tombstones() if self.last else 0
 
 
 @dataclass
@@ -121,9 +113,13 @@ def normalise_expr(expr: str) -> str:
 
 
 class MapWatch:
-    def __init__(self, session: Session, opts: WatchOptions,
-                 on_event: Callable[[DeleteEvent], None],
-                 on_note: Callable[[Note], None] | None = None) -> None:
+    def __init__(
+        self,
+        session: Session,
+        opts: WatchOptions,
+        on_event: Callable[[DeleteEvent], None],
+        on_note: Callable[[Note], None] | None = None,
+    ) -> None:
         self.s = session
         self.c: DelveClient = session.client
         self.opts = opts
@@ -136,8 +132,9 @@ class MapWatch:
                 f"{tinfo.describe()}: classic (hmap) maps are not decoded yet; "
                 "dlvsnap decodes swiss maps of Go 1.26"
             )
-        self.layout: Layout = load_layout("swiss", tinfo.go_version, tinfo.ptr_size,
-                                          tinfo.little_endian)
+        self.layout: Layout = load_layout(
+            "swiss", tinfo.go_version, tinfo.ptr_size, tinfo.little_endian
+        )
         self.map_arg = "m" if tinfo.map_impl == "swiss" else "h"
         self.bps: list[Breakpoint] = []
         self.target = _Target("discover")
@@ -175,8 +172,10 @@ class MapWatch:
         if t.mode == "heap":
             return f"uintptr({m}) == {t.base:#x}"
         if t.mode == "stack":
-            return (f"runtime.curg.goid == {t.goroutine} && "
-                    f"runtime.curg.stack.hi - uintptr({m}) == {t.stack_off}")
+            return (
+                f"runtime.curg.goid == {t.goroutine} && "
+                f"runtime.curg.stack.hi - uintptr({m}) == {t.stack_off}"
+            )
         return ""
 
     def _place_breakpoints(self) -> None:
@@ -188,13 +187,17 @@ class MapWatch:
             )
         cond = self._cond()
         for fn in funcs:
-            self.bps.append(self.c.create_breakpoint(BreakpointSpec(
-                function_name=fn,
-                cond=cond,
-                stacktrace=STACK_DEPTH,
-                variables=_HIT_VARS,
-                load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
-            )))
+            self.bps.append(
+                self.c.create_breakpoint(
+                    BreakpointSpec(
+                        function_name=fn,
+                        cond=cond,
+                        stacktrace=STACK_DEPTH,
+                        variables=_HIT_VARS,
+                        load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
+                    )
+                )
+            )
 
     def _set_conditions(self) -> None:
         cond = self._cond()
@@ -210,14 +213,18 @@ class MapWatch:
             if st.exited:
                 self.summary.exit_status = st.exit_status
                 return self._finish(st)
-            hits = [t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids]
+            hits = [
+                t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids
+            ]
             for th in hits:
                 hit = self._parse_hit(th)
                 self._deletes_seen += 1
                 if self._is_watched(hit):
                     self._record(hit, st)
-                    if (self.opts.max_events is not None
-                            and self.summary.deletes + self.summary.clears >= self.opts.max_events):
+                    if (
+                        self.opts.max_events is not None
+                        and self.summary.deletes + self.summary.clears >= self.opts.max_events
+                    ):
                         self.summary.stopped_early = True
                         return self.summary
                     break  # stepOut resumed the target: other hits of this stop are gone
@@ -249,8 +256,10 @@ class MapWatch:
             raise TargetError(f"{th.function}: Delve returned {len(args)} arguments, expected t, m")
         var = {v.name: v for v in info.variables}
         frames = info.stacktrace
-        user = next((i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
-                    1 if len(frames) > 1 else 0)
+        user = next(
+            (i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
+            1 if len(frames) > 1 else 0,
+        )
         via = next((f.function for f in frames[1:user] if _REFLECT_ENTRY.match(f.function)), "")
         uf = frames[user] if frames else None
         return _Hit(
@@ -274,19 +283,32 @@ class MapWatch:
                 self._nil_seen = self._nil_seen or hit.location
                 return False
             if t.base and hit.map_addr != t.base:
-                self.on_note(Note("replaced", (
-                    f"{self.opts.expr} now names another map: header {t.base:#x} -> "
-                    f"{hit.map_addr:#x}; following the variable"),
-                    {"old": t.base, "new": hit.map_addr}))
+                self.on_note(
+                    Note(
+                        "replaced",
+                        (
+                            f"{self.opts.expr} now names another map: header {t.base:#x} -> "
+                            f"{hit.map_addr:#x}; following the variable"
+                        ),
+                        {"old": t.base, "new": hit.map_addr},
+                    )
+                )
             t.base = hit.map_addr
             return True
         if t.mode == "discover":
             return self._discover(hit)
         if t.mode == "stack":
             if hit.map_addr != t.base:
-                self.on_note(Note("moved", (
-                    f"the map's header moved with its goroutine's stack: {t.base:#x} -> "
-                    f"{hit.map_addr:#x}"), {"old": t.base, "new": hit.map_addr}))
+                self.on_note(
+                    Note(
+                        "moved",
+                        (
+                            f"the map's header moved with its goroutine's stack: {t.base:#x} -> "
+                            f"{hit.map_addr:#x}"
+                        ),
+                        {"old": t.base, "new": hit.map_addr},
+                    )
+                )
                 t.base = hit.map_addr
             return True
         return True  # heap: the condition matched the address
@@ -296,8 +318,9 @@ class MapWatch:
         if self.opts.in_func and fn != self.opts.in_func:
             return False
         try:
-            v = self.c.eval(self.expr, goroutine=hit.thread.goroutine_id, frame=hit.user_frame,
-                            cfg=LoadConfig())
+            v = self.c.eval(
+                self.expr, goroutine=hit.thread.goroutine_id, frame=hit.user_frame, cfg=LoadConfig()
+            )
         except RPCError:
             self._tried_in.add(fn)
             return False
@@ -309,8 +332,12 @@ class MapWatch:
         if v.base != hit.map_addr:
             return False
         if hit.stack_lo <= hit.map_addr < hit.stack_hi:
-            self.target = _Target("stack", base=hit.map_addr, goroutine=hit.thread.goroutine_id,
-                                  stack_off=hit.stack_hi - hit.map_addr)
+            self.target = _Target(
+                "stack",
+                base=hit.map_addr,
+                goroutine=hit.thread.goroutine_id,
+                stack_off=hit.stack_hi - hit.map_addr,
+            )
         else:
             self.target = _Target("heap", base=hit.map_addr)
         self._set_conditions()
@@ -353,49 +380,49 @@ class MapWatch:
         self.summary.last = after
         if after_addr != hit.map_addr:
             self.target.base = after_addr
-        self.on_event(DeleteEvent(
-            seq=self.summary.deletes + self.summary.clears,
-            op=op,
-            entry=hit.entry,
-            via=hit.via,
-            goroutine=hit.thread.goroutine_id,
-            location=hit.location,
-            key=key,
-            key_decoded=decoded,
-            before=before,
-            after=after,
-            diff=d,
-        ))
+        self.on_event(
+            DeleteEvent(
+                seq=self.summary.deletes + self.summary.clears,
+                op=op,
+                entry=hit.entry,
+                via=hit.via,
+                goroutine=hit.thread.goroutine_id,
+                location=hit.location,
+                key=key,
+                key_decoded=decoded,
+                before=before,
+                after=after,
+                diff=d,
+            )
+        )
 
     def _after_addr(self, hit: _Hit, mem: MemoryReader) -> int:
         """A stack-resident header moves if the stack grew during the call: follow it."""
         if self.target.mode != "stack" or not hit.g_addr:
             return hit.map_addr
         p = self.layout.ptr_size
-        order = "little" if self.layout.little_endian else "big"
         # g.stack is g's first field: stack{lo, hi uintptr} (runtime/runtime2.go).
-        hi_now = int.from_bytes(mem.read(hit.g_addr + p, p), order)
+        hi_now = int.from_bytes(mem.read(hit.g_addr + p, p), self.layout.order)
         return hit.map_addr + (hi_now - hit.stack_hi)
 
     def _deleted_key(self, hit: _Hit, keys: KeyDecoder, mem: MemoryReader) -> tuple[KeyValue, bool]:
+        """The key being deleted, from the entry point's key argument (None for mapclear)."""
         a = hit.key_arg
         if a is None or hit.entry.endswith("mapclear"):
             return None, False
-        order = "little" if self.layout.little_endian else "big"
         try:
             if hit.entry.endswith("_faststr") or a.kind == KIND_STRING:
-                return keys.string_at(a.base, a.len), True
-            if hit.entry.endswith("_fast32"):
-                return keys.from_value(a.as_int().to_bytes(4, order)), True
-            if hit.entry.endswith("_fast64"):
-                return keys.from_value(a.as_int().to_bytes(8, order)), True
-            # runtime.mapdelete: key is an unsafe.Pointer to the key's own bytes.
-            ptr = a.as_int()
-            if ptr == 0:
+                key = keys.string_at(a.base, a.len)
+            elif hit.entry.endswith(("_fast32", "_fast64")):
+                width = 4 if hit.entry.endswith("_fast32") else 8
+                key = keys.from_value(a.as_int().to_bytes(width, self.layout.order))
+            elif a.as_int() == 0:  # runtime.mapdelete: an unsafe.Pointer to the key's bytes
                 return None, False
-            return keys.from_value(mem.read(ptr, keys.kt.size)), True
+            else:
+                key = keys.from_value(mem.read(a.as_int(), keys.kt.size))
         except (ValueError, OverflowError, LayoutError, MemoryReadError):
             return None, False
+        return key, True
 
 
 def _int_var(var: dict[str, Variable], name: str) -> int:

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import struct
 
+from dlvsnap.layouts import ByteOrder
 from dlvsnap.memory import MemoryReader
 from dlvsnap.model import KeyType, KeyValue, RawKey
 
-_INT_KINDS = {2: True, 3: True, 4: True, 5: True, 6: True,  # signed
-              7: False, 8: False, 9: False, 10: False, 11: False, 12: False}
+_INT_KINDS = {
+    2: True,
+    3: True,
+    4: True,
+    5: True,
+    6: True,  # signed
+    7: False,
+    8: False,
+    9: False,
+    10: False,
+    11: False,
+    12: False,
+}
 KIND_STRING = 24
 KIND_BOOL = 1
 KIND_FLOAT32 = 13
@@ -25,7 +37,7 @@ class KeyDecoder:
     def __init__(self, kt: KeyType, ptr_size: int, little_endian: bool, mem: MemoryReader):
         self.kt = kt
         self.ptr_size = ptr_size
-        self.order = "little" if little_endian else "big"
+        self.order: ByteOrder = "little" if little_endian else "big"
         self.fmt = "<" if little_endian else ">"
         self.mem = mem
 

@@ -71,7 +71,6 @@ class SwissDecoder:
         self.mem = mem
         self.mt = map_type
         self.keys = KeyDecoder(map_type.key, layout.ptr_size, layout.little_endian, mem)
-        self.order: str = "little" if layout.little_endian else "big"
         self.nslots = layout.const("group_slots")
         self.slots_off = layout.const("group_slots_offset")
         if map_type.group_size != self.slots_off + self.nslots * map_type.slot_size:
@@ -102,7 +101,7 @@ class SwissDecoder:
             raw_dir = self.mem.read(dir_ptr, dir_len * p)
             seen: set[int] = set()
             for i in range(dir_len):
-                taddr = int.from_bytes(raw_dir[i * p : (i + 1) * p], self.order)
+                taddr = int.from_bytes(raw_dir[i * p : (i + 1) * p], self.layout.order)
                 if taddr in seen:
                     continue
                 seen.add(taddr)
@@ -117,8 +116,9 @@ class SwissDecoder:
         if tables and sum(t.used for t in tables) != used:
             warnings.append("Map.used differs from the sum of table.used")
         mt = self.mt
-        indirect = used * ((mt.key.size if mt.key.indirect else 0)
-                           + (mt.elem.size if mt.elem.indirect else 0))
+        indirect = used * (
+            (mt.key.size if mt.key.indirect else 0) + (mt.elem.size if mt.elem.indirect else 0)
+        )
         memory = Memory(
             header=hdr_struct.size,
             directory=dir_len * lay.ptr_size,
@@ -180,7 +180,7 @@ class SwissDecoder:
         return table, slots
 
     def _group_slots(self, raw: bytes, table: int, group: int) -> list[Slot]:
-        ctrl = int.from_bytes(raw[:8], self.order)
+        ctrl = int.from_bytes(raw[:8], self.layout.order)
         out: list[Slot] = []
         ks = self.keys.slot_bytes
         for i in range(self.nslots):

@@ -93,6 +93,7 @@ class DlvProcess:
 def launch(
     dlv: str,
     mode_args: Sequence[str],
+    *,
     program_args: Sequence[str],
     sink: BinaryIO | None,
     extra_flags: Sequence[str] = (),
@@ -145,7 +146,7 @@ def launch(
         if remaining <= 0:
             _kill(proc)
             raise DelveError(f"dlv did not start listening within {start_timeout:g}s")
-        if not open_fds or proc.poll() is not None and not _readable(open_fds):
+        if not open_fds or (proc.poll() is not None and not _readable(open_fds)):
             _kill(proc)
             raise DelveRefusedError(_first_error_line(bytes(bufs[err_fd]) or bytes(bufs[out_fd])))
         ready, _, _ = select.select(open_fds, [], [], min(remaining, 0.5))

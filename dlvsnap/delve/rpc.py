@@ -7,13 +7,14 @@ run in the background on the server and can answer out of order).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import socket
 import threading
 from typing import Any
 
-from dlvsnap.errors import ConnectionClosed, RPCError, RPCTimeout
+from dlvsnap.errors import ConnectionClosedError, RPCError, RPCTimeoutError
 
 JSON = dict[str, Any]
 
@@ -39,7 +40,9 @@ class JsonRpcConnection:
             self._sock.sendall(data)
         except OSError as e:
             self.closed = True
-            raise ConnectionClosed(f"connection to Delve lost while sending {method}: {e}") from e
+            raise ConnectionClosedError(
+                f"connection to Delve lost while sending {method}: {e}"
+            ) from e
         return req_id
 
     def wait(self, req_id: int, method: str, timeout: float | None) -> JSON:
@@ -68,25 +71,23 @@ class JsonRpcConnection:
                 if line.strip():
                     obj = json.loads(line)
                     if not isinstance(obj, dict):
-                        raise ConnectionClosed(f"unexpected reply from Delve: {line[:80]!r}")
+                        raise ConnectionClosedError(f"unexpected reply from Delve: {line[:80]!r}")
                     return obj
                 continue
             try:
                 chunk = self._sock.recv(1 << 20)
             except TimeoutError as e:
-                raise RPCTimeout(f"{method}: no answer from Delve within {timeout:g}s") from e
+                raise RPCTimeoutError(f"{method}: no answer from Delve within {timeout:g}s") from e
             except OSError as e:
                 self.closed = True
-                raise ConnectionClosed(f"connection to Delve lost during {method}: {e}") from e
+                raise ConnectionClosedError(f"connection to Delve lost during {method}: {e}") from e
             if not chunk:
                 self.closed = True
-                raise ConnectionClosed(f"Delve closed the connection during {method}")
+                raise ConnectionClosedError(f"Delve closed the connection during {method}")
             self._buf += chunk
 
     def close(self) -> None:
         if not self.closed:
             self.closed = True
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass

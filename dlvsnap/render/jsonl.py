@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from dlvsnap.model import DeleteEvent, MapSnapshot, key_to_json
+from dlvsnap.model import DeleteEvent, MapSnapshot, Summary, key_to_json
 from dlvsnap.target import TargetInfo
 
 SCHEMA_VERSION = 1
@@ -18,16 +18,19 @@ def _line(out: IO[str], obj: dict[str, Any]) -> None:
 
 
 def start(out: IO[str], target: TargetInfo, expr: str, delve: str) -> None:
-    _line(out, {
-        "event": "start",
-        "map": expr,
-        "go_version": target.go_version,
-        "experiments": list(target.experiments),
-        "goarch": target.goarch,
-        "ptr_size": target.ptr_size,
-        "map_impl": target.map_impl,
-        "delve": delve,
-    })
+    _line(
+        out,
+        {
+            "event": "start",
+            "map": expr,
+            "go_version": target.go_version,
+            "experiments": list(target.experiments),
+            "goarch": target.goarch,
+            "ptr_size": target.ptr_size,
+            "map_impl": target.map_impl,
+            "delve": delve,
+        },
+    )
 
 
 def _header(s: MapSnapshot) -> dict[str, Any]:
@@ -51,10 +54,12 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
         "count_before": d.count_before,
         "count_after": d.count_after,
         "changes": [c.to_json() for c in d.changes],
-        "header_changes": {k: [b, a] for k, (b, a) in d.header_changes.items()
-                           if not isinstance(b, dict)},
-        "table_changes": {str(i): {f: [b, a] for f, (b, a) in ch.items()}
-                          for i, ch in d.table_changes.items()},
+        "header_changes": {
+            k: [b, a] for k, (b, a) in d.header_changes.items() if not isinstance(b, dict)
+        },
+        "table_changes": {
+            str(i): {f: [b, a] for f, (b, a) in ch.items()} for i, ch in d.table_changes.items()
+        },
         "reseeded": d.reseeded,
         "moved": [d.moved[0], d.moved[1]] if d.moved else None,
         "tombstones": ev.after.tombstones(),
@@ -72,19 +77,21 @@ def note(out: IO[str], kind: str, message: str, data: dict[str, Any]) -> None:
     _line(out, {"event": "note", "kind": kind, "message": message, **data})
 
 
-def summary(out: IO[str], deletes: int, clears: int, keys_removed: int, absent: int,
-            last: MapSnapshot | None, exit_status: int | None, reader: str) -> None:
+def summary(out: IO[str], s: Summary, reader: str) -> None:
     obj: dict[str, Any] = {
         "event": "summary",
-        "deletes": deletes,
-        "clears": clears,
-        "keys_removed": keys_removed,
-        "absent_deletes": absent,
-        "exit_status": exit_status,
+        "deletes": s.deletes,
+        "clears": s.clears,
+        "keys_removed": s.keys_removed,
+        "absent_deletes": s.absent_deletes,
+        "exit_status": s.exit_status,
+        "stopped_early": s.stopped_early,
         "memory_reader": reader,
     }
-    if last is not None:
-        obj["tombstones"] = last.tombstones()
-        obj["count"] = last.count
-        obj["memory"] = last.memory.to_json()
+    if s.last is not None:
+        obj["tombstones"] = s.tombstones
+        obj["count"] = s.last.count
+        obj["memory"] = s.last.memory.to_json()
+    if s.first is not None:
+        obj["memory_before_first"] = s.first.memory.to_json()
     _line(out, obj)

@@ -7,10 +7,28 @@ from typing import IO
 import click
 from tabulate import tabulate
 
-from dlvsnap.model import DELETED, EMPTY, EMPTY_ONE, EMPTY_REST, FULL, DeleteEvent, MapSnapshot, Memory, key_to_text
+from dlvsnap.model import (
+    DELETED,
+    EMPTY,
+    EMPTY_ONE,
+    EMPTY_REST,
+    FULL,
+    DeleteEvent,
+    KeyValue,
+    MapSnapshot,
+    Memory,
+    RawKey,
+    Summary,
+    key_to_text,
+)
 
-_STATE_COLOUR = {FULL: "green", EMPTY: "blue", EMPTY_ONE: "blue", EMPTY_REST: "cyan",
-                 DELETED: "red"}
+_STATE_COLOUR = {
+    FULL: "green",
+    EMPTY: "blue",
+    EMPTY_ONE: "blue",
+    EMPTY_REST: "cyan",
+    DELETED: "red",
+}
 
 
 class TextRenderer:
@@ -34,23 +52,45 @@ class TextRenderer:
         self.out.write(self._c("note: " + message, fg="yellow") + "\n")
 
     def event(self, ev: DeleteEvent, live_keys: bool) -> None:
-        d = ev.diff
         head = f"#{ev.seq} {ev.op}"
         if ev.op == "delete":
             head += " key=" + (key_to_text(ev.key) if ev.key_decoded else "?")
         entry = ev.entry + (f" via {ev.via}" if ev.via else "")
         lines = [f"{self._c(head, bold=True)}  {ev.location}  ({entry})"]
-        rows = [[c.loc.describe(), self._state(c.before_byte, c.before_state), "->",
-                 self._state(c.after_byte, c.after_state),
-                 "key " + key_to_text(c.key) if c.before_state == FULL else ""]
-                for c in d.changes[:20]]
-        if rows:
-            table = tabulate(rows, tablefmt="plain", disable_numparse=True)
-            lines += ["   " + ln for ln in table.splitlines()]
-            if len(d.changes) > 20:
-                lines.append(f"   … and {len(d.changes) - 20} more slot changes")
-        elif ev.op == "delete":
-            lines.append("   no slot changed" + (" (key absent)" if d.count_after == d.count_before else ""))
+        lines += self._change_lines(ev)
+        lines.append("   " + "   ".join(self._deltas(ev)))
+        lines.append("   " + self._holds(ev.after))
+        if live_keys:
+            keys = sorted(ev.after.live_keys(), key=_sort_key)
+            lines.append("   live keys: " + ", ".join(key_to_text(k) for k in keys))
+        for w in ev.before.warnings + ev.after.warnings:
+            lines.append("   " + self._c("warning: " + w, fg="red"))
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def _change_lines(self, ev: DeleteEvent, limit: int = 20) -> list[str]:
+        d = ev.diff
+        if not d.changes:
+            absent = " (key absent)" if d.count_after == d.count_before else ""
+            return [f"   no slot changed{absent}"] if ev.op == "delete" else []
+        rows = [
+            [
+                c.loc.describe(),
+                self._state(c.before_byte, c.before_state),
+                "->",
+                self._state(c.after_byte, c.after_state),
+                "key " + key_to_text(c.key) if c.before_state == FULL else "",
+            ]
+            for c in d.changes[:limit]
+        ]
+        table = tabulate(rows, tablefmt="plain", disable_numparse=True)
+        lines = ["   " + ln for ln in table.splitlines()]
+        if len(d.changes) > limit:
+            lines.append(f"   … and {len(d.changes) - limit} more slot changes")
+        return lines
+
+    def _deltas(self, ev: DeleteEvent) -> list[str]:
+        d = ev.diff
         deltas = [f"used {d.count_before} -> {d.count_after}"]
         several = len(ev.after.tables) > 1
         for idx, ch in d.table_changes.items():
@@ -60,47 +100,43 @@ class TextRenderer:
                 name = {"growth_left": "growthLeft"}.get(f, f)
                 deltas.append(f"{name} {b} -> {a}" + (f" (table {idx})" if several else ""))
         for f, (b, a) in d.header_changes.items():
-            if f == "used":
-                continue
             if f == "seed":
                 deltas.append(self._c("seed reseeded", fg="yellow"))
-            else:
+            elif f != "used":
                 deltas.append(f"{f} {b} -> {a}")
         if d.moved:
             deltas.append(self._c(f"header moved {d.moved[0]:#x} -> {d.moved[1]:#x}", fg="yellow"))
-        lines.append("   " + "   ".join(deltas))
-        lines.append("   " + self._holds(ev.after))
-        if live_keys:
-            keys = sorted(ev.after.live_keys(), key=lambda k: (str(type(k)), k if isinstance(k, (int, float, str)) else str(k)))
-            lines.append("   live keys: " + ", ".join(key_to_text(k) for k in keys))
-        for w in ev.before.warnings + ev.after.warnings:
-            lines.append("   " + self._c("warning: " + w, fg="red"))
-        self.out.write("\n".join(lines) + "\n")
-        self.out.flush()
+        return deltas
 
     @staticmethod
     def _holds(s: MapSnapshot) -> str:
         m = s.memory
         if s.tables:
-            where = f"{len(s.tables)} table{'s' if len(s.tables) != 1 else ''} / {m.groups // s.map_type.group_size} groups"
+            n_groups = m.groups // s.map_type.group_size
+            plural = "s" if len(s.tables) != 1 else ""
+            where = f"{len(s.tables)} table{plural} / {n_groups} groups"
         else:
             where = "a small map's single group" if m.groups else "no groups"
         entries = "entry" if s.count == 1 else "entries"
         return f"holds {m.held:,} B in {where} for {s.count} live {entries}"
 
-    def summary(self, deletes: int, clears: int, removed: int, absent: int,
-                first: MapSnapshot | None, last: MapSnapshot | None) -> None:
+    def summary(self, s: Summary) -> None:
+        first, last = s.first, s.last
+        absent = f" ({s.absent_deletes} of an absent key)" if s.absent_deletes else ""
         rows: list[list[str]] = [
-            ["deletes seen", f"{deletes}" + (f" ({absent} of an absent key)" if absent else "")],
-            ["clears seen", str(clears)],
-            ["keys removed", str(removed)],
+            ["deletes seen", f"{s.deletes}{absent}"],
+            ["clears seen", str(s.clears)],
+            ["keys removed", str(s.keys_removed)],
         ]
         if last is not None:
             rows += [
-                ["tombstones left", str(last.tombstones())],
+                ["tombstones left", str(s.tombstones)],
                 ["live entries now", str(last.count)],
                 ["map holds now", _bytes(last.memory)],
-                ["live entries need", f"{last.memory.needed:,} B ({last.count} x {last.memory.entry_bytes} B)"],
+                [
+                    "live entries need",
+                    f"{last.memory.needed:,} B ({last.count} x {last.memory.entry_bytes} B)",
+                ],
             ]
         if first is not None:
             rows.append(["held before 1st delete", _bytes(first.memory)])
@@ -109,12 +145,24 @@ class TextRenderer:
         if first is not None and last is not None:
             freed = first.memory.held - last.memory.held
             if freed <= 0:
-                verdict = (f"deletes freed nothing: the map holds {last.memory.held:,} B for "
-                           f"{last.memory.needed:,} B of live entries")
+                verdict = (
+                    f"deletes freed nothing: the map holds {last.memory.held:,} B for "
+                    f"{last.memory.needed:,} B of live entries"
+                )
             else:
                 verdict = f"the map holds {freed:,} B less than before the first delete"
             self.out.write(self._c(verdict, bold=True) + "\n")
         self.out.flush()
+
+
+def _sort_key(k: KeyValue) -> tuple[int, object]:
+    if isinstance(k, (int, float)):
+        return (0, k)
+    if isinstance(k, str):
+        return (1, k)
+    if isinstance(k, RawKey):
+        return (2, k.data)
+    return (3, 0)
 
 
 def _bytes(m: Memory) -> str:

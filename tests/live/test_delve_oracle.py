@@ -1,0 +1,35 @@
+"""Delve's own map view as the oracle: after every delete, the keys dlvsnap decoded from raw
+memory equal the keys Delve's map iterator loads for the same variable at the same stop."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlvsnap.delve.types import LoadConfig
+from dlvsnap.model import DeleteEvent
+from dlvsnap.session import Session
+from dlvsnap.watch import MapWatch, WatchOptions
+from tests.support import build_fixture
+
+pytestmark = pytest.mark.live
+
+
+@pytest.mark.parametrize(
+    ("fixture", "expr", "n"), [("deletes", "m", 6), ("large", "main.table", 53)]
+)
+def test_live_keys_equal_delves_own_view(dlv: str, fixture: str, expr: str, n: int) -> None:
+    checked: list[int] = []
+    with Session.launch(dlv, build_fixture(fixture), [], sink=None) as s:
+
+        def on_event(ev: DeleteEvent) -> None:
+            # Stopped in the caller, right after the delete returned.
+            v = s.client.eval(expr, cfg=LoadConfig(max_array_values=100_000))
+            assert v.len == ev.after.count
+            delve_keys = sorted(int(k.value) for k in v.children[0::2])
+            assert len(delve_keys) == v.len  # Delve loaded every entry
+            assert sorted(k for k in ev.after.live_keys() if isinstance(k, int)) == delve_keys
+            checked.append(ev.seq)
+
+        summary = MapWatch(s, WatchOptions(expr=expr), on_event).run()
+    assert checked == list(range(1, n + 1))
+    assert summary.deletes == n

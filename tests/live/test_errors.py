@@ -1,0 +1,81 @@
+"""Bad input and failing tools: one clear line on stderr, a documented exit code, nothing left
+running."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlvsnap.errors import ExitCode
+from tests.support import build_fixture, go_toolchain, run_watch
+
+pytestmark = pytest.mark.live
+
+
+def _one_line_error(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("dlvsnap: ")]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("expr", "code", "words"),
+    [
+        ("main.nosuch", ExitCode.MAP, "unknown variable: main.nosuch"),
+        ("nosuch", ExitCode.MAP, "unknown variable: nosuch"),
+        ("main.NotAMap", ExitCode.MAP, "not a map: main.NotAMap is []int"),
+        ("nilMap", ExitCode.MAP, "nil map: nilMap"),
+        ("main.Never", ExitCode.NO_DELETES, "exited (status 0) before any delete"),
+    ],
+)
+def test_bad_map(dlv: str, tmp_path: Path, expr: str, code: int, words: str) -> None:
+    run = run_watch(build_fixture("errcases"), expr, tmp=tmp_path)
+    assert run.returncode == code, run.stderr
+    assert words in _one_line_error(run.stderr)
+
+
+def test_binary_without_debug_info(dlv: str, tmp_path: Path) -> None:
+    run = run_watch(build_fixture("deletes", ldflags="-w"), "m", tmp=tmp_path)
+    assert run.returncode == ExitCode.TARGET
+    assert "no DWARF debug info" in _one_line_error(run.stderr)
+
+
+def test_dlv_not_installed(tmp_path: Path) -> None:
+    run = run_watch(build_fixture("deletes"), "m", "--dlv", str(tmp_path / "no-dlv"), tmp=tmp_path)
+    assert run.returncode == ExitCode.DELVE
+    assert "dlv not found" in _one_line_error(run.stderr)
+
+
+def test_delve_refusing_the_go_version(dlv: str, tmp_path: Path) -> None:
+    """Delve v1.27 accepts Go 1.25-1.27: a Go 1.24 binary is refused, in Delve's words."""
+    old = build_fixture("deletes", go=go_toolchain("1.24.11"))
+    run = run_watch(old, "m", tmp=tmp_path)
+    assert run.returncode == ExitCode.DELVE, run.stderr
+    line = _one_line_error(run.stderr)
+    assert "too old for this version of Delve" in line, line
+
+
+def test_build_failure_of_a_package(tmp_path: Path) -> None:
+    go_toolchain()
+    pkg = tmp_path / "broken"
+    pkg.mkdir()
+    (pkg / "go.mod").write_text("module broken\n\ngo 1.21\n")
+    (pkg / "main.go").write_text("package main\n\nfunc main() { undefined() }\n")
+    run = run_watch(pkg, "m", tmp=tmp_path)
+    assert run.returncode == ExitCode.TARGET
+    assert "go build" in _one_line_error(run.stderr)
+
+
+def test_missing_target_is_a_usage_error(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "dlvsnap", "watch", str(tmp_path / "nope"), "--map", "m"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert p.returncode == ExitCode.USAGE
+    assert "no such file or directory" in p.stderr

@@ -1,0 +1,175 @@
+"""Test support: the live-test gate, fixture builds cached per toolchain, and running the CLI.
+
+Live tests are gated by DLVSNAP_LIVE (as drgn's tests are):
+  unset  run when dlv and go are there, skip (saying how to force them) when not;
+  1      missing dlv or go is a failure;
+  0      skip.
+CI=true counts as DLVSNAP_LIVE=1: in CI a missing dlv or Go toolchain fails, never skips.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlvsnap.toolchain import cache_dir, default_dlv
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+
+
+def live_mode() -> str:
+    if os.environ.get("CI") == "true" or os.environ.get("DLVSNAP_LIVE") == "1":
+        return "require"
+    if os.environ.get("DLVSNAP_LIVE") == "0":
+        return "skip"
+    return "auto"
+
+
+def missing(what: str) -> None:
+    mode = live_mode()
+    if mode == "require":
+        pytest.fail(f"{what} (CI=true or DLVSNAP_LIVE=1: live tests must run; run `make setup`)")
+    pytest.skip(f"{what}; set DLVSNAP_LIVE=1 to make this a failure")
+
+
+def require_live() -> None:
+    if live_mode() == "skip":
+        pytest.skip("DLVSNAP_LIVE=0")
+
+
+def go_toolchain(version: str | None = None) -> str:
+    """The `go` command: the machine's own, or a release from the per-user cache."""
+    require_live()
+    if version is None:
+        go = shutil.which("go")
+        if not go:
+            missing("go is not on PATH")
+        assert go
+        return go
+    go = cache_dir() / "go" / f"go{version}" / "go" / "bin" / "go"
+    if not go.exists():
+        missing(f"Go {version} is not installed in {go.parent.parent.parent} (scripts/setup --dev)")
+    return str(go)
+
+
+def dlv_binary() -> str:
+    require_live()
+    dlv = default_dlv()
+    if not os.access(dlv, os.X_OK):
+        missing(f"dlv is not installed at {dlv}")
+    return dlv
+
+
+def _go_version(go: str) -> str:
+    return subprocess.run(
+        [go, "version"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def build_fixture(
+    name: str, go: str | None = None, env: dict[str, str] | None = None, ldflags: str = ""
+) -> Path:
+    """Build fixtures/<name> with -gcflags=all=-N -l, cached by sources, toolchain and flags."""
+    go = go or go_toolchain()
+    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", **(env or {})}
+    h = hashlib.sha256()
+    for p in sorted(FIXTURES.rglob("*")):
+        if p.is_file() and p.suffix in (".go", ".mod"):
+            h.update(str(p.relative_to(FIXTURES)).encode() + b"\0" + p.read_bytes())
+    h.update(_go_version(go).encode())
+    for k in ("GOEXPERIMENT", "GOARCH"):
+        h.update(f"{k}={env.get(k, '')}".encode())
+    h.update(ldflags.encode())
+    out_dir = cache_dir() / "fixtures" / h.hexdigest()[:16]
+    out = out_dir / name
+    if out.exists():
+        return out
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{name}.{os.getpid()}"
+    cmd = [go, "build", "-gcflags=all=-N -l", "-o", str(tmp)]
+    if ldflags:
+        cmd.append(f"-ldflags={ldflags}")
+    subprocess.run([*cmd, f"./{name}"], cwd=FIXTURES, env=env, check=True)
+    tmp.rename(out)
+    return out
+
+
+ORACLE_RE = re.compile(
+    r"^DLVSNAP-ORACLE seq=(\d+) key=(\S*) present=(true|false) len=(\d+) digest=([0-9a-f]+)$"
+)
+
+
+@dataclass
+class OracleLine:
+    seq: int
+    key: str
+    present: bool
+    length: int
+    digest: str
+
+
+def parse_oracle(text: str) -> list[OracleLine]:
+    out = []
+    for line in text.splitlines():
+        m = ORACLE_RE.match(line.strip())
+        if m:
+            out.append(OracleLine(int(m[1]), m[2], m[3] == "true", int(m[4]), m[5]))
+    return out
+
+
+@dataclass
+class WatchRun:
+    returncode: int
+    events: list[dict[str, Any]]
+    stdout: str
+    stderr: str
+    target_output: str
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] == kind]
+
+    @property
+    def ops(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["event"] in ("delete", "clear")]
+
+
+def run_watch(
+    target: Path | str,
+    expr: str,
+    *extra: str,
+    tmp: Path,
+    timeout: float = 300,
+    program_args: tuple[str, ...] = (),
+) -> WatchRun:
+    """Run `dlvsnap watch TARGET --map EXPR --json` as a user would (a real process)."""
+    out_file = tmp / "target-output.txt"
+    cmd = [
+        sys.executable,
+        "-m",
+        "dlvsnap",
+        "watch",
+        str(target),
+        "--map",
+        expr,
+        "--json",
+        "--target-output",
+        str(out_file),
+        *extra,
+    ]
+    if program_args:
+        cmd += ["--", *program_args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    events = [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()]
+    target_out = out_file.read_text(errors="replace") if out_file.exists() else ""
+    return WatchRun(p.returncode, events, p.stdout, p.stderr, target_out)

@@ -1,0 +1,158 @@
+"""Layout data compiled to construct Structs: sizes and offsets are Go's, for both pointer
+sizes (../shared/reference/go-map-layouts.md, B.1 and B.2.2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dlvsnap.errors import LayoutError
+from dlvsnap.layouts import compile_layout, layouts_dir, load_layout
+
+SWISS_OFFSETS = {
+    8: {
+        "Map": {
+            "used": 0,
+            "seed": 8,
+            "dirPtr": 16,
+            "dirLen": 24,
+            "globalDepth": 32,
+            "globalShift": 33,
+            "writing": 34,
+            "tombstonePossible": 35,
+            "clearSeq": 40,
+        },
+        "table": {
+            "used": 0,
+            "capacity": 2,
+            "growthLeft": 4,
+            "localDepth": 6,
+            "index": 8,
+            "groups": 16,
+        },
+        "MapType": {
+            "Key": 48,
+            "Elem": 56,
+            "Group": 64,
+            "Hasher": 72,
+            "GroupSize": 80,
+            "SlotSize": 88,
+            "ElemOff": 96,
+            "Flags": 104,
+        },
+    },
+    4: {
+        "Map": {
+            "used": 0,
+            "seed": 8,
+            "dirPtr": 12,
+            "dirLen": 16,
+            "globalDepth": 20,
+            "globalShift": 21,
+            "writing": 22,
+            "tombstonePossible": 23,
+            "clearSeq": 24,
+        },
+        "table": {
+            "used": 0,
+            "capacity": 2,
+            "growthLeft": 4,
+            "localDepth": 6,
+            "index": 8,
+            "groups": 12,
+        },
+        "MapType": {
+            "Key": 32,
+            "Elem": 36,
+            "Group": 40,
+            "Hasher": 44,
+            "GroupSize": 48,
+            "SlotSize": 52,
+            "ElemOff": 56,
+            "Flags": 60,
+        },
+    },
+}
+SIZES = {
+    8: {"Map": 48, "table": 32, "groupsReference": 16, "Type": 48, "MapType": 112},
+    4: {"Map": 32, "table": 24, "groupsReference": 12, "Type": 32, "MapType": 64},
+}
+
+
+@pytest.mark.parametrize("ptr", [8, 4])
+def test_swiss_offsets_and_sizes(ptr: int) -> None:
+    lay = load_layout("swiss", "go1.26.8", ptr, True)
+    for name, size in SIZES[ptr].items():
+        assert lay.struct(name).size == size, name
+    for name, offsets in SWISS_OFFSETS[ptr].items():
+        s = lay.struct(name)
+        assert {f: s.offset(f) for f in offsets} == offsets, name
+
+
+def test_parse_build_round_trip_annotated_bytes() -> None:
+    lay = load_layout("swiss", "go1.26.8", 8, True)
+    raw = bytes.fromhex(
+        "6300000000000000"  # used = 99
+        "efbeadde00000000"  # seed = 0xdeadbeef
+        "0010000000000000"  # dirPtr = 0x1000
+        "0100000000000000"  # dirLen = 1
+        "00"  # globalDepth = 0
+        "40"  # globalShift = 64
+        "00"  # writing = 0
+        "01"  # tombstonePossible = true
+        "00000000"  # padding to 8
+        "0200000000000000"  # clearSeq = 2
+    )
+    hdr = lay.struct("Map")
+    parsed = hdr.parse(raw)
+    assert parsed == {
+        "used": 99,
+        "seed": 0xDEADBEEF,
+        "dirPtr": 0x1000,
+        "dirLen": 1,
+        "globalDepth": 0,
+        "globalShift": 64,
+        "writing": 0,
+        "tombstonePossible": True,
+        "clearSeq": 2,
+    }
+    assert hdr.struct.build(parsed) == raw
+    assert hdr.struct.sizeof() == len(raw)
+
+
+def test_big_endian_layout() -> None:
+    lay = load_layout("swiss", "go1.26.8", 8, False)
+    raw = (99).to_bytes(8, "big") + bytes(40)
+    assert lay.struct("Map").parse(raw)["used"] == 99
+
+
+def test_short_read_is_a_layout_error() -> None:
+    lay = load_layout("swiss", "go1.26.8", 8, True)
+    with pytest.raises(LayoutError, match=r"47 bytes read, 48 needed"):
+        lay.struct("Map").parse(bytes(47))
+
+
+def test_unknown_release_is_refused_not_guessed() -> None:
+    with pytest.raises(LayoutError, match=r"no swiss map layout for Go 1\.99"):
+        load_layout("swiss", "go1.99.0", 8, True)
+
+
+def test_altered_layout_file_fails_loudly(tmp_path: Path) -> None:
+    import tomllib
+
+    data = tomllib.loads((layouts_dir() / "swiss-go1.25.toml").read_text())
+    data["structs"]["Map"]["fields"].insert(1, ["extra", "uint32"])
+    with pytest.raises(LayoutError, match=r"struct Map compiles to 56 bytes .* the file says 48"):
+        compile_layout(data, 8, True, tmp_path / "altered.toml")
+
+
+def test_every_layout_file_named_by_the_index_compiles() -> None:
+    import tomllib
+
+    index = tomllib.loads((layouts_dir() / "index.toml").read_text())
+    for family, releases in index.items():
+        for release in releases:
+            for ptr in (4, 8):
+                lay = load_layout(family, f"go{release}.0", ptr, True)
+                assert lay.family == family

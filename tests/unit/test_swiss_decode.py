@@ -1,0 +1,119 @@
+"""The swiss decoder on synthetic maps (small, one table, several tables, indirect keys)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlvsnap.decode.swiss import SwissDecoder, decode_map_type
+from dlvsnap.layouts import load_layout
+from dlvsnap.model import DELETED, EMPTY, FULL, RawKey, SlotLoc
+from tests.unit.synth import KIND_ARRAY, KIND_STRING, SwissMap
+
+
+@pytest.fixture(params=[8, 4], ids=["64bit", "32bit"])
+def sm(request: pytest.FixtureRequest) -> SwissMap:
+    return SwissMap(load_layout("swiss", "go1.26.8", request.param, True))
+
+
+def _decoder(sm: SwissMap) -> SwissDecoder:
+    return SwissDecoder(sm.layout, sm.mem, decode_map_type(sm.layout, sm.mem, sm.type_desc()))
+
+
+def test_small_map(sm: SwissMap) -> None:
+    dec = _decoder(sm)
+    group = sm.alloc(sm.group({0: (0x11, 7), 3: (0x7F, -2), 5: (0x00, 42)}))
+    snap = dec.snapshot(sm.header(used=3, dir_ptr=group, dir_len=0))
+    assert snap.count == 3 and snap.tables == ()
+    states = {s.loc: (s.state, s.key) for s in snap.slots}
+    assert states[SlotLoc(-1, 0, 0)] == (FULL, 7)
+    assert states[SlotLoc(-1, 0, 3)] == (FULL, -2)
+    assert states[SlotLoc(-1, 0, 5)] == (FULL, 42)  # ctrl 0x00 is full with H2 = 0, not empty
+    assert states[SlotLoc(-1, 0, 1)] == (EMPTY, None)
+    assert sorted(snap.live_keys()) == [-2, 7, 42]  # type: ignore[type-var]
+    assert snap.memory.groups == sm.group_size and snap.memory.directory == 0
+    assert snap.warnings == ()
+
+
+def test_nil_small_map(sm: SwissMap) -> None:
+    snap = _decoder(sm).snapshot(sm.header(used=0, dir_ptr=0, dir_len=0))
+    assert snap.slots == () and snap.memory.groups == 0
+
+
+def test_one_table_with_a_tombstone(sm: SwissMap) -> None:
+    dec = _decoder(sm)
+    g0 = sm.group({i: (i, 100 + i) for i in range(7)}, deleted=(7,))
+    g1 = sm.group({0: (0x55, 5)})
+    table = sm.table([g0, g1], used=8, growth_left=5, index=0)
+    snap = dec.snapshot(sm.header(used=8, dir_ptr=sm.directory([table]), dir_len=1))
+    assert [t.index for t in snap.tables] == [0]
+    assert snap.tombstones() == 1
+    assert snap.tables[0].tombstones == 16 * 7 // 8 - 8 - 5
+    assert {s.state for s in snap.slots if s.loc.group == 0} == {FULL, DELETED}
+    assert snap.memory.tables == sm.layout.struct("table").size
+
+
+def test_directory_with_a_shared_table_is_deduplicated(sm: SwissMap) -> None:
+    dec = _decoder(sm)
+    ta = sm.table([sm.group({0: (1, 1)})], used=1, growth_left=6, index=0, local_depth=1)
+    tb = sm.table([sm.group({0: (2, 2)})], used=1, growth_left=6, index=2, local_depth=2)
+    tc = sm.table([sm.group({0: (3, 3)})], used=1, growth_left=6, index=3, local_depth=2)
+    d = sm.directory([ta, ta, tb, tc])
+    snap = dec.snapshot(sm.header(used=3, dir_ptr=d, dir_len=4, depth=2))
+    assert [t.index for t in snap.tables] == [0, 2, 3]
+    assert sorted(snap.live_keys()) == [1, 2, 3]  # type: ignore[type-var]
+    assert snap.memory.directory == 4 * sm.layout.ptr_size
+    assert snap.warnings == ()
+
+
+def test_inconsistent_counts_are_reported(sm: SwissMap) -> None:
+    dec = _decoder(sm)
+    group = sm.alloc(sm.group({0: (1, 1)}))
+    snap = dec.snapshot(sm.header(used=2, dir_ptr=group, dir_len=0))
+    assert snap.warnings == ("Map.used is 2 but 1 slots are full",)
+
+
+def test_indirect_keys_are_followed() -> None:
+    sm = SwissMap(
+        load_layout("swiss", "go1.26.8", 8, True),
+        key_kind=KIND_ARRAY,
+        key_size=200,
+        indirect_key=True,
+    )
+    dec = _decoder(sm)
+    k = bytes(range(200))
+    group = sm.alloc(sm.group({2: (9, k)}))
+    snap = dec.snapshot(sm.header(used=1, dir_ptr=group, dir_len=0))
+    assert snap.live_keys() == [RawKey(k)]
+    assert snap.memory.indirect == 200
+
+
+def test_string_keys() -> None:
+    sm = SwissMap(load_layout("swiss", "go1.26.8", 8, True), key_kind=KIND_STRING, key_size=16)
+    s1 = sm.alloc(b"h\xc3\xa9llo")
+    bad = sm.alloc(b"\xff\xfe")
+    dec = _decoder(sm)
+
+    def sk(addr: int, n: int) -> bytes:
+        return addr.to_bytes(8, "little") + n.to_bytes(8, "little")
+
+    group = sm.alloc(sm.group({0: (1, sk(s1, 6)), 1: (2, sk(bad, 2)), 2: (3, sk(0, 0))}))
+    snap = dec.snapshot(sm.header(used=3, dir_ptr=group, dir_len=0))
+    assert snap.live_keys() == ["héllo", RawKey(b"\xff\xfe"), ""]
+
+
+def test_wrong_group_size_is_refused() -> None:
+    from dlvsnap.errors import LayoutError
+    from dlvsnap.model import KeyType, MapType
+
+    lay = load_layout("swiss", "go1.26.8", 8, True)
+    mt = MapType(
+        0,
+        KeyType(2, 8, False),
+        KeyType(2, 8, False),
+        group_size=140,
+        slot_size=16,
+        elem_off=8,
+        flags=0,
+    )
+    with pytest.raises(LayoutError, match="group size 140"):
+        SwissDecoder(lay, SwissMap(lay).mem, mt)
