@@ -103,7 +103,7 @@ class TextRenderer:
             if f == "seed":
                 deltas.append(self._c("seed reseeded", fg="yellow"))
             elif f != "used":
-                deltas.append(f"{f} {b} -> {a}")
+                deltas.append(f"{f} {_go(b)} -> {_go(a)}")
         if d.moved:
             deltas.append(self._c(f"header moved {d.moved[0]:#x} -> {d.moved[1]:#x}", fg="yellow"))
         return deltas
@@ -153,6 +153,13 @@ class TextRenderer:
                 verdict = f"the map holds {freed:,} B less than before the first delete"
             self.out.write(self._c(verdict, bold=True) + "\n")
         self.out.flush()
+
+
+def _go(v: object) -> str:
+    """A header value as Go prints it (true/false, not True/False)."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
 
 
 def _sort_key(k: KeyValue) -> tuple[int, object]:
