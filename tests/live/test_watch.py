@@ -157,3 +157,25 @@ def test_human_view(dlv: str, tmp_path: Path) -> None:
     assert "#1 delete key=17  main.del main.go:14  (runtime.mapdelete_fast64)" in p.stdout
     assert "full(h2=" in p.stdout and "-> " in p.stdout
     assert "deletes seen" in p.stdout and "deletes freed nothing" in p.stdout
+
+
+def test_package_directory_is_built_and_program_args_are_passed(dlv: str, tmp_path: Path) -> None:
+    from tests.support import FIXTURES, go_toolchain
+
+    go_toolchain()
+    run = run_watch(
+        FIXTURES / "large", "main.table", "--live-keys", tmp=tmp_path, program_args=("300",)
+    )
+    assert run.returncode == 0, run.stderr
+    oracle = parse_oracle(run.target_output)
+    check_deletes(run, oracle, "int")
+    assert [e["key"] for e in run.of("delete")] == [0, 97, 194, 291, -1]
+    assert run.of("delete")[0]["count_before"] == 300
+
+
+def test_max_events_stops_the_program(dlv: str, tmp_path: Path) -> None:
+    run = run_watch(build_fixture("large"), "main.table", "--max-events", "3", tmp=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert len(run.of("delete")) == 3
+    summary = run.of("summary")[0]
+    assert summary["stopped_early"] is True and summary["exit_status"] is None
