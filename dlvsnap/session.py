@@ -57,12 +57,12 @@ class Session:
                 version = client.get_version()
             except DelveError as e:
                 # Delve prints its listening line, then may refuse the target and exit.
-                if dp.wait_exit(2.0):
-                    tail = dp.stderr_tail().strip().splitlines()
-                    raise DelveRefusedError(
-                        "dlv: " + (tail[-1] if tail else f"exited with status {dp.proc.returncode}")
-                    ) from e
+                exited = dp.wait_exit(2.0)
+                dp.terminate()  # joins the output drains: the whole stderr is read
+                if exited:
+                    raise DelveRefusedError(dp.error_summary()) from e
                 raise
+            dp.pass_output()
             pid = client.state().pid or client.process_pid()
             info = TargetInfo(**{**info.__dict__, "map_impl": detect_map_impl(client)})
             return cls(dlv=dp, client=client, target=info, version=version, pid=pid)

@@ -143,7 +143,6 @@ class MapWatch:
         self._tried_in: set[str] = set()
         self._nil_seen: Location | None = None
         self._deletes_seen = 0
-        self._resolved = False
 
     # -- set-up ------------------------------------------------------------------------------
     def _resolve_static(self) -> None:
@@ -265,8 +264,8 @@ class MapWatch:
         return _Hit(
             thread=th,
             entry=th.function,
-            typ=args[0].as_int(),
-            map_addr=args[1].as_int(),
+            typ=_pointer_arg(th, args[0]),
+            map_addr=_pointer_arg(th, args[1]),
             key_arg=args[2] if len(args) > 2 else None,
             stack_lo=_int_var(var, _HIT_VARS[0]),
             stack_hi=_int_var(var, _HIT_VARS[1]),
@@ -423,6 +422,14 @@ class MapWatch:
         except (ValueError, OverflowError, LayoutError, MemoryReadError):
             return None, False
         return key, True
+
+
+def _pointer_arg(th: Thread, v: Variable) -> int:
+    try:
+        return v.as_int()
+    except ValueError:
+        why = v.unreadable or f"value {v.value!r}"
+        raise TargetError(f"{th.function}: cannot read argument {v.name}: {why}") from None
 
 
 def _int_var(var: dict[str, Variable], name: str) -> int:

@@ -36,9 +36,21 @@ class DlvProcess:
         default_factory=lambda: collections.deque(maxlen=50)
     )
     _threads: list[threading.Thread] = field(default_factory=list)
+    # Until pass_output(), output is held back: before the target runs, all of it is dlv's
+    # own (a refusal is reported once, as dlvsnap's error line, not twice).
+    _held: list[bytes] | None = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def stderr_tail(self) -> str:
-        return b"".join(self._stderr_tail).decode(errors="replace")
+    def pass_output(self) -> None:
+        """From now on, copy dlv's (and so the target's) output to the sink."""
+        with self._lock:
+            held, self._held = self._held or [], None
+            for chunk in held:
+                self._copy(chunk)
+
+    def error_summary(self) -> str:
+        """dlv's own words for why it stopped, from the tail of its stderr."""
+        return _first_error_line(b"".join(self._stderr_tail))
 
     def start_drain(self, stdout_rest: bytes) -> None:
         if stdout_rest:
@@ -63,6 +75,13 @@ class DlvProcess:
             self._write(chunk)
 
     def _write(self, data: bytes) -> None:
+        with self._lock:
+            if self._held is not None:
+                self._held.append(data)
+            else:
+                self._copy(data)
+
+    def _copy(self, data: bytes) -> None:
         if self._sink is None:
             return
         try:
@@ -187,6 +206,9 @@ def _first_error_line(raw: bytes) -> str:
     text = raw.decode(errors="replace")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for ln in lines:
-        if ln.lower().startswith(("could not launch process", "error", "version of delve")):
+        low = ln.lower()
+        if low.startswith(("could not launch process", "error", "version of delve")):
+            return "dlv: " + ln
+        if "too old for this version of delve" in low or "too new" in low:
             return "dlv: " + ln
     return "dlv exited at start-up: " + (lines[-1] if lines else "no output")

@@ -23,7 +23,10 @@ class JsonRpcConnection:
     """One socket, request ids, per-call timeouts; replies for other ids are kept."""
 
     def __init__(self, host: str, port: int, connect_timeout: float = 10.0) -> None:
-        self._sock = socket.create_connection((host, port), timeout=connect_timeout)
+        try:
+            self._sock = socket.create_connection((host, port), timeout=connect_timeout)
+        except OSError as e:
+            raise ConnectionClosedError(f"cannot connect to Delve at {host}:{port}: {e}") from e
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._buf = bytearray()
         self._ids = itertools.count(1)
