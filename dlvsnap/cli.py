@@ -16,12 +16,12 @@ import click
 
 from dlvsnap import __version__
 from dlvsnap.build import build_package
-from dlvsnap.errors import DlvsnapError, ExitCode
+from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError
 from dlvsnap.model import DeleteEvent
 from dlvsnap.render import jsonl
 from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
-from dlvsnap.toolchain import default_dlv
+from dlvsnap.verify import check_binary
 from dlvsnap.watch import MapWatch, Note, WatchOptions
 
 
@@ -137,7 +137,6 @@ def watch(
         color = out.isatty() and not os.environ.get("NO_COLOR")
     text = None if as_json else TextRenderer(out, colour=color)
     opts = WatchOptions(expr=map_expr, in_func=in_func, live_keys=live_keys, max_events=max_events)
-    dlv = dlv_path or default_dlv()
 
     def on_event(ev: DeleteEvent) -> None:
         if text is None:
@@ -151,25 +150,56 @@ def watch(
         else:
             text.note(n.message)
 
-    with _binary_for(target, go_path, verbose) as binary, _output_sink(target_output) as sink:
-        _log(verbose, f"dlv exec {binary} with {dlv}")
-        with Session.launch(dlv, binary, list(program_args), sink) as s:
-            t = s.target
-            _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
-            w = MapWatch(s, opts, on_event, on_note)
-            if text is None:
-                jsonl.start(out, t, map_expr, s.version.short)
-            else:
-                text.start(
-                    f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}"
-                )
-            summary = w.run()
-            reader = s.memory_reader_name
-            _log(verbose, f"memory read through {reader}")
-            if text is None:
-                jsonl.summary(out, summary, reader)
-            else:
-                text.summary(summary)
+    with (
+        _binary_for(target, go_path, verbose) as binary,
+        _output_sink(target_output) as sink,
+        Session.launch(dlv_path, binary, list(program_args), sink) as s,
+    ):
+        t = s.target
+        _log(verbose, f"dlv exec {binary} with {s.dlv_path}")
+        _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
+        w = MapWatch(s, opts, on_event, on_note)
+        if text is None:
+            jsonl.start(out, t, map_expr, s.version.short)
+        else:
+            text.start(
+                f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}"
+            )
+        summary = w.run()
+        reader = s.memory_reader_name
+        _log(verbose, f"memory read through {reader}")
+        if text is None:
+            jsonl.summary(out, summary, reader)
+        else:
+            text.summary(summary)
+
+
+@cli.group()
+def layouts() -> None:
+    """Layout data: which file decodes which Go release, and checks against DWARF."""
+
+
+@layouts.command("verify")
+@click.argument("programs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--quiet", "-q", is_flag=True, help="Only print drift.")
+def layouts_verify(programs: tuple[str, ...], quiet: bool) -> None:
+    """Compare the layout dlvsnap would use for each PROGRAM with its own DWARF types, field
+    by field. Exits 7 and names every difference when one drifts."""
+    drifted = 0
+    for prog in programs:
+        info, layout, report = check_binary(prog)
+        exact = "" if layout.exact else f" (nearest to Go {layout.release})"
+        status = "ok" if report.ok else f"{len(report.drifts)} differences"
+        if not quiet or not report.ok:
+            click.echo(
+                f"{prog}: {info.describe()}: layout {layout.name}{exact}, "
+                f"{len(report.checked)} DWARF types checked: {status}"
+            )
+        for d in report.drifts:
+            click.echo(f"  {d}")
+        drifted += not report.ok
+    if drifted:
+        raise LayoutDriftError(f"{drifted} of {len(programs)} programs drift from their layout")
 
 
 def main() -> None:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from dlvsnap.model import MapDiff, MapSnapshot, SlotChange, Table
+from dlvsnap.model import UNLINKED, MapDiff, MapSnapshot, SlotChange, Table
 
 _TABLE_FIELDS = ("used", "capacity", "growth_left", "local_depth", "n_groups", "groups_addr")
 
 
 def diff(before: MapSnapshot, after: MapSnapshot) -> MapDiff:
-    after_slots = after.slot_map()
+    before_slots, after_slots = before.slot_map(), after.slot_map()
     changes: list[SlotChange] = []
     for s in before.slots:
         a = after_slots.get(s.loc)
-        if a is None or a.byte == s.byte:
-            continue
-        changes.append(SlotChange(s.loc, s.byte, a.byte, s.state, a.state, s.key))
+        if a is None:  # e.g. classic: oldbuckets released, overflow chain cut by mapclear
+            changes.append(SlotChange(s.loc, s.byte, None, s.state, UNLINKED, s.key))
+        elif a.byte != s.byte:
+            changes.append(SlotChange(s.loc, s.byte, a.byte, s.state, a.state, s.key, a.key))
+    for a in after.slots:
+        if a.loc not in before_slots:  # e.g. classic: an overflow bucket linked in
+            changes.append(SlotChange(a.loc, None, a.byte, UNLINKED, a.state, None, a.key))
     header: dict[str, tuple[Any, Any]] = {}
     for k, v in before.header.items():
         w = after.header.get(k)
@@ -30,7 +34,7 @@ def diff(before: MapSnapshot, after: MapSnapshot) -> MapDiff:
         if d:
             table_changes[idx] = d
     return MapDiff(
-        changes=tuple(sorted(changes, key=lambda c: c.loc)),
+        changes=tuple(sorted(changes, key=lambda c: c.loc.sort_key())),
         count_before=before.count,
         count_after=after.count,
         header_changes=header,

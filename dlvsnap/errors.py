@@ -18,6 +18,7 @@ class ExitCode(IntEnum):
     NO_DELETES = 4  # the program exited before any delete from the watched map
     TARGET = 5  # cannot build or read the target: no debug info, unsupported map layout
     DELVE = 6  # dlv missing, refusing the target's Go version, or failing
+    DRIFT = 7  # `layouts verify`: a layout differs from the binary's DWARF
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 
 
@@ -41,6 +42,12 @@ class TargetError(DlvsnapError):
 
 class LayoutError(TargetError):
     """No layout fits the target, or bytes do not decode under the chosen layout."""
+
+
+class LayoutDriftError(LayoutError):
+    """The layout dlvsnap would use differs from the binary's own DWARF types."""
+
+    exit_code = ExitCode.DRIFT
 
 
 class MemoryReadError(DlvsnapError):

@@ -7,6 +7,7 @@ release, pointer size, byte order), with Go's alignment rules. Nothing here read
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import tomllib
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class FieldInfo:
     type: str
     offset: int
     size: int
+    dwarf_name: str  # the field's name in the binary's DWARF (usually the same)
 
 
 @dataclass(frozen=True)
@@ -66,12 +68,16 @@ class CompiledStruct:
     fields: tuple[FieldInfo, ...]
     size: int
     align: int
+    dwarf_names: tuple[str, ...] = ()  # DWARF types this struct mirrors
+
+    def field(self, name: str) -> FieldInfo:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
 
     def offset(self, field: str) -> int:
-        for f in self.fields:
-            if f.name == field:
-                return f.offset
-        raise KeyError(field)
+        return self.field(field).offset
 
     def parse(self, data: bytes) -> dict[str, Any]:
         """Parse ``data`` (at least ``size`` bytes) into a plain dict (nested for structs)."""
@@ -102,6 +108,11 @@ class Layout:
     constants: dict[str, int]
     structs: dict[str, CompiledStruct]
     source: Path
+    release: str = ""  # the Go release it was selected for
+    exact: bool = True  # False: the nearest older release's layout, to be verified
+
+    def has(self, name: str) -> bool:
+        return name in self.structs
 
     def struct(self, name: str) -> CompiledStruct:
         try:
@@ -145,7 +156,9 @@ def compile_layout(
         fields: list[FieldInfo] = []
         off = 0
         align = 1
-        for i, (fname, ftype) in enumerate(spec["fields"]):
+        for i, entry in enumerate(spec["fields"]):
+            fname, ftype = entry[0], entry[1]
+            dwarf_name = entry[2] if len(entry) > 2 else fname
             if ftype in _BASIC:
                 size, signed = _BASIC[ftype]
                 size = size or ptr_size
@@ -163,7 +176,7 @@ def compile_layout(
                 subcons.append(f"_pad{i}" / cs.Padding(pad))
                 off += pad
             subcons.append(fname / sub)
-            fields.append(FieldInfo(fname, ftype, off, size))
+            fields.append(FieldInfo(fname, ftype, off, size, dwarf_name))
             off += size
             align = max(align, falign)
         total = _align_up(off, align)
@@ -175,7 +188,15 @@ def compile_layout(
                 f"{source.name}: struct {name} compiles to {total} bytes for pointer size "
                 f"{ptr_size}, the file says {want}"
             )
-        cst = CompiledStruct(name, cs.Struct(*subcons), tuple(fields), total, align)
+        dwarf = spec.get("dwarf", ())
+        cst = CompiledStruct(
+            name,
+            cs.Struct(*subcons),
+            tuple(fields),
+            total,
+            align,
+            tuple([dwarf] if isinstance(dwarf, str) else dwarf),
+        )
         compiled[name] = cst
         return cst
 
@@ -210,18 +231,36 @@ def release_key(version: str) -> str:
     return ".".join(parts[:2])
 
 
-@functools.cache
-def load_layout(family: str, go_version: str, ptr_size: int, little_endian: bool) -> Layout:
-    """The layout for this map implementation and Go release, compiled for the target."""
-    base = layouts_dir()
-    index = _read_toml(base / "index.toml")
+def _rel(key: str) -> tuple[int, int]:
+    major, minor = key.split(".")
+    return int(major), int(minor)
+
+
+def select_layout_file(family: str, go_version: str) -> tuple[str, bool]:
+    """(layout file name, exact) for a Go release: the release's own entry in index.toml,
+    else the nearest older release's (exact=False: to be verified against DWARF)."""
+    index = _read_toml(layouts_dir() / "index.toml")
     releases: dict[str, str] = index.get(family, {})
     rel = release_key(go_version)
-    fname = releases.get(rel)
-    if fname is None:
-        known = ", ".join(sorted(releases)) or "none"
+    if rel in releases:
+        return releases[rel], True
+    older = [k for k in releases if _rel(k) < _rel(rel)]
+    if not older or _rel(rel) < min(_rel(k) for k in releases):
+        known = ", ".join(sorted(releases, key=_rel)) or "none"
         raise LayoutError(
             f"no {family} map layout for Go {rel} (known: {known}); see README 'Bumping Go'"
         )
-    path = base / f"{fname}.toml"
+    return releases[max(older, key=_rel)], False
+
+
+@functools.cache
+def load_layout_file(name: str, ptr_size: int, little_endian: bool) -> Layout:
+    path = layouts_dir() / f"{name}.toml"
     return compile_layout(_read_toml(path), ptr_size, little_endian, path)
+
+
+def load_layout(family: str, go_version: str, ptr_size: int, little_endian: bool) -> Layout:
+    """The layout for this map implementation and Go release, compiled for the target."""
+    name, exact = select_layout_file(family, go_version)
+    lay = load_layout_file(name, ptr_size, little_endian)
+    return dataclasses.replace(lay, release=release_key(go_version), exact=exact)

@@ -52,22 +52,42 @@ EMPTY_REST = "emptyRest"
 EVACUATED_X = "evacuatedX"
 EVACUATED_Y = "evacuatedY"
 EVACUATED_EMPTY = "evacuatedEmpty"
+UNLINKED = "unlinked"  # the slot's bucket/group is not reachable from the map (on that side)
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class SlotLoc:
-    """A stable slot location: (table index or -1 for a small map, group, slot)."""
+    """A stable slot location.
+
+    swiss: ``table`` is the table's first directory index (-1 for a small map), ``group``
+    the group; classic: ``table`` is -1, ``group`` the bucket index, ``overflow`` the
+    position in its overflow chain (0 = the bucket itself) and ``old`` marks oldbuckets.
+    """
 
     table: int
     group: int
     slot: int
+    overflow: int = 0
+    old: bool = False
+    classic: bool = False
+
+    def sort_key(self) -> tuple[int, int, int, int, int]:
+        return (int(self.old), self.table, self.group, self.overflow, self.slot)
 
     def __str__(self) -> str:
+        if self.classic:
+            chain = f"+{self.overflow}" if self.overflow else ""
+            return f"{'old' if self.old else 'b'}{self.group}{chain}/s{self.slot}"
         if self.table < 0:
             return f"g{self.group}/s{self.slot}"
         return f"t{self.table}/g{self.group}/s{self.slot}"
 
     def describe(self) -> str:
+        if self.classic:
+            where = f"{'oldbucket' if self.old else 'bucket'} {self.group}"
+            if self.overflow:
+                where += f" overflow {self.overflow}"
+            return f"{where} slot {self.slot}"
         if self.table < 0:
             return f"group {self.group} slot {self.slot}"
         return f"table {self.table} group {self.group} slot {self.slot}"
@@ -127,14 +147,20 @@ KIND_NAMES = {
 
 @dataclass(frozen=True)
 class MapType:
-    """The decoded type descriptor of one map type (abi.MapType or maptype)."""
+    """The decoded type descriptor of one map type (abi.MapType, maptype...).
+
+    Where the keys and elems of slot i are, relative to its group (swiss) or bucket
+    (classic): ``keys_off + i*key_stride`` and ``elems_off + i*elem_stride``.
+    """
 
     addr: int
     key: KeyType
     elem: KeyType
     group_size: int  # swiss group / classic bucket size
-    slot_size: int
-    elem_off: int
+    keys_off: int
+    key_stride: int
+    elems_off: int
+    elem_stride: int
     flags: int
 
 
@@ -166,10 +192,20 @@ class Memory:
     indirect: int  # separately allocated keys/elems of live entries
     live_entries: int
     entry_bytes: int  # key + elem size of one entry
+    overflow: int = 0  # classic: overflow buckets outside the bucket arrays
+    old: int = 0  # classic: the old bucket array while growing
 
     @property
     def held(self) -> int:
-        return self.header + self.directory + self.tables + self.groups + self.indirect
+        return (
+            self.header
+            + self.directory
+            + self.tables
+            + self.groups
+            + self.indirect
+            + self.overflow
+            + self.old
+        )
 
     @property
     def needed(self) -> int:
@@ -184,6 +220,8 @@ class Memory:
             "table_bytes": self.tables,
             "group_bytes": self.groups,
             "indirect_bytes": self.indirect,
+            "overflow_bytes": self.overflow,
+            "oldbucket_bytes": self.old,
             "live_entries": self.live_entries,
         }
 
@@ -213,24 +251,33 @@ class MapSnapshot:
 
 @dataclass(frozen=True)
 class SlotChange:
+    """One slot whose control byte changed. A slot whose group/bucket stopped (or started)
+    being reachable from the map is ``unlinked`` on that side, with no byte."""
+
     loc: SlotLoc
-    before_byte: int
-    after_byte: int
+    before_byte: int | None
+    after_byte: int | None
     before_state: str
     after_state: str
-    key: KeyValue  # the slot's decoded key before the change
+    key: KeyValue  # the slot's decoded key before the change (None unless it was full)
+    after_key: KeyValue = None  # the key after the change (None unless it is full)
 
     def to_json(self) -> dict[str, Any]:
+        loc = self.loc
         return {
-            "slot": str(self.loc),
-            "table": self.loc.table if self.loc.table >= 0 else None,
-            "group": self.loc.group,
-            "index": self.loc.slot,
+            "slot": str(loc),
+            "table": loc.table if loc.table >= 0 and not loc.classic else None,
+            "group": loc.group if not loc.classic else None,
+            "bucket": loc.group if loc.classic else None,
+            "overflow": loc.overflow if loc.classic else None,
+            "old": loc.old if loc.classic else None,
+            "index": loc.slot,
             "before_state": self.before_state,
             "after_state": self.after_state,
             "before_byte": self.before_byte,
             "after_byte": self.after_byte,
             "key": key_to_json(self.key),
+            "after_key": key_to_json(self.after_key),
         }
 
 

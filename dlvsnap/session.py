@@ -22,6 +22,7 @@ from dlvsnap.delve.types import Version
 from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError
 from dlvsnap.memory import MemoryReader, ProcMem, choose_reader
 from dlvsnap.target import TargetInfo, detect_map_impl, identify
+from dlvsnap.toolchain import default_dlv, pick_dlv
 
 
 class Session:
@@ -33,8 +34,10 @@ class Session:
         target: TargetInfo,
         version: Version,
         pid: int,
+        dlv_path: str,
     ) -> None:
         self.dlv = dlv
+        self.dlv_path = dlv_path
         self.client = client
         self.target = target
         self.version = version
@@ -44,10 +47,16 @@ class Session:
 
     @classmethod
     def launch(
-        cls, dlv_path: str, binary: str | Path, args: list[str], sink: BinaryIO | None
+        cls, dlv_path: str | None, binary: str | Path, args: list[str], sink: BinaryIO | None
     ) -> Session:
-        """``dlv exec`` the binary (stopped at entry) and identify it."""
+        """``dlv exec`` the binary (stopped at entry) and identify it.
+
+        With ``dlv_path`` None, the Delve is chosen for the binary's Go release: the pinned
+        one when it accepts that release, else an installed one that does (toolchain.py).
+        """
         info = identify(binary)
+        if dlv_path is None:
+            dlv_path = pick_dlv(info.go_version) or default_dlv()
         dp = launch(dlv_path, ["exec", str(binary)], program_args=args, sink=sink)
         client: DelveClient | None = None
         try:
@@ -65,7 +74,9 @@ class Session:
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
             info = TargetInfo(**{**info.__dict__, "map_impl": detect_map_impl(client)})
-            return cls(dlv=dp, client=client, target=info, version=version, pid=pid)
+            return cls(
+                dlv=dp, client=client, target=info, version=version, pid=pid, dlv_path=dlv_path
+            )
         except BaseException:
             if client is not None:
                 client.conn.close()

@@ -5,6 +5,7 @@ implementation (from the binary's DWARF types, as Delve lists them).
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,15 @@ def parse_buildinfo(sec: bytes) -> tuple[str, str]:
     return version, modinfo
 
 
+def split_version(version: str) -> tuple[str, tuple[str, ...]]:
+    """``go1.25.5 X:noswissmap`` (<= 1.26) or ``go1.27.3-X:mapsplitgroup`` (1.27) ->
+    (``go1.25.5``, (``noswissmap``,)): the linker appends non-default GOEXPERIMENTs."""
+    m = re.match(r"^(go[\d.]+(?:rc\d+|beta\d+)?)(?:[ -]X:(\S+))?", version)
+    if not m:
+        return version.split(maxsplit=1)[0], ()
+    return m.group(1), tuple(x for x in (m.group(2) or "").split(",") if x)
+
+
 def identify(path: str | Path) -> TargetInfo:
     p = Path(path)
     try:
@@ -139,9 +149,8 @@ def identify(path: str | Path) -> TargetInfo:
                 experiments = [x for x in v.split(",") if x]
             elif k == "GOARCH":
                 goarch = v
-    ver, _, rest = version.partition(" ")
-    if rest.startswith("X:") and not experiments:
-        experiments = [x for x in rest[2:].split(",") if x]
+    ver, exp = split_version(version)
+    experiments = experiments or list(exp)
     return TargetInfo(
         path=str(p),
         go_version=ver,

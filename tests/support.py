@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dlvsnap.toolchain import cache_dir, default_dlv
+from dlvsnap.toolchain import CI_GOS, GOS, cache_dir, default_dlv, pick_dlv
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -46,6 +46,62 @@ def missing(what: str) -> None:
 def require_live() -> None:
     if live_mode() == "skip":
         pytest.skip("DLVSNAP_LIVE=0")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Go release, and the GOEXPERIMENT that changes its map implementation, if any."""
+
+    go: str  # "1.22.10", or "1.26" for the machine's own Go
+    experiment: str = ""
+
+    @property
+    def id(self) -> str:
+        minor = ".".join(self.go.split(".")[:2])
+        return f"go{minor}" + (f"-{self.experiment}" if self.experiment else "")
+
+    @property
+    def release(self) -> tuple[int, int]:
+        major, minor = self.go.split(".")[:2]
+        return int(major), int(minor)
+
+    @property
+    def impl(self) -> str:
+        if self.release < (1, 24) or self.experiment == "noswissmap":
+            return "classic"
+        return "swiss"
+
+    def env(self) -> dict[str, str]:
+        return {"GOEXPERIMENT": self.experiment} if self.experiment else {}
+
+
+def variants() -> list[Variant]:
+    """CI's matrix (dlvsnap.toolchain.CI_GOS), or every release with DLVSNAP_MATRIX=full."""
+    full = os.environ.get("DLVSNAP_MATRIX") == "full"
+    out = []
+    for g in GOS:
+        if full or g.version in CI_GOS:
+            out.append(Variant(g.version))
+            out += [Variant(g.version, e) for e in g.experiments]
+    return out
+
+
+def go_for(v: Variant) -> str:
+    require_live()
+    g = next(g for g in GOS if g.version == v.go)
+    path = g.go()
+    if path is None or not path.exists():
+        missing(f"Go {v.go} is not installed ({path}); run scripts/toolchains")
+    return str(path)
+
+
+def dlv_for(v: Variant) -> str:
+    require_live()
+    dlv = pick_dlv(v.go)
+    if dlv is None:
+        missing(f"no installed Delve accepts Go {v.go}; run scripts/toolchains")
+    assert dlv
+    return dlv
 
 
 def go_toolchain(version: str | None = None) -> str:
@@ -78,11 +134,23 @@ def _go_version(go: str) -> str:
 
 
 def build_fixture(
-    name: str, go: str | None = None, env: dict[str, str] | None = None, ldflags: str = ""
+    name: str,
+    go: str | None = None,
+    env: dict[str, str] | None = None,
+    ldflags: str = "",
+    variant: Variant | None = None,
 ) -> Path:
     """Build fixtures/<name> with -gcflags=all=-N -l, cached by sources, toolchain and flags."""
+    if variant is not None:
+        go, env = go_for(variant), {**variant.env(), **(env or {})}
     go = go or go_toolchain()
-    env = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", **(env or {})}
+    env = {
+        **os.environ,
+        "GOTOOLCHAIN": "local",
+        "GOFLAGS": "-mod=mod",
+        "GOEXPERIMENT": "",
+        **(env or {}),
+    }
     h = hashlib.sha256()
     for p in sorted(FIXTURES.rglob("*")):
         if p.is_file() and p.suffix in (".go", ".mod"):

@@ -14,7 +14,6 @@ from dlvsnap.model import (
     DELETED,
     EMPTY,
     FULL,
-    KeyType,
     MapSnapshot,
     MapType,
     Memory,
@@ -26,31 +25,6 @@ from dlvsnap.model import (
 # A directory longer than this is not a map header (2^16 tables of 1024 slots = 64M slots).
 MAX_DIR_LEN = 1 << 20
 MAX_GROUPS_PER_TABLE = 1024 // 8
-
-
-def decode_type(layout: Layout, mem: MemoryReader, addr: int) -> KeyType:
-    t = layout.struct("Type").parse(mem.read(addr, layout.struct("Type").size))
-    return KeyType(kind=t["Kind_"] & 0x1F, size=t["Size_"], indirect=False)
-
-
-def decode_map_type(layout: Layout, mem: MemoryReader, addr: int) -> MapType:
-    """abi.MapType (SwissMapType in 1.24/1.25) at ``addr``, with its key and elem types."""
-    mt_struct = layout.struct("MapType")
-    mt = mt_struct.parse(mem.read(addr, mt_struct.size))
-    flags = int(mt["Flags"])
-    key = decode_type(layout, mem, mt["Key"])
-    elem = decode_type(layout, mem, mt["Elem"])
-    key = KeyType(key.kind, key.size, bool(flags & layout.const("flag_indirect_key")))
-    elem = KeyType(elem.kind, elem.size, bool(flags & layout.const("flag_indirect_elem")))
-    return MapType(
-        addr=addr,
-        key=key,
-        elem=elem,
-        group_size=int(mt["GroupSize"]),
-        slot_size=int(mt["SlotSize"]),
-        elem_off=int(mt["ElemOff"]),
-        flags=flags,
-    )
 
 
 def ctrl_state(byte: int, layout: Layout) -> str:
@@ -72,12 +46,6 @@ class SwissDecoder:
         self.mt = map_type
         self.keys = KeyDecoder(map_type.key, layout.ptr_size, layout.little_endian, mem)
         self.nslots = layout.const("group_slots")
-        self.slots_off = layout.const("group_slots_offset")
-        if map_type.group_size != self.slots_off + self.nslots * map_type.slot_size:
-            raise LayoutError(
-                f"group size {map_type.group_size} does not match 8 slots of "
-                f"{map_type.slot_size} bytes after an 8-byte ctrl word: wrong layout?"
-            )
 
     def snapshot(self, addr: int) -> MapSnapshot:
         lay = self.layout
@@ -188,7 +156,7 @@ class SwissDecoder:
             state = ctrl_state(b, self.layout)
             key = None
             if state == FULL:
-                off = self.slots_off + i * self.mt.slot_size
+                off = self.mt.keys_off + i * self.mt.key_stride
                 key = self.keys.from_slot(raw[off : off + ks])
             out.append(Slot(SlotLoc(table, group, i), b, state, key))
         return out

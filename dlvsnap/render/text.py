@@ -41,8 +41,10 @@ class TextRenderer:
             return text
         return click.style(text, fg=fg, bold=bold, dim=dim)
 
-    def _state(self, byte: int, state: str) -> str:
-        label = f"full(h2={byte:02x})" if state == FULL else state
+    def _state(self, byte: int | None, state: str, classic: bool) -> str:
+        if byte is None:
+            return self._c(state, dim=True)
+        label = f"full({'tophash' if classic else 'h2'}={byte:02x})" if state == FULL else state
         return self._c(f"0x{byte:02x} {label}", fg=_STATE_COLOUR.get(state))
 
     def start(self, what: str) -> None:
@@ -76,9 +78,9 @@ class TextRenderer:
         rows = [
             [
                 c.loc.describe(),
-                self._state(c.before_byte, c.before_state),
+                self._state(c.before_byte, c.before_state, c.loc.classic),
                 "->",
-                self._state(c.after_byte, c.after_state),
+                self._state(c.after_byte, c.after_state, c.loc.classic),
                 "key " + key_to_text(c.key) if c.before_state == FULL else "",
             ]
             for c in d.changes[:limit]
@@ -91,7 +93,8 @@ class TextRenderer:
 
     def _deltas(self, ev: DeleteEvent) -> list[str]:
         d = ev.diff
-        deltas = [f"used {d.count_before} -> {d.count_after}"]
+        count = _count_field(ev.after)
+        deltas = [f"{count} {d.count_before} -> {d.count_after}"]
         several = len(ev.after.tables) > 1
         for idx, ch in d.table_changes.items():
             for f, (b, a) in ch.items():
@@ -100,9 +103,9 @@ class TextRenderer:
                 name = {"growth_left": "growthLeft"}.get(f, f)
                 deltas.append(f"{name} {b} -> {a}" + (f" (table {idx})" if several else ""))
         for f, (b, a) in d.header_changes.items():
-            if f == "seed":
-                deltas.append(self._c("seed reseeded", fg="yellow"))
-            elif f != "used":
+            if f in ("seed", "hash0"):
+                deltas.append(self._c(f"{f} reseeded", fg="yellow"))
+            elif f != count:
                 deltas.append(f"{f} {_go(b)} -> {_go(a)}")
         if d.moved:
             deltas.append(self._c(f"header moved {d.moved[0]:#x} -> {d.moved[1]:#x}", fg="yellow"))
@@ -111,7 +114,14 @@ class TextRenderer:
     @staticmethod
     def _holds(s: MapSnapshot) -> str:
         m = s.memory
-        if s.tables:
+        if s.impl == "classic":
+            nb = 1 << int(s.header["B"]) if m.groups else 0
+            where = f"{nb} bucket{'s' if nb != 1 else ''}"
+            if m.overflow:
+                where += f" + {m.overflow // s.map_type.group_size} overflow"
+            if m.old:
+                where += " + old buckets (growing)"
+        elif s.tables:
             n_groups = m.groups // s.map_type.group_size
             plural = "s" if len(s.tables) != 1 else ""
             where = f"{len(s.tables)} table{plural} / {n_groups} groups"
@@ -129,17 +139,18 @@ class TextRenderer:
             ["keys removed", str(s.keys_removed)],
         ]
         if last is not None:
+            if last.impl == "swiss":
+                rows.append(["tombstones left", str(s.tombstones)])
             rows += [
-                ["tombstones left", str(s.tombstones)],
                 ["live entries now", str(last.count)],
-                ["map holds now", _bytes(last.memory)],
+                ["map holds now", _bytes(last.memory, last.impl)],
                 [
                     "live entries need",
                     f"{last.memory.needed:,} B ({last.count} x {last.memory.entry_bytes} B)",
                 ],
             ]
         if first is not None:
-            rows.append(["held before 1st delete", _bytes(first.memory)])
+            rows.append(["held before 1st delete", _bytes(first.memory, first.impl)])
         self.out.write("\n" + self._c("summary", bold=True) + "\n")
         self.out.write(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
         if first is not None and last is not None:
@@ -172,13 +183,24 @@ def _sort_key(k: KeyValue) -> tuple[int, object]:
     return (3, 0)
 
 
-def _bytes(m: Memory) -> str:
+def _count_field(s: MapSnapshot) -> str:
+    return "count" if s.impl == "classic" else "used"
+
+
+def _bytes(m: Memory, impl: str) -> str:
     parts = [f"header {m.header}"]
     if m.directory:
         parts.append(f"directory {m.directory}")
     if m.tables:
         parts.append(f"tables {m.tables}")
-    parts.append(f"groups {m.groups:,}")
+    if impl == "classic":
+        parts.append(f"buckets {m.groups:,}")
+        if m.overflow:
+            parts.append(f"overflow buckets {m.overflow:,}")
+        if m.old:
+            parts.append(f"old buckets {m.old:,}")
+    else:
+        parts.append(f"groups {m.groups:,}")
     if m.indirect:
         parts.append(f"indirect keys/elems {m.indirect:,}")
     return f"{m.held:,} B ({', '.join(parts)})"

@@ -1,18 +1,32 @@
-"""dlvsnap watch against a real dlv and real Go 1.26 programs built from fixtures/."""
+"""dlvsnap watch against real Delve releases and real Go programs built from fixtures/, on
+every Go release of the matrix (CI: dlvsnap.toolchain.CI_GOS; DLVSNAP_MATRIX=full: all)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from tests.live.invariants import check_deletes
-from tests.support import build_fixture, parse_oracle, run_watch
+from tests.live.invariants import EMPTY_STATES, check_deletes
+from tests.support import (
+    FIXTURES,
+    Variant,
+    build_fixture,
+    dlv_for,
+    go_toolchain,
+    parse_oracle,
+    run_watch,
+    variants,
+)
 
 pytestmark = pytest.mark.live
 
+VARIANTS = variants()
 CASES = [
-    # fixture, --map, key encoding, extra checks
+    # fixture, --map, key encoding
     ("deletes", "m", "int"),
     ("strkeys", "names", "string"),
     ("set64", "seen", "int"),
@@ -22,64 +36,79 @@ CASES = [
     ("stackgrow", "local", "int"),
     ("goroutines", "mine", "int"),
     ("pkgvar", "main.Cache", "string"),
+    ("growing", "m", "int"),
+    ("drain", "m", "int"),
 ]
 
 
+def _watch(v: Variant, fixture: str, expr: str, tmp: Path, *extra: str):  # type: ignore[no-untyped-def]
+    dlv_for(v)  # fails (CI) or skips (locally) when no installed Delve accepts v.go
+    return run_watch(build_fixture(fixture, variant=v), expr, *extra, tmp=tmp)
+
+
+def _only(impl: str) -> list[Variant]:
+    return [v for v in VARIANTS if v.impl == impl]
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
 @pytest.mark.parametrize(("fixture", "expr", "kind"), CASES, ids=[c[0] for c in CASES])
 def test_every_delete_satisfies_the_invariants(
-    dlv: str, tmp_path: Path, fixture: str, expr: str, kind: str
+    tmp_path: Path, v: Variant, fixture: str, expr: str, kind: str
 ) -> None:
-    run = run_watch(build_fixture(fixture), expr, "--live-keys", tmp=tmp_path)
+    run = _watch(v, fixture, expr, tmp_path, "--live-keys")
     assert run.returncode == 0, run.stderr
     check_deletes(run, parse_oracle(run.target_output), kind)
     start, summary = run.of("start")[0], run.of("summary")[0]
-    assert start["map_impl"] == "swiss" and start["go_version"].startswith("go1.26")
+    assert start["map_impl"] == v.impl
+    assert start["go_version"].startswith("go" + ".".join(v.go.split(".")[:2]))
+    assert (v.experiment in start["experiments"]) if v.experiment else True
     assert summary["deletes"] == len(run.of("delete"))
     assert summary["memory_reader"] == "proc"
     assert run.stdout.count("\n") == len(run.events)  # stdout carries only JSON lines
     assert "DLVSNAP-ORACLE" not in run.stdout
 
 
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
 @pytest.mark.parametrize(
-    ("expr", "kind", "entry"),
-    [
-        ("floats", "float", "runtime.mapdelete"),
-        ("flags", "bool", "runtime.mapdelete"),
-        ("ids", "int", "runtime.mapdelete_fast32"),
-    ],
+    ("expr", "kind", "first", "n"),
+    [("floats", "float", 0, 4), ("flags", "bool", 4, 2), ("ids", "int", 6, 4)],
 )
-def test_key_kinds(dlv: str, tmp_path: Path, expr: str, kind: str, entry: str) -> None:
-    run = run_watch(build_fixture("kinds"), expr, "--live-keys", tmp=tmp_path)
+def test_key_kinds(tmp_path: Path, v: Variant, expr: str, kind: str, first: int, n: int) -> None:  # noqa: PLR0917
+    run = _watch(v, "kinds", expr, tmp_path, "--live-keys")
     assert run.returncode == 0, run.stderr
-    oracle = parse_oracle(run.target_output)
-    # kinds reports every map's deletes; keep the lines of the watched map (same keys, order).
-    keys_order = {"floats": 4, "flags": 2, "ids": 4}
-    first = {"floats": 0, "flags": 4, "ids": 6}[expr]
-    check_deletes(run, oracle[first : first + keys_order[expr]], kind)
-    assert {e["entry"] for e in run.of("delete")} == {entry}
+    # kinds prints the oracle lines of all its maps, in program order
+    check_deletes(run, parse_oracle(run.target_output)[first : first + n], kind)
+    want = "runtime.mapdelete_fast32" if expr == "ids" else "runtime.mapdelete"
+    assert {e["entry"] for e in run.of("delete")} == {want}
 
 
-def test_delete_through_reflect_is_reported_via_reflect(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("kinds"), "viaReflect", "--live-keys", tmp=tmp_path)
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_delete_through_reflect_is_reported_via_reflect(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "kinds", "viaReflect", tmp_path, "--live-keys")
     assert run.returncode == 0, run.stderr
     check_deletes(run, parse_oracle(run.target_output)[10:12], "string")
     assert [e["via"] for e in run.of("delete")] == ["reflect.mapdelete_faststr"] * 2
 
 
-def test_small_map_emptied_is_reseeded(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("smallempty"), "small", tmp=tmp_path)
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_small_map_emptied_is_reseeded(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "smallempty", "small", tmp_path)
     deletes = run.of("delete")
     assert [e["count_after"] for e in deletes] == [4, 3, 2, 1, 0]
     assert [e["reseeded"] for e in deletes] == [False] * 4 + [True]
-    assert "seed" in deletes[-1]["header_changes"]
-    # a small map never holds a tombstone: every slot goes back to empty (0x80)
-    assert all(
-        c["after_state"] == "empty" and c["table"] is None for e in deletes for c in e["changes"]
-    )
+    seed = "seed" if v.impl == "swiss" else "hash0"
+    assert seed in deletes[-1]["header_changes"]
+    changes = [c for e in deletes for c in e["changes"]]
+    if v.impl == "swiss":  # a small map never holds a tombstone
+        assert all(c["after_state"] == "empty" and c["table"] is None for c in changes)
+    else:  # one bucket: the last delete turns the trailing emptyOne run into emptyRest
+        assert {c["after_state"] for c in changes} <= {"emptyOne", "emptyRest"}
+        assert all(c["bucket"] == 0 for c in changes)
 
 
-def test_multi_table_map(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("large"), "main.table", tmp=tmp_path)
+@pytest.mark.parametrize("v", _only("swiss"), ids=lambda v: v.id)
+def test_multi_table_map(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "large", "main.table", tmp_path)
     first = run.of("delete")[0]
     assert first["header"]["dirLen"] > 1
     tables = {c["table"] for e in run.of("delete") for c in e["changes"]}
@@ -88,8 +117,46 @@ def test_multi_table_map(dlv: str, tmp_path: Path) -> None:
     assert summary["memory"]["held_bytes"] > summary["memory"]["needed_bytes"]
 
 
-def test_header_on_a_growing_stack_is_followed(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("stackgrow"), "local", "--live-keys", tmp=tmp_path)
+@pytest.mark.parametrize("v", _only("classic"), ids=lambda v: v.id)
+def test_classic_deletes_during_growth_evacuate(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "growing", "m", tmp_path, "--live-keys")
+    check_deletes(run, parse_oracle(run.target_output), "int")
+    deletes = run.of("delete")
+    assert deletes[0]["header"]["oldbuckets"] != 0, "the fixture did not delete during a grow"
+    moved = [
+        c for e in deletes for c in e["changes"] if c["after_state"] in ("evacuatedX", "evacuatedY")
+    ]
+    assert moved, "no evacuation seen"
+    assert deletes[-1]["header"]["oldbuckets"] == 0, "the grow should have finished"
+    absent = deletes[-1]
+    assert absent["key_present"] is False
+
+
+@pytest.mark.parametrize("v", _only("classic"), ids=lambda v: v.id)
+def test_classic_empty_rest_cascades_across_overflow_buckets(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "drain", "m", tmp_path, "--live-keys")
+    check_deletes(run, parse_oracle(run.target_output), "int")
+    cascades = [
+        [
+            c
+            for c in e["changes"]
+            if c["before_state"] == "emptyOne" and c["after_state"] == "emptyRest"
+        ]
+        for e in run.of("delete")
+    ]
+    assert any(cascades), "no emptyOne -> emptyRest cascade"
+    crossing = [
+        cs
+        for cs, e in zip(cascades, run.of("delete"), strict=True)
+        if any(c["overflow"] for c in e["changes"] if c["after_state"] in EMPTY_STATES)
+        and any(c["overflow"] == 0 for c in cs)
+    ]
+    assert crossing, "no cascade walked back from an overflow bucket into its main bucket"
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_header_on_a_growing_stack_is_followed(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "stackgrow", "local", tmp_path, "--live-keys")
     assert run.returncode == 0, run.stderr
     check_deletes(run, parse_oracle(run.target_output), "int")
     addrs = [e["map_addr"] for e in run.of("delete")]
@@ -97,24 +164,27 @@ def test_header_on_a_growing_stack_is_followed(dlv: str, tmp_path: Path) -> None
     assert [n["kind"] for n in run.of("note")] == ["moved"] * (len(set(addrs)) - 1)
 
 
-def test_other_goroutines_deletes_are_not_reported(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("goroutines"), "mine", "--live-keys", tmp=tmp_path)
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_other_goroutines_deletes_are_not_reported(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "goroutines", "mine", tmp_path, "--live-keys")
     assert run.returncode == 0, run.stderr
     check_deletes(run, parse_oracle(run.target_output), "int")
     assert [e["key"] for e in run.of("delete")] == list(range(0, 100, 9))
     assert {e["goroutine"] for e in run.of("delete")} == {1}
 
 
-def test_package_variable_replaced_by_a_new_map_is_followed(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("pkgvar"), "main.Cache", "--live-keys", tmp=tmp_path)
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_package_variable_replaced_by_a_new_map_is_followed(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "pkgvar", "main.Cache", tmp_path, "--live-keys")
     check_deletes(run, parse_oracle(run.target_output), "string")
     notes = run.of("note")
     assert [n["kind"] for n in notes] == ["replaced"]
     assert notes[0]["new"] == run.of("delete")[2]["map_addr"]
 
 
-def test_clear(dlv: str, tmp_path: Path) -> None:
-    run = run_watch(build_fixture("clearmap"), "m", tmp=tmp_path)
+@pytest.mark.parametrize("v", [v for v in VARIANTS if v.release >= (1, 21)], ids=lambda v: v.id)
+def test_clear(tmp_path: Path, v: Variant) -> None:
+    run = _watch(v, "clearmap", "m", tmp_path)
     assert run.returncode == 0, run.stderr
     ops = run.ops
     assert [e["event"] for e in ops] == ["delete", "clear", "delete"]
@@ -122,18 +192,19 @@ def test_clear(dlv: str, tmp_path: Path) -> None:
     assert clear["count_before"] == 1999 and clear["count_after"] == 0
     assert clear["key"] is None
     left = [c for c in clear["changes"] if c["before_state"] == "full"]
-    assert len(left) == 1999 and all(c["after_state"] == "empty" for c in left)
+    # classic: overflow buckets allocated on their own are cut off the chains (unlinked)
+    assert len(left) == 1999
+    assert all(c["after_state"] in EMPTY_STATES | {"unlinked"} for c in left)
     assert clear["reseeded"]
-    assert clear["header_changes"]["clearSeq"][1] == clear["header_changes"]["clearSeq"][0] + 1
-    # clear frees nothing either: the same tables and groups are held
+    if "clearSeq" in clear["header"]:  # swiss, and classic from go1.24 (noswissmap)
+        seq = clear["header_changes"]["clearSeq"]
+        assert seq[1] == seq[0] + 1
+    # clear frees nothing either: the same tables/groups or bucket array are held
     assert clear["memory"]["group_bytes"] == ops[0]["memory"]["group_bytes"]
     assert run.of("summary")[0]["clears"] == 1
 
 
 def test_human_view(dlv: str, tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     p = subprocess.run(
         [
             sys.executable,
@@ -150,7 +221,7 @@ def test_human_view(dlv: str, tmp_path: Path) -> None:
         text=True,
         timeout=300,
         check=False,
-        env={**__import__("os").environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1"},
     )
     assert p.returncode == 0, p.stderr
     assert "\x1b[" not in p.stdout
@@ -160,15 +231,12 @@ def test_human_view(dlv: str, tmp_path: Path) -> None:
 
 
 def test_package_directory_is_built_and_program_args_are_passed(dlv: str, tmp_path: Path) -> None:
-    from tests.support import FIXTURES, go_toolchain
-
     go_toolchain()
     run = run_watch(
         FIXTURES / "large", "main.table", "--live-keys", tmp=tmp_path, program_args=("300",)
     )
     assert run.returncode == 0, run.stderr
-    oracle = parse_oracle(run.target_output)
-    check_deletes(run, oracle, "int")
+    check_deletes(run, parse_oracle(run.target_output), "int")
     assert [e["key"] for e in run.of("delete")] == [0, 97, 194, 291, -1]
     assert run.of("delete")[0]["count_before"] == 300
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dlvsnap.decode.swiss import SwissDecoder, decode_map_type
+from dlvsnap.decode import SwissDecoder, decode_map_type
 from dlvsnap.diff import diff
 from dlvsnap.layouts import load_layout
 from dlvsnap.model import DELETED, EMPTY, FULL

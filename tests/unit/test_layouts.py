@@ -133,9 +133,15 @@ def test_short_read_is_a_layout_error() -> None:
         lay.struct("Map").parse(bytes(47))
 
 
-def test_unknown_release_is_refused_not_guessed() -> None:
-    with pytest.raises(LayoutError, match=r"no swiss map layout for Go 1\.99"):
-        load_layout("swiss", "go1.99.0", 8, True)
+def test_newer_release_takes_the_nearest_older_layout_marked_inexact() -> None:
+    lay = load_layout("swiss", "go1.99.0", 8, True)
+    assert (lay.name, lay.exact, lay.release) == ("swiss-go1.27", False, "1.99")
+    assert load_layout("swiss", "go1.27.3", 8, True).exact
+
+
+def test_older_release_than_any_layout_is_refused() -> None:
+    with pytest.raises(LayoutError, match=r"no classic map layout for Go 1\.12"):
+        load_layout("classic", "go1.12.17", 8, True)
 
 
 def test_altered_layout_file_fails_loudly(tmp_path: Path) -> None:

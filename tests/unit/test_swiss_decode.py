@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlvsnap.decode.swiss import SwissDecoder, decode_map_type
+from dlvsnap.decode import SwissDecoder, decode_map_type
 from dlvsnap.layouts import load_layout
 from dlvsnap.model import DELETED, EMPTY, FULL, RawKey, SlotLoc
 from tests.unit.synth import KIND_ARRAY, KIND_STRING, SwissMap
@@ -103,17 +103,57 @@ def test_string_keys() -> None:
 
 def test_wrong_group_size_is_refused() -> None:
     from dlvsnap.errors import LayoutError
-    from dlvsnap.model import KeyType, MapType
 
     lay = load_layout("swiss", "go1.26.8", 8, True)
-    mt = MapType(
-        0,
-        KeyType(2, 8, False),
-        KeyType(2, 8, False),
-        group_size=140,
-        slot_size=16,
-        elem_off=8,
-        flags=0,
+    sm = SwissMap(lay)
+    sm.mem.add(
+        0x100,
+        lay.struct("MapType").struct.build(
+            {
+                "Type": dict.fromkeys(
+                    (
+                        "Size_",
+                        "PtrBytes",
+                        "Hash",
+                        "TFlag",
+                        "Align_",
+                        "FieldAlign_",
+                        "Kind_",
+                        "Equal",
+                        "GCData",
+                        "Str",
+                        "PtrToThis",
+                    ),
+                    0,
+                ),
+                "Key": 0x200,
+                "Elem": 0x200,
+                "Group": 0,
+                "Hasher": 0,
+                "GroupSize": 100,
+                "SlotSize": 16,
+                "ElemOff": 8,
+                "Flags": 0,
+            }
+        ),
     )
-    with pytest.raises(LayoutError, match="group size 140"):
-        SwissDecoder(lay, SwissMap(lay).mem, mt)
+    sm.mem.add(
+        0x200,
+        lay.struct("Type").struct.build(
+            {
+                "Size_": 8,
+                "PtrBytes": 0,
+                "Hash": 0,
+                "TFlag": 0,
+                "Align_": 8,
+                "FieldAlign_": 8,
+                "Kind_": 2,
+                "Equal": 0,
+                "GCData": 0,
+                "Str": 0,
+                "PtrToThis": 0,
+            }
+        ),
+    )
+    with pytest.raises(LayoutError, match="do not fit a 100-byte group"):
+        decode_map_type(lay, sm.mem, 0x100)

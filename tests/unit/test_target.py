@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from dlvsnap.errors import TargetError
-from dlvsnap.target import BUILDINFO_MAGIC, parse_buildinfo
+from dlvsnap.target import BUILDINFO_MAGIC, parse_buildinfo, split_version
 from dlvsnap.watch import normalise_expr
 
 
@@ -49,3 +49,16 @@ def test_not_go() -> None:
 )
 def test_package_path_expressions(expr: str, want: str) -> None:
     assert normalise_expr(expr) == want
+
+
+@pytest.mark.parametrize(
+    ("version", "want"),
+    [
+        ("go1.26.8", ("go1.26.8", ())),
+        ("go1.25.5 X:noswissmap", ("go1.25.5", ("noswissmap",))),
+        ("go1.27.3-X:mapsplitgroup", ("go1.27.3", ("mapsplitgroup",))),
+        ("go1.24.11 X:noswissmap,aliastypeparams", ("go1.24.11", ("noswissmap", "aliastypeparams"))),
+    ],
+)
+def test_version_and_experiments(version: str, want: tuple[str, tuple[str, ...]]) -> None:
+    assert split_version(version) == want
