@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -45,7 +46,11 @@ _FORMAT = {
 
 
 def layouts_dir() -> Path:
-    """The layout data: inside the wheel as dlvsnap/_layouts, or the checkout's layouts/."""
+    """The layout data: $DLVSNAP_LAYOUTS (to try new layout files), else inside the wheel
+    as dlvsnap/_layouts, else the checkout's layouts/."""
+    env = os.environ.get("DLVSNAP_LAYOUTS")
+    if env:
+        return Path(env)
     packaged = resources.files("dlvsnap").joinpath("_layouts")
     if packaged.is_dir():
         return Path(str(packaged))

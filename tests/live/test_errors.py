@@ -51,9 +51,10 @@ def test_dlv_not_installed(tmp_path: Path) -> None:
 
 
 def test_delve_refusing_the_go_version(dlv: str, tmp_path: Path) -> None:
-    """Delve v1.27 accepts Go 1.25-1.27: a Go 1.24 binary is refused, in Delve's words."""
+    """Delve v1.27 accepts Go 1.25-1.27: a Go 1.24 binary is refused, in Delve's words.
+    (Without --dlv, dlvsnap would pick an installed Delve that accepts Go 1.24, if any.)"""
     old = build_fixture("deletes", go=go_toolchain("1.24.11"))
-    run = run_watch(old, "m", tmp=tmp_path)
+    run = run_watch(old, "m", "--dlv", dlv, tmp=tmp_path)
     assert run.returncode == ExitCode.DELVE, run.stderr
     line = _one_line_error(run.stderr)
     assert "too old for this version of Delve" in line, line

@@ -61,6 +61,7 @@ def test_json_line_schema() -> None:
             "before_byte": 0x3A,
             "after_byte": 0x80,
             "key": 17,
+            "after_key": None,
         }
     ]
     assert ev["live_keys"] == [5]

@@ -157,3 +157,52 @@ def test_wrong_group_size_is_refused() -> None:
     )
     with pytest.raises(LayoutError, match="do not fit a 100-byte group"):
         decode_map_type(lay, sm.mem, 0x100)
+
+
+def test_go127_split_group_layout() -> None:
+    """GOEXPERIMENT=mapsplitgroup: keys [8]K then elems [8]V, placed by KeysOff/KeyStride."""
+    lay = load_layout("swiss", "go1.27.3", 8, True)
+    sm = SwissMap(lay)
+    t = lay.struct("Type").struct
+
+    def typ(size: int, kind: int) -> dict[str, int]:
+        return {
+            "Size_": size,
+            "PtrBytes": 0,
+            "Hash": 0,
+            "TFlag": 0,
+            "Align_": 4,
+            "FieldAlign_": 4,
+            "Kind_": kind,
+            "Equal": 0,
+            "GCData": 0,
+            "Str": 0,
+            "PtrToThis": 0,
+        }
+
+    key, elem = sm.alloc(t.build(typ(4, 5))), sm.alloc(t.build(typ(1, 8)))
+    mt = sm.alloc(
+        lay.struct("MapType").struct.build(
+            {
+                "Type": typ(8, 21),
+                "Key": key,
+                "Elem": elem,
+                "Group": 0,
+                "Hasher": 0,
+                "GroupSize": 8 + 32 + 8,
+                "KeysOff": 8,
+                "KeyStride": 4,
+                "ElemsOff": 40,
+                "ElemStride": 1,
+                "ElemOff": 0,
+                "Flags": 0,
+            }
+        )
+    )
+    ctrl = sum(b << (8 * i) for i, b in enumerate([0x11, 0x80, 0x22, 0x80, 0x80, 0x80, 0x80, 0xFE]))
+    keys = b"".join(v.to_bytes(4, "little", signed=True) for v in (-7, 0, 9, 0, 0, 0, 0, 0))
+    group = sm.alloc(ctrl.to_bytes(8, "little") + keys + bytes(8))
+    dec = SwissDecoder(lay, sm.mem, decode_map_type(lay, sm.mem, mt))
+    snap = dec.snapshot(sm.header(used=2, dir_ptr=group, dir_len=0))
+    assert snap.live_keys() == [-7, 9]
+    assert [s.state for s in snap.slots][7] == DELETED

@@ -57,7 +57,10 @@ def test_package_path_expressions(expr: str, want: str) -> None:
         ("go1.26.8", ("go1.26.8", ())),
         ("go1.25.5 X:noswissmap", ("go1.25.5", ("noswissmap",))),
         ("go1.27.3-X:mapsplitgroup", ("go1.27.3", ("mapsplitgroup",))),
-        ("go1.24.11 X:noswissmap,aliastypeparams", ("go1.24.11", ("noswissmap", "aliastypeparams"))),
+        (
+            "go1.24.11 X:noswissmap,aliastypeparams",
+            ("go1.24.11", ("noswissmap", "aliastypeparams")),
+        ),
     ],
 )
 def test_version_and_experiments(version: str, want: tuple[str, tuple[str, ...]]) -> None:

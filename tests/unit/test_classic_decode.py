@@ -1,0 +1,204 @@
+"""The classic decoder on synthetic hmaps: bucket arrays, overflow chains, growth with
+oldbuckets and evacuated states, indirect keys, 32-bit pointers."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlvsnap.decode import ClassicDecoder, decode_map_type
+from dlvsnap.diff import diff
+from dlvsnap.layouts import Layout, load_layout
+from dlvsnap.memory import FakeMem
+from dlvsnap.model import EMPTY_ONE, EMPTY_REST, EVACUATED_X, FULL, UNLINKED, RawKey, SlotLoc
+
+KIND_INT64 = 6
+
+
+class ClassicMap:
+    """Builds hmaps and buckets with the layout's own construct structs."""
+
+    def __init__(
+        self, layout: Layout, key_size: int = 8, elem_size: int = 8, indirect_key: bool = False
+    ) -> None:
+        self.lay = layout
+        self.p = layout.ptr_size
+        self.key_size = key_size
+        self.ks = self.p if indirect_key else key_size
+        self.vs = elem_size
+        self.bsize = 8 + 8 * self.ks + 8 * self.vs + self.p
+        self.indirect_key = indirect_key
+        self.mem = FakeMem()
+        self.next = 0x10000
+
+    def alloc(self, data: bytes) -> int:
+        addr = self.next
+        self.mem.add(addr, data)
+        self.next += (len(data) + 0xFFF) // 0x1000 * 0x1000 + 0x1000
+        return addr
+
+    def type_desc(self) -> int:
+        t = self.lay.struct("Type").struct
+
+        def typ(size: int, kind: int) -> dict[str, int]:
+            return {
+                "Size_": size,
+                "PtrBytes": 0,
+                "Hash": 0,
+                "TFlag": 0,
+                "Align_": 8,
+                "FieldAlign_": 8,
+                "Kind_": kind,
+                "Equal": 0,
+                "GCData": 0,
+                "Str": 0,
+                "PtrToThis": 0,
+            }
+
+        key = self.alloc(t.build(typ(self.key_size, KIND_INT64 if self.key_size == 8 else 17)))
+        elem = self.alloc(t.build(typ(self.vs, KIND_INT64)))
+        return self.alloc(
+            self.lay.struct("MapType").struct.build(
+                {
+                    "Type": typ(self.p, 21),
+                    "Key": key,
+                    "Elem": elem,
+                    "Bucket": 0,
+                    "Hasher": 0,
+                    "KeySize": self.ks,
+                    "ValueSize": self.vs,
+                    "BucketSize": self.bsize,
+                    "Flags": 1 if self.indirect_key else 0,
+                }
+            )
+        )
+
+    def bucket(
+        self,
+        slots: dict[int, tuple[int, int | bytes]],
+        tophash: dict[int, int] | None = None,
+        overflow: int = 0,
+    ) -> bytes:
+        """slots: index -> (tophash, key); other tophash bytes from ``tophash`` (default 0)."""
+        top = bytearray(8)
+        keys = bytearray(8 * self.ks)
+        for i, b in (tophash or {}).items():
+            top[i] = b
+        for i, (b, key) in slots.items():
+            top[i] = b
+            raw = (
+                key
+                if isinstance(key, bytes)
+                else key.to_bytes(self.key_size, "little", signed=True)
+            )
+            if self.indirect_key:
+                raw = self.alloc(raw).to_bytes(self.p, "little")
+            keys[i * self.ks : (i + 1) * self.ks] = raw
+        return bytes(top) + bytes(keys) + bytes(8 * self.vs) + overflow.to_bytes(self.p, "little")
+
+    def hmap(
+        self,
+        count: int,
+        b: int,
+        buckets: int,
+        *,
+        oldbuckets: int = 0,
+        flags: int = 0,
+        hash0: int = 7,
+    ) -> int:
+        fields = {
+            "count": count,
+            "flags": flags,
+            "B": b,
+            "noverflow": 0,
+            "hash0": hash0,
+            "buckets": buckets,
+            "oldbuckets": oldbuckets,
+            "nevacuate": 0,
+            "extra": 0,
+        }
+        if "clearSeq" in {f.name for f in self.lay.struct("hmap").fields}:
+            fields["clearSeq"] = 0
+        return self.alloc(self.lay.struct("hmap").struct.build(fields))
+
+
+@pytest.fixture(
+    params=[("go1.22.10", 8), ("go1.22.10", 4), ("go1.19.8", 8), ("go1.25.5", 8)],
+    ids=["1.22-64bit", "1.22-32bit", "1.19", "1.25-noswissmap"],
+)
+def cm(request: pytest.FixtureRequest) -> ClassicMap:
+    version, ptr = request.param
+    return ClassicMap(load_layout("classic", version, ptr, True))
+
+
+def _decoder(cm: ClassicMap) -> ClassicDecoder:
+    return ClassicDecoder(cm.lay, cm.mem, decode_map_type(cm.lay, cm.mem, cm.type_desc()))
+
+
+def test_buckets_and_overflow_chain(cm: ClassicMap) -> None:
+    dec = _decoder(cm)
+    ovf = cm.alloc(cm.bucket({0: (0x90, 9)}))
+    b0 = cm.bucket({i: (0x10 + i, i) for i in range(8)}, overflow=ovf)
+    b1 = cm.bucket({2: (0xAA, 42)}, tophash={0: 1, 1: 1})
+    arr = cm.alloc(b0 + b1)
+    snap = dec.snapshot(cm.hmap(count=10, b=1, buckets=arr))
+    assert snap.impl == "classic" and snap.warnings == ()
+    by = {s.loc: s for s in snap.slots}
+    assert by[SlotLoc(-1, 0, 0, overflow=1, classic=True)].key == 9
+    assert by[SlotLoc(-1, 1, 2, classic=True)].key == 42
+    assert by[SlotLoc(-1, 1, 0, classic=True)].state == EMPTY_ONE
+    assert by[SlotLoc(-1, 1, 3, classic=True)].state == EMPTY_REST
+    assert sorted(snap.live_keys()) == [0, 1, 2, 3, 4, 5, 6, 7, 9, 42]  # type: ignore[type-var]
+    assert snap.memory.overflow == cm.bsize  # the overflow bucket lies outside the array
+    assert str(SlotLoc(-1, 0, 0, overflow=1, classic=True)) == "b0+1/s0"
+
+
+def test_growing_map_reads_oldbuckets(cm: ClassicMap) -> None:
+    dec = _decoder(cm)
+    # B=1 now, oldbuckets has 1 bucket: slot 0 evacuated to X, slot 1 still live.
+    new = cm.alloc(cm.bucket({0: (0x33, 5)}) + cm.bucket({}))
+    old = cm.alloc(cm.bucket({1: (0x44, 6)}, tophash={0: 2}))
+    snap = dec.snapshot(cm.hmap(count=2, b=1, buckets=new, oldbuckets=old))
+    by = {s.loc: s for s in snap.slots}
+    assert by[SlotLoc(-1, 0, 0, old=True, classic=True)].state == EVACUATED_X
+    assert by[SlotLoc(-1, 0, 1, old=True, classic=True)].key == 6
+    assert sorted(snap.live_keys()) == [5, 6]  # type: ignore[type-var]
+    assert snap.memory.old == cm.bsize
+    assert snap.warnings == ()
+
+
+def test_finished_grow_unlinks_the_old_slots(cm: ClassicMap) -> None:
+    dec = _decoder(cm)
+    new = cm.alloc(cm.bucket({0: (0x33, 5)}) + cm.bucket({}))
+    old = cm.alloc(cm.bucket({}, tophash={0: 2}))
+    before = dec.snapshot(cm.hmap(count=1, b=1, buckets=new, oldbuckets=old))
+    after = dec.snapshot(cm.hmap(count=1, b=1, buckets=new))
+    d = diff(before, after)
+    assert {c.after_state for c in d.changes} == {UNLINKED}
+    assert len(d.changes) == 8 and all(c.loc.old for c in d.changes)
+
+
+def test_indirect_keys() -> None:
+    cm = ClassicMap(load_layout("classic", "go1.22.10", 8, True), key_size=200, indirect_key=True)
+    dec = _decoder(cm)
+    k = bytes(range(200))
+    arr = cm.alloc(cm.bucket({3: (0x77, k)}))
+    snap = dec.snapshot(cm.hmap(count=1, b=0, buckets=arr))
+    assert snap.live_keys() == [RawKey(k)]
+    assert snap.memory.indirect == 200
+
+
+def test_emptyrest_cascade_is_a_transition(cm: ClassicMap) -> None:
+    dec = _decoder(cm)
+    ovf_before = cm.alloc(cm.bucket({0: (0x90, 9)}))
+    arr = cm.alloc(cm.bucket({}, tophash=dict.fromkeys(range(8), 1), overflow=ovf_before))
+    before = dec.snapshot(cm.hmap(count=1, b=0, buckets=arr))
+    cm.mem.add(ovf_before, cm.bucket({}))  # slot 0 of the overflow: emptyRest
+    cm.mem.add(arr, cm.bucket({}, overflow=ovf_before))  # the whole main bucket: emptyRest
+    after = dec.snapshot(cm.hmap(count=0, b=0, buckets=arr, hash0=8))
+    d = diff(before, after)
+    assert [(str(c.loc), c.before_state, c.after_state) for c in d.changes][:2] == [
+        ("b0/s0", EMPTY_ONE, EMPTY_REST),
+        ("b0/s1", EMPTY_ONE, EMPTY_REST),
+    ]
+    assert (str(d.changes[-1].loc), d.changes[-1].before_state) == ("b0+1/s0", FULL)
+    assert d.reseeded
