@@ -1,10 +1,13 @@
 # Every target here is what CI runs; see .ci/run.
 PY := .venv/bin/python
 
-.PHONY: setup demo test lint typecheck unit live clean
+.PHONY: setup toolchains demo test lint typecheck unit live matrix regress clean
 
-setup:            ## virtualenv, pinned Delve, test toolchains (idempotent)
+setup:            ## virtualenv, pinned Delve, Go 1.24 for the refusal test (idempotent)
 	scripts/setup --dev >/dev/null
+
+toolchains:       ## what CI tests: Go 1.22, 1.25, 1.27 and the Delves that accept them
+	scripts/toolchains --ci
 
 demo:             ## the README's first command: set up and watch the demo fixture
 	@scripts/setup >/dev/null
@@ -20,11 +23,16 @@ typecheck: setup
 unit: setup
 	$(PY) -m pytest tests/unit -q
 
-live: setup
+live: setup toolchains
 	$(PY) -m pytest tests/live -q -m live
 
-test: setup lint typecheck  ## the README's second command: the whole suite
+test: setup toolchains lint typecheck  ## the README's second command: the whole suite
 	$(PY) -m pytest -q -ra
+
+matrix: setup     ## every Go release 1.19-1.27 (installs them): live tests and regress
+	scripts/toolchains
+	DLVSNAP_MATRIX=full $(PY) -m pytest tests/live -q -ra
+	.venv/bin/dlvsnap regress --all
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -13,14 +13,17 @@ from types import FrameType
 from typing import IO, BinaryIO, NoReturn
 
 import click
+from tabulate import tabulate
 
 from dlvsnap import __version__
 from dlvsnap.build import build_package
-from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError
+from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError, TargetError
 from dlvsnap.model import DeleteEvent
+from dlvsnap.regress import Regress
 from dlvsnap.render import jsonl
 from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
+from dlvsnap.toolchain import matrix
 from dlvsnap.verify import check_binary
 from dlvsnap.watch import MapWatch, Note, WatchOptions
 
@@ -200,6 +203,86 @@ def layouts_verify(programs: tuple[str, ...], quiet: bool) -> None:
         drifted += not report.ok
     if drifted:
         raise LayoutDriftError(f"{drifted} of {len(programs)} programs drift from their layout")
+
+
+_REPO = Path(__file__).resolve().parent.parent
+
+
+@cli.command()
+@click.option("--update", is_flag=True, help="Re-record the goldens instead of comparing.")
+@click.option(
+    "--go",
+    "gos",
+    multiple=True,
+    metavar="VERSION",
+    help="Only this Go release (1.22.10, or 1.26 for the machine's Go); repeatable.",
+)
+@click.option("--ci", is_flag=True, help="CI's matrix only (dlvsnap/toolchain.py CI_GOS).")
+@click.option(
+    "--all",
+    "require_all",
+    is_flag=True,
+    help="Every release of the matrix; a missing toolchain is an error.",
+)
+@click.option(
+    "--fixtures",
+    "fixtures_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_REPO / "fixtures",
+    show_default=True,
+)
+@click.option(
+    "--goldens",
+    "goldens_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=_REPO / "goldens",
+    show_default=True,
+)
+def regress(
+    update: bool,
+    gos: tuple[str, ...],
+    ci: bool,
+    require_all: bool,
+    fixtures_dir: Path,
+    goldens_dir: Path,
+) -> None:
+    """Watch the fixture programs on each installed Go release (and map experiment) and
+    compare what the runtime did with the goldens committed per release.
+
+    Prints release x fixture -> ok / drift / error, with the first differing event of each
+    drift; exits 7 on drift, 5 on error.
+    """
+    variants = [v for v in matrix(full=not ci) if not gos or v.go in gos]
+    if not require_all and not ci and not gos:
+        variants = [v for v in variants if (p := v.go_path()) is not None and p.exists()]
+    if not variants:
+        raise click.UsageError("no Go release selected (scripts/toolchains installs them)")
+    tty = sys.stderr.isatty()
+    r = Regress(
+        fixtures_dir,
+        goldens_dir,
+        update=update,
+        progress=lambda s: click.echo(f"\rregress: {s:40}", err=True, nl=False) if tty else None,
+    )
+    results = r.run(variants)
+    if tty:
+        click.echo("\r" + " " * 50 + "\r", err=True, nl=False)
+    fixtures = list(dict.fromkeys(res.fixture.name for res in results))
+    table = []
+    for v in variants:
+        row: list[str] = [v.id]
+        for name in fixtures:
+            res = next((x for x in results if x.variant == v and x.fixture.name == name), None)
+            row.append(res.status if res else "-")
+        table.append(row)
+    click.echo(tabulate(table, headers=["release", *fixtures], tablefmt="simple"))
+    bad = [x for x in results if x.status in ("drift", "error")]
+    for x in bad:
+        click.echo(f"\n{x.variant.id} {x.fixture.name}: {x.status}\n  {x.detail}")
+    if any(x.status == "drift" for x in bad):
+        raise LayoutDriftError(f"{sum(x.status == 'drift' for x in bad)} drift(s) from the goldens")
+    if bad:
+        raise TargetError(f"{len(bad)} fixture run(s) failed")
 
 
 def main() -> None:

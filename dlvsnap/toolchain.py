@@ -109,3 +109,42 @@ def delve_for(go_version: str) -> DelveRelease | None:
     """The newest Delve release of the matrix that accepts this Go release."""
     rel = go_release(go_version)
     return next((d for d in DELVES if d.accepts(rel)), None)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One Go release, and the GOEXPERIMENT that changes its map implementation, if any."""
+
+    go: str  # "1.22.10", or "1.26" for the machine's own Go
+    experiment: str = ""
+
+    @property
+    def id(self) -> str:
+        minor = ".".join(self.go.split(".")[:2])
+        return f"go{minor}" + (f"-{self.experiment}" if self.experiment else "")
+
+    @property
+    def release(self) -> tuple[int, int]:
+        return go_release(self.go)
+
+    @property
+    def impl(self) -> str:
+        if self.release < (1, 24) or self.experiment == "noswissmap":
+            return "classic"
+        return "swiss"
+
+    def env(self) -> dict[str, str]:
+        return {"GOEXPERIMENT": self.experiment} if self.experiment else {}
+
+    def go_path(self) -> Path | None:
+        return next(g for g in GOS if g.version == self.go).go()
+
+
+def matrix(full: bool) -> list[Variant]:
+    """Every Go release and map-changing experiment (full), or what CI tests."""
+    out = []
+    for g in GOS:
+        if full or g.version in CI_GOS:
+            out.append(Variant(g.version))
+            out += [Variant(g.version, e) for e in g.experiments]
+    return out

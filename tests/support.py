@@ -9,7 +9,6 @@ CI=true counts as DLVSNAP_LIVE=1: in CI a missing dlv or Go toolchain fails, nev
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from dlvsnap.toolchain import CI_GOS, GOS, cache_dir, default_dlv, pick_dlv
+from dlvsnap.build import build_cached
+from dlvsnap.toolchain import Variant, cache_dir, default_dlv, matrix, pick_dlv
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -48,48 +48,14 @@ def require_live() -> None:
         pytest.skip("DLVSNAP_LIVE=0")
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One Go release, and the GOEXPERIMENT that changes its map implementation, if any."""
-
-    go: str  # "1.22.10", or "1.26" for the machine's own Go
-    experiment: str = ""
-
-    @property
-    def id(self) -> str:
-        minor = ".".join(self.go.split(".")[:2])
-        return f"go{minor}" + (f"-{self.experiment}" if self.experiment else "")
-
-    @property
-    def release(self) -> tuple[int, int]:
-        major, minor = self.go.split(".")[:2]
-        return int(major), int(minor)
-
-    @property
-    def impl(self) -> str:
-        if self.release < (1, 24) or self.experiment == "noswissmap":
-            return "classic"
-        return "swiss"
-
-    def env(self) -> dict[str, str]:
-        return {"GOEXPERIMENT": self.experiment} if self.experiment else {}
-
-
 def variants() -> list[Variant]:
     """CI's matrix (dlvsnap.toolchain.CI_GOS), or every release with DLVSNAP_MATRIX=full."""
-    full = os.environ.get("DLVSNAP_MATRIX") == "full"
-    out = []
-    for g in GOS:
-        if full or g.version in CI_GOS:
-            out.append(Variant(g.version))
-            out += [Variant(g.version, e) for e in g.experiments]
-    return out
+    return matrix(full=os.environ.get("DLVSNAP_MATRIX") == "full")
 
 
 def go_for(v: Variant) -> str:
     require_live()
-    g = next(g for g in GOS if g.version == v.go)
-    path = g.go()
+    path = v.go_path()
     if path is None or not path.exists():
         missing(f"Go {v.go} is not installed ({path}); run scripts/toolchains")
     return str(path)
@@ -143,34 +109,7 @@ def build_fixture(
     """Build fixtures/<name> with -gcflags=all=-N -l, cached by sources, toolchain and flags."""
     if variant is not None:
         go, env = go_for(variant), {**variant.env(), **(env or {})}
-    go = go or go_toolchain()
-    env = {
-        **os.environ,
-        "GOTOOLCHAIN": "local",
-        "GOFLAGS": "-mod=mod",
-        "GOEXPERIMENT": "",
-        **(env or {}),
-    }
-    h = hashlib.sha256()
-    for p in sorted(FIXTURES.rglob("*")):
-        if p.is_file() and p.suffix in (".go", ".mod"):
-            h.update(str(p.relative_to(FIXTURES)).encode() + b"\0" + p.read_bytes())
-    h.update(_go_version(go).encode())
-    for k in ("GOEXPERIMENT", "GOARCH"):
-        h.update(f"{k}={env.get(k, '')}".encode())
-    h.update(ldflags.encode())
-    out_dir = cache_dir() / "fixtures" / h.hexdigest()[:16]
-    out = out_dir / name
-    if out.exists():
-        return out
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".{name}.{os.getpid()}"
-    cmd = [go, "build", "-gcflags=all=-N -l", "-o", str(tmp)]
-    if ldflags:
-        cmd.append(f"-ldflags={ldflags}")
-    subprocess.run([*cmd, f"./{name}"], cwd=FIXTURES, env=env, check=True)
-    tmp.rename(out)
-    return out
+    return build_cached(FIXTURES, name, go or go_toolchain(), env, ldflags)
 
 
 ORACLE_RE = re.compile(
