@@ -163,6 +163,18 @@ class MapType:
     elem_stride: int
     flags: int
 
+    @property
+    def entry_bytes(self) -> int:
+        """What one entry needs: key size + elem size."""
+        return self.key.size + self.elem.size
+
+    @property
+    def indirect_bytes(self) -> int:
+        """Bytes allocated on their own for one entry (keys/elems over 128 bytes)."""
+        return (self.key.size if self.key.indirect else 0) + (
+            self.elem.size if self.elem.indirect else 0
+        )
+
 
 @dataclass(frozen=True)
 class Table:

@@ -298,40 +298,30 @@ class MapWatch:
 
     def _is_watched(self, hit: _Hit) -> bool:
         t = self.target
-        if t.mode == "var":
-            if hit.map_addr == 0:
-                self._nil_seen = self._nil_seen or hit.location
-                return False
-            if t.base and hit.map_addr != t.base:
-                self.on_note(
-                    Note(
-                        "replaced",
-                        (
-                            f"{self.opts.expr} now names another map: header {t.base:#x} -> "
-                            f"{hit.map_addr:#x}; following the variable"
-                        ),
-                        {"old": t.base, "new": hit.map_addr},
-                    )
-                )
-            t.base = hit.map_addr
-            return True
         if t.mode == "discover":
             return self._discover(hit)
-        if t.mode == "stack":
-            if hit.map_addr != t.base:
-                self.on_note(
-                    Note(
-                        "moved",
-                        (
-                            f"the map's header moved with its goroutine's stack: {t.base:#x} -> "
-                            f"{hit.map_addr:#x}"
-                        ),
-                        {"old": t.base, "new": hit.map_addr},
-                    )
+        if t.mode == "var" and hit.map_addr == 0:
+            self._nil_seen = self._nil_seen or hit.location
+            return False
+        if t.mode in ("var", "stack") and t.base and hit.map_addr != t.base:
+            # var: the condition reads the variable, so this is the map it names now;
+            # stack: the condition matched goroutine and stack offset, so the header moved.
+            kind, what = (
+                ("replaced", f"{self.opts.expr} now names another map")
+                if t.mode == "var"
+                else ("moved", "the map's header moved with its goroutine's stack")
+            )
+            follow = "; following the variable" if t.mode == "var" else ""
+            self.on_note(
+                Note(
+                    kind,
+                    f"{what}: header {t.base:#x} -> {hit.map_addr:#x}{follow}",
+                    {"old": t.base, "new": hit.map_addr},
                 )
-                t.base = hit.map_addr
-            return True
-        return True  # heap: the condition matched the address
+            )
+        if t.mode in ("var", "stack"):
+            t.base = hit.map_addr
+        return True  # the breakpoint condition already matched this map
 
     def _discover(self, hit: _Hit) -> bool:
         fn = hit.location.function

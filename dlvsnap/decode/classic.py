@@ -9,7 +9,7 @@ last one's overflow word points back at the array as an end marker, never at a b
 
 from __future__ import annotations
 
-from dlvsnap.decode.keys import KeyDecoder
+from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
@@ -43,14 +43,11 @@ def tophash_state(b: int, layout: Layout) -> str:
     }[b]
 
 
-class ClassicDecoder:
+class ClassicDecoder(BaseDecoder):
+    family = "classic"
+
     def __init__(self, layout: Layout, mem: MemoryReader, map_type: MapType) -> None:
-        if layout.family != "classic":
-            raise LayoutError(f"layout {layout.name} is not a classic-map layout")
-        self.layout = layout
-        self.mem = mem
-        self.mt = map_type
-        self.keys = KeyDecoder(map_type.key, layout.ptr_size, layout.little_endian, mem)
+        super().__init__(layout, mem, map_type)
         self.nslots = layout.const("bucket_slots")
         self.bsize = map_type.group_size
 
@@ -88,10 +85,9 @@ class ClassicDecoder:
             directory=0,
             tables=0,
             groups=bucket_bytes,
-            indirect=count
-            * ((mt.key.size if mt.key.indirect else 0) + (mt.elem.size if mt.elem.indirect else 0)),
+            indirect=count * mt.indirect_bytes,
             live_entries=count,
-            entry_bytes=mt.key.size + mt.elem.size,
+            entry_bytes=mt.entry_bytes,
             overflow=len(outside) * self.bsize,
             old=old_bytes,
         )
@@ -134,15 +130,10 @@ class ClassicDecoder:
 
     def _bucket_slots(self, raw: bytes, bucket: int, depth: int, old: bool) -> list[Slot]:
         out: list[Slot] = []
-        ks = self.keys.slot_bytes
-        mt = self.mt
         for i in range(self.nslots):
             top = raw[i]
             state = tophash_state(top, self.layout)
-            key = None
-            if state == FULL:
-                off = mt.keys_off + i * mt.key_stride
-                key = self.keys.from_slot(raw[off : off + ks])
+            key = self.slot_key(raw, i) if state == FULL else None
             loc = SlotLoc(-1, bucket, i, overflow=depth, old=old, classic=True)
             out.append(Slot(loc, top, state, key))
         return out

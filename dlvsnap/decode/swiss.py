@@ -6,7 +6,7 @@ dirLen table pointers; a table with localDepth d appears 2^(globalDepth-d) times
 
 from __future__ import annotations
 
-from dlvsnap.decode.keys import KeyDecoder
+from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
@@ -37,14 +37,11 @@ def ctrl_state(byte: int, layout: Layout) -> str:
     return f"invalid(0x{byte:02x})"
 
 
-class SwissDecoder:
+class SwissDecoder(BaseDecoder):
+    family = "swiss"
+
     def __init__(self, layout: Layout, mem: MemoryReader, map_type: MapType) -> None:
-        if layout.family != "swiss":
-            raise LayoutError(f"layout {layout.name} is not a swiss-map layout")
-        self.layout = layout
-        self.mem = mem
-        self.mt = map_type
-        self.keys = KeyDecoder(map_type.key, layout.ptr_size, layout.little_endian, mem)
+        super().__init__(layout, mem, map_type)
         self.nslots = layout.const("group_slots")
 
     def snapshot(self, addr: int) -> MapSnapshot:
@@ -84,17 +81,14 @@ class SwissDecoder:
         if tables and sum(t.used for t in tables) != used:
             warnings.append("Map.used differs from the sum of table.used")
         mt = self.mt
-        indirect = used * (
-            (mt.key.size if mt.key.indirect else 0) + (mt.elem.size if mt.elem.indirect else 0)
-        )
         memory = Memory(
             header=hdr_struct.size,
             directory=dir_len * lay.ptr_size,
             tables=len(tables) * lay.struct("table").size,
             groups=n_groups_total * mt.group_size,
-            indirect=indirect,
+            indirect=used * mt.indirect_bytes,
             live_entries=used,
-            entry_bytes=mt.key.size + mt.elem.size,
+            entry_bytes=mt.entry_bytes,
         )
         return MapSnapshot(
             impl="swiss",
@@ -150,13 +144,9 @@ class SwissDecoder:
     def _group_slots(self, raw: bytes, table: int, group: int) -> list[Slot]:
         ctrl = int.from_bytes(raw[:8], self.layout.order)
         out: list[Slot] = []
-        ks = self.keys.slot_bytes
         for i in range(self.nslots):
             b = (ctrl >> (8 * i)) & 0xFF
             state = ctrl_state(b, self.layout)
-            key = None
-            if state == FULL:
-                off = self.mt.keys_off + i * self.mt.key_stride
-                key = self.keys.from_slot(raw[off : off + ks])
+            key = self.slot_key(raw, i) if state == FULL else None
             out.append(Slot(SlotLoc(table, group, i), b, state, key))
         return out

@@ -15,6 +15,23 @@ EMPTY = 0x80
 DELETED = 0xFE
 
 
+def type_fields(size: int, kind: int, align: int = 8) -> dict[str, int]:
+    """An abi.Type (runtime._type) as a dict for the layout's construct struct."""
+    return {
+        "Size_": size,
+        "PtrBytes": 0,
+        "Hash": 0,
+        "TFlag": 0,
+        "Align_": align,
+        "FieldAlign_": align,
+        "Kind_": kind,
+        "Equal": 0,
+        "GCData": 0,
+        "Str": 0,
+        "PtrToThis": 0,
+    }
+
+
 @dataclass
 class SwissMap:
     layout: Layout
@@ -50,28 +67,12 @@ class SwissMap:
 
     def type_desc(self) -> int:
         t = self.layout.struct("Type").struct
-
-        def typ(size: int, kind: int) -> dict[str, int]:
-            return {
-                "Size_": size,
-                "PtrBytes": 0,
-                "Hash": 0,
-                "TFlag": 0,
-                "Align_": 8,
-                "FieldAlign_": 8,
-                "Kind_": kind,
-                "Equal": 0,
-                "GCData": 0,
-                "Str": 0,
-                "PtrToThis": 0,
-            }
-
-        key = self.alloc(t.build(typ(self.key_size, self.key_kind)))
-        elem = self.alloc(t.build(typ(self.elem_size, KIND_INT)))
+        key = self.alloc(t.build(type_fields(self.key_size, self.key_kind)))
+        elem = self.alloc(t.build(type_fields(self.elem_size, KIND_INT)))
         flags = 4 if self.indirect_key else 0
         mt = self.layout.struct("MapType").struct.build(
             {
-                "Type": typ(8, 21),
+                "Type": type_fields(8, 21),
                 "Key": key,
                 "Elem": elem,
                 "Group": 0,

@@ -10,6 +10,7 @@ from dlvsnap.diff import diff
 from dlvsnap.layouts import Layout, load_layout
 from dlvsnap.memory import FakeMem
 from dlvsnap.model import EMPTY_ONE, EMPTY_REST, EVACUATED_X, FULL, UNLINKED, RawKey, SlotLoc
+from tests.unit.synth import type_fields
 
 KIND_INT64 = 6
 
@@ -39,27 +40,14 @@ class ClassicMap:
     def type_desc(self) -> int:
         t = self.lay.struct("Type").struct
 
-        def typ(size: int, kind: int) -> dict[str, int]:
-            return {
-                "Size_": size,
-                "PtrBytes": 0,
-                "Hash": 0,
-                "TFlag": 0,
-                "Align_": 8,
-                "FieldAlign_": 8,
-                "Kind_": kind,
-                "Equal": 0,
-                "GCData": 0,
-                "Str": 0,
-                "PtrToThis": 0,
-            }
-
-        key = self.alloc(t.build(typ(self.key_size, KIND_INT64 if self.key_size == 8 else 17)))
-        elem = self.alloc(t.build(typ(self.vs, KIND_INT64)))
+        key = self.alloc(
+            t.build(type_fields(self.key_size, KIND_INT64 if self.key_size == 8 else 17))
+        )
+        elem = self.alloc(t.build(type_fields(self.vs, KIND_INT64)))
         return self.alloc(
             self.lay.struct("MapType").struct.build(
                 {
-                    "Type": typ(self.p, 21),
+                    "Type": type_fields(self.p, 21),
                     "Key": key,
                     "Elem": elem,
                     "Bucket": 0,

@@ -7,7 +7,7 @@ import pytest
 from dlvsnap.decode import SwissDecoder, decode_map_type
 from dlvsnap.layouts import load_layout
 from dlvsnap.model import DELETED, EMPTY, FULL, RawKey, SlotLoc
-from tests.unit.synth import KIND_ARRAY, KIND_STRING, SwissMap
+from tests.unit.synth import KIND_ARRAY, KIND_STRING, SwissMap, type_fields
 
 
 @pytest.fixture(params=[8, 4], ids=["64bit", "32bit"])
@@ -165,26 +165,11 @@ def test_go127_split_group_layout() -> None:
     sm = SwissMap(lay)
     t = lay.struct("Type").struct
 
-    def typ(size: int, kind: int) -> dict[str, int]:
-        return {
-            "Size_": size,
-            "PtrBytes": 0,
-            "Hash": 0,
-            "TFlag": 0,
-            "Align_": 4,
-            "FieldAlign_": 4,
-            "Kind_": kind,
-            "Equal": 0,
-            "GCData": 0,
-            "Str": 0,
-            "PtrToThis": 0,
-        }
-
-    key, elem = sm.alloc(t.build(typ(4, 5))), sm.alloc(t.build(typ(1, 8)))
+    key, elem = sm.alloc(t.build(type_fields(4, 5, 4))), sm.alloc(t.build(type_fields(1, 8, 1)))
     mt = sm.alloc(
         lay.struct("MapType").struct.build(
             {
-                "Type": typ(8, 21),
+                "Type": type_fields(8, 21),
                 "Key": key,
                 "Elem": elem,
                 "Group": 0,

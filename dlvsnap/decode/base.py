@@ -1,0 +1,26 @@
+"""What the classic and swiss decoders share: the layout, the reader, the map type, keys."""
+
+from __future__ import annotations
+
+from dlvsnap.decode.keys import KeyDecoder
+from dlvsnap.errors import LayoutError
+from dlvsnap.layouts import Layout
+from dlvsnap.memory import MemoryReader
+from dlvsnap.model import KeyValue, MapType
+
+
+class BaseDecoder:
+    family = ""
+
+    def __init__(self, layout: Layout, mem: MemoryReader, map_type: MapType) -> None:
+        if layout.family != self.family:
+            raise LayoutError(f"layout {layout.name} is not a {self.family}-map layout")
+        self.layout = layout
+        self.mem = mem
+        self.mt = map_type
+        self.keys = KeyDecoder(map_type.key, layout.ptr_size, layout.little_endian, mem)
+
+    def slot_key(self, group: bytes, i: int) -> KeyValue:
+        """The key of slot ``i`` of a group/bucket's bytes (follows indirect keys)."""
+        off = self.mt.keys_off + i * self.mt.key_stride
+        return self.keys.from_slot(group[off : off + self.keys.slot_bytes])
