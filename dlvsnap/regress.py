@@ -23,7 +23,7 @@ from dlvsnap.model import DeleteEvent, key_to_text
 from dlvsnap.rules import RULES, check
 from dlvsnap.session import Session
 from dlvsnap.toolchain import Variant, pick_dlv
-from dlvsnap.watch import MapWatch, Note, WatchOptions
+from dlvsnap.watch import MapWatch, WatchOptions
 
 
 @dataclass(frozen=True)
@@ -94,15 +94,9 @@ class Regress:
         try:
             prog = build_cached(self.fixtures_dir, fx.name, str(go), v.env())
             lines: list[str] = []
-            notes: list[str] = []
             with Session.launch(dlv, prog, [], sink=None) as s:
                 impl = s.target.map_impl
-                w = MapWatch(
-                    s,
-                    WatchOptions(expr=fx.expr),
-                    lambda ev: lines.append(event_line(ev)),
-                    lambda n: notes.append(n.kind) if isinstance(n, Note) else None,
-                )
+                w = MapWatch(s, WatchOptions(expr=fx.expr), lambda ev: lines.append(event_line(ev)))
                 layout = w.layout.name
                 w.run()
         except DlvsnapError as e:
