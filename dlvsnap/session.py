@@ -69,7 +69,10 @@ class Session:
                 exited = dp.wait_exit(2.0)
                 dp.terminate()  # joins the output drains: the whole stderr is read
                 if exited:
-                    raise DelveRefusedError(dp.error_summary()) from e
+                    msg = dp.error_summary()
+                    if "version of delve" in msg.lower():
+                        msg += " (scripts/toolchains installs a Delve that accepts it; or --dlv)"
+                    raise DelveRefusedError(msg) from e
                 raise
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
