@@ -110,6 +110,14 @@ def cli() -> None:
     help="Stop (and kill the program) after N watched deletes/clears.",
 )
 @click.option(
+    "--reader",
+    type=click.Choice(["auto", "proc", "delve"]),
+    default="auto",
+    show_default=True,
+    help="How memory is read: /proc/PID/mem (local, fast), Delve's ExamineMemory, or the "
+    "first that works.",
+)
+@click.option(
     "--color/--no-color",
     default=None,
     help="Colour the text view (default: on a terminal, unless NO_COLOR).",
@@ -128,6 +136,7 @@ def watch(
     go_path: str | None,
     target_output: str | None,
     max_events: int | None,
+    reader: str,
     color: bool | None,
     verbose: bool,
 ) -> None:
@@ -159,6 +168,7 @@ def watch(
         Session.launch(dlv_path, binary, list(program_args), sink) as s,
     ):
         t = s.target
+        s.reader_choice = reader
         _log(verbose, f"dlv exec {binary} with {s.dlv_path}")
         _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
         w = MapWatch(s, opts, on_event, on_note)
@@ -169,10 +179,10 @@ def watch(
                 f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}"
             )
         summary = w.run()
-        reader = s.memory_reader_name
-        _log(verbose, f"memory read through {reader}")
+        used = s.memory_reader_name
+        _log(verbose, f"memory read through {used}")
         if text is None:
-            jsonl.summary(out, summary, reader)
+            jsonl.summary(out, summary, used)
         else:
             text.summary(summary)
 

@@ -20,7 +20,7 @@ from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.rpc import JsonRpcConnection
 from dlvsnap.delve.types import Version
 from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError
-from dlvsnap.memory import MemoryReader, ProcMem, choose_reader
+from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
 from dlvsnap.target import TargetInfo, detect_map_impl, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
 
@@ -86,10 +86,18 @@ class Session:
             dp.terminate()
             raise
 
+    reader_choice = "auto"  # "auto" | "proc" | "delve": set before the first read
+
     def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
-        """The memory reader for this session, chosen once (the /proc fast path if it works)."""
+        """The memory reader for this session, chosen once: with "auto", /proc/PID/mem when it
+        is readable and agrees with Delve on a probe, else ExamineMemory."""
         if self._reader is None:
-            self._reader = choose_reader(self.client, self.pid, probe_addr, probe_size)
+            if self.reader_choice == "delve":
+                self._reader = DelveMem(self.client)
+            elif self.reader_choice == "proc":
+                self._reader = ProcMem(self.pid)
+            else:
+                self._reader = choose_reader(self.client, self.pid, probe_addr, probe_size)
         return self._reader
 
     @property

@@ -190,3 +190,26 @@ def test_emptyrest_cascade_is_a_transition(cm: ClassicMap) -> None:
     ]
     assert (str(d.changes[-1].loc), d.changes[-1].before_state) == ("b0+1/s0", FULL)
     assert d.reseeded
+
+
+def test_preallocated_overflow_buckets_are_reached_only_through_chains(cm: ClassicMap) -> None:
+    """B=4: 16 buckets, then 2^(4-4) = 1 preallocated overflow bucket whose overflow word
+    points back at the array (makeBucketArray's end marker). Bucket 3's chain uses it."""
+    dec = _decoder(cm)
+    n = 16
+    base = cm.next  # where alloc() will place the array
+    prealloc_addr = base + n * cm.bsize
+    buckets = [cm.bucket({}) for _ in range(n)]
+    buckets[3] = cm.bucket({0: (0x55, 1)}, overflow=prealloc_addr)
+    handed_out = cm.bucket({0: (0x66, 2)})  # newoverflow set its overflow word to nil
+    arr = cm.alloc(b"".join(buckets) + handed_out)
+    assert arr == base
+    snap = dec.snapshot(cm.hmap(count=2, b=4, buckets=arr))
+    assert sorted(snap.live_keys()) == [1, 2]  # type: ignore[type-var]
+    assert snap.memory.groups == (n + 1) * cm.bsize and snap.memory.overflow == 0
+    assert all(s.loc.group < n for s in snap.slots)
+    # an unused preallocated bucket with the end marker is never walked into
+    sentinel = cm.bucket({}, overflow=arr)
+    cm.mem.add(arr, b"".join(cm.bucket({}) for _ in range(n)) + sentinel)
+    snap = dec.snapshot(cm.hmap(count=0, b=4, buckets=arr))
+    assert len(snap.slots) == n * 8 and snap.live_keys() == []
