@@ -1,7 +1,7 @@
 # Every target here is what CI runs; see .ci/run.
 PY := .venv/bin/python
 
-.PHONY: setup toolchains demo test lint typecheck unit live matrix regress clean
+.PHONY: setup toolchains demo test lint typecheck unit live matrix regress bench clean
 
 setup:            ## virtualenv, pinned Delve, Go 1.24 for the refusal test (idempotent)
 	scripts/setup --dev >/dev/null
@@ -36,3 +36,6 @@ matrix: setup     ## every Go release 1.19-1.27 (installs them): live tests and 
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache
+
+bench: setup toolchains  ## scripts/bench.py: dlvsnap next to same-run baselines (issue 4)
+	$(PY) scripts/bench.py --json bench.json

@@ -135,13 +135,14 @@ class DelveClient:
         goroutine: int = CURRENT_GOROUTINE,
         frame: int = 0,
         cfg: LoadConfig | None = None,
+        timeout: float | None = -1.0,
     ) -> Variable:
         params: JSON = {
             "Scope": _scope(goroutine, frame),
             "Expr": expr,
             "Cfg": (cfg or LoadConfig()).to_json(),
         }
-        return Variable.from_json(self._call("Eval", params)["Variable"])
+        return Variable.from_json(self._call("Eval", params, timeout=timeout)["Variable"])
 
     def stacktrace(self, goroutine: int = CURRENT_GOROUTINE, depth: int = 20) -> list[Frame]:
         out = self._call("Stacktrace", {"Id": goroutine, "Depth": depth, "Full": False})
