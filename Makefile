@@ -14,8 +14,8 @@ demo:             ## the README's first command: set up and watch the demo fixtu
 	.venv/bin/dlvsnap watch fixtures/deletes --map m
 
 lint: setup
-	.venv/bin/ruff check dlvsnap tests
-	.venv/bin/ruff format --check dlvsnap tests
+	.venv/bin/ruff check dlvsnap tests scripts/bench.py scripts/toolchains
+	.venv/bin/ruff format --check dlvsnap tests scripts/bench.py
 
 typecheck: setup
 	.venv/bin/mypy
