@@ -165,10 +165,9 @@ def watch(
     with (
         _binary_for(target, go_path, verbose) as binary,
         _output_sink(target_output) as sink,
-        Session.launch(dlv_path, binary, list(program_args), sink) as s,
+        Session.launch(dlv_path, binary, list(program_args), sink, reader) as s,
     ):
         t = s.target
-        s.reader_choice = reader
         _log(verbose, f"dlv exec {binary} with {s.dlv_path}")
         _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
         w = MapWatch(s, opts, on_event, on_note)

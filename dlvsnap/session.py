@@ -9,6 +9,7 @@ SIGKILL to the target's pid if it is somehow still there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 from pathlib import Path
@@ -35,9 +36,11 @@ class Session:
         version: Version,
         pid: int,
         dlv_path: str,
+        reader: str = "auto",
     ) -> None:
         self.dlv = dlv
         self.dlv_path = dlv_path
+        self.reader_choice = reader  # "auto" | "proc" | "delve"
         self.client = client
         self.target = target
         self.version = version
@@ -47,12 +50,18 @@ class Session:
 
     @classmethod
     def launch(
-        cls, dlv_path: str | None, binary: str | Path, args: list[str], sink: BinaryIO | None
+        cls,
+        dlv_path: str | None,
+        binary: str | Path,
+        args: list[str],
+        sink: BinaryIO | None,
+        reader: str = "auto",
     ) -> Session:
         """``dlv exec`` the binary (stopped at entry) and identify it.
 
         With ``dlv_path`` None, the Delve is chosen for the binary's Go release: the pinned
         one when it accepts that release, else an installed one that does (toolchain.py).
+        ``reader`` chooses how memory is read: "proc", "delve", or "auto" (see memory()).
         """
         info = identify(binary)
         if dlv_path is None:
@@ -76,17 +85,21 @@ class Session:
                 raise
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
-            info = TargetInfo(**{**info.__dict__, "map_impl": detect_map_impl(client)})
+            info = dataclasses.replace(info, map_impl=detect_map_impl(client))
             return cls(
-                dlv=dp, client=client, target=info, version=version, pid=pid, dlv_path=dlv_path
+                dlv=dp,
+                client=client,
+                target=info,
+                version=version,
+                pid=pid,
+                dlv_path=dlv_path,
+                reader=reader,
             )
         except BaseException:
             if client is not None:
                 client.conn.close()
             dp.terminate()
             raise
-
-    reader_choice = "auto"  # "auto" | "proc" | "delve": set before the first read
 
     def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
         """The memory reader for this session, chosen once: with "auto", /proc/PID/mem when it
