@@ -10,17 +10,14 @@ _TABLE_FIELDS = ("used", "capacity", "growth_left", "local_depth", "n_groups", "
 
 
 def diff(before: MapSnapshot, after: MapSnapshot) -> MapDiff:
-    before_slots, after_slots = before.slot_map(), after.slot_map()
     changes: list[SlotChange] = []
-    for s in before.slots:
-        a = after_slots.get(s.loc)
-        if a is None:  # e.g. classic: oldbuckets released, overflow chain cut by mapclear
-            changes.append(SlotChange(s.loc, s.byte, None, s.state, UNLINKED, s.key))
-        elif a.byte != s.byte:
-            changes.append(SlotChange(s.loc, s.byte, a.byte, s.state, a.state, s.key, a.key))
-    for a in after.slots:
-        if a.loc not in before_slots:  # e.g. classic: an overflow bucket linked in
-            changes.append(SlotChange(a.loc, None, a.byte, UNLINKED, a.state, None, a.key))
+    if before.shape and before.shape == after.shape:
+        # same locations in the same order: compare position by position
+        for s, a in zip(before.slots, after.slots, strict=True):
+            if a.byte != s.byte:
+                changes.append(SlotChange(s.loc, s.byte, a.byte, s.state, a.state, s.key, a.key))
+    else:
+        changes = _by_location(before, after)
     header: dict[str, tuple[Any, Any]] = {}
     for k, v in before.header.items():
         w = after.header.get(k)
@@ -43,6 +40,22 @@ def diff(before: MapSnapshot, after: MapSnapshot) -> MapDiff:
         tables_removed=tuple(sorted(bt.keys() - at.keys())),
         moved=(before.addr, after.addr) if before.addr != after.addr else None,
     )
+
+
+def _by_location(before: MapSnapshot, after: MapSnapshot) -> list[SlotChange]:
+    """Match slots by location when the structure changed (tables, arrays, chains)."""
+    before_slots, after_slots = before.slot_map(), after.slot_map()
+    changes: list[SlotChange] = []
+    for s in before.slots:
+        a = after_slots.get(s.loc)
+        if a is None:  # e.g. classic: oldbuckets released, overflow chain cut by mapclear
+            changes.append(SlotChange(s.loc, s.byte, None, s.state, UNLINKED, s.key))
+        elif a.byte != s.byte:
+            changes.append(SlotChange(s.loc, s.byte, a.byte, s.state, a.state, s.key, a.key))
+    for a in after.slots:
+        if a.loc not in before_slots:  # e.g. classic: an overflow bucket linked in
+            changes.append(SlotChange(a.loc, None, a.byte, UNLINKED, a.state, None, a.key))
+    return changes
 
 
 def _table_delta(b: Table, a: Table) -> dict[str, tuple[int, int]]:

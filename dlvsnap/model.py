@@ -55,7 +55,7 @@ EVACUATED_EMPTY = "evacuatedEmpty"
 UNLINKED = "unlinked"  # the slot's bucket/group is not reachable from the map (on that side)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SlotLoc:
     """A stable slot location.
 
@@ -93,7 +93,7 @@ class SlotLoc:
         return f"table {self.table} group {self.group} slot {self.slot}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Slot:
     loc: SlotLoc
     byte: int  # the raw ctrl (swiss) or tophash (classic) byte
@@ -250,6 +250,10 @@ class MapSnapshot:
     slots: tuple[Slot, ...]
     memory: Memory
     warnings: tuple[str, ...] = ()  # broken invariants: a layout that does not fit, or a torn read
+    # What determines the order and locations of `slots` (tables and their group counts;
+    # bucket arrays and chain lengths): two snapshots with equal shapes list the same
+    # locations in the same order.
+    shape: tuple[object, ...] = ()
 
     def live_keys(self) -> list[KeyValue]:
         return [s.key for s in self.slots if s.state == FULL]
@@ -261,7 +265,7 @@ class MapSnapshot:
         return sum(1 for s in self.slots if s.state == DELETED)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SlotChange:
     """One slot whose control byte changed. A slot whose group/bucket stopped (or started)
     being reachable from the map is ``unlinked`` on that side, with no byte."""

@@ -19,6 +19,11 @@ class BaseDecoder:
         self.mem = mem
         self.mt = map_type
         self.keys = KeyDecoder(map_type.key, layout.ptr_size, layout.little_endian, mem)
+        # the state of every possible control byte, computed once per decoder
+        self.states = tuple(self.byte_state(b) for b in range(256))
+
+    def byte_state(self, b: int) -> str:
+        raise NotImplementedError
 
     def slot_key(self, group: bytes, i: int) -> KeyValue:
         """The key of slot ``i`` of a group/bucket's bytes (follows indirect keys)."""

@@ -51,6 +51,9 @@ class ClassicDecoder(BaseDecoder):
         self.nslots = layout.const("bucket_slots")
         self.bsize = map_type.group_size
 
+    def byte_state(self, b: int) -> str:
+        return tophash_state(b, self.layout)
+
     def snapshot(self, addr: int) -> MapSnapshot:
         lay = self.layout
         hs = lay.struct("hmap")
@@ -61,19 +64,20 @@ class ClassicDecoder(BaseDecoder):
         slots: list[Slot] = []
         arrays: list[tuple[int, int]] = []  # (start, end) of bucket arrays, for accounting
         chained: list[int] = []  # overflow buckets reached through chains
+        depths: list[int] = []  # overflow buckets per chain, array after array
         nb = 1 << b
         bucket_bytes = old_bytes = 0
         if h["buckets"]:
             bucket_bytes = (nb + _prealloc(b)) * self.bsize
             arrays.append((h["buckets"], h["buckets"] + bucket_bytes))
-            slots += self._array(h["buckets"], nb, False, chained)
+            slots += self._array(h["buckets"], nb, False, chained, depths)
         if h["oldbuckets"]:
             same_size = bool(h["flags"] & lay.const("flag_same_size_grow"))
             old_b = b if same_size else b - 1
             nold = 1 << old_b
             old_bytes = (nold + _prealloc(old_b)) * self.bsize
             arrays.append((h["oldbuckets"], h["oldbuckets"] + old_bytes))
-            slots += self._array(h["oldbuckets"], nold, True, chained)
+            slots += self._array(h["oldbuckets"], nold, True, chained, depths)
         outside = [a for a in chained if not any(s <= a < e for s, e in arrays)]
         count = int(h["count"])
         full = sum(1 for s in slots if s.state == FULL)
@@ -102,13 +106,18 @@ class ClassicDecoder(BaseDecoder):
             slots=tuple(slots),
             memory=memory,
             warnings=tuple(warnings),
+            shape=("classic", h["buckets"] != 0, nb, h["oldbuckets"] != 0, tuple(depths)),
         )
 
-    def _array(self, start: int, n: int, old: bool, chained: list[int]) -> list[Slot]:
+    def _array(
+        self, start: int, n: int, old: bool, chained: list[int], depths: list[int]
+    ) -> list[Slot]:
         raw = self.mem.read(start, n * self.bsize)
         out: list[Slot] = []
         for i in range(n):
+            before = len(chained)
             out += self._chain(raw[i * self.bsize : (i + 1) * self.bsize], i, old, chained)
+            depths.append(len(chained) - before)
         return out
 
     def _chain(self, raw: bytes, bucket: int, old: bool, chained: list[int]) -> list[Slot]:
@@ -132,7 +141,7 @@ class ClassicDecoder(BaseDecoder):
         out: list[Slot] = []
         for i in range(self.nslots):
             top = raw[i]
-            state = tophash_state(top, self.layout)
+            state = self.states[top]
             key = self.slot_key(raw, i) if state == FULL else None
             loc = SlotLoc(-1, bucket, i, overflow=depth, old=old, classic=True)
             out.append(Slot(loc, top, state, key))

@@ -44,6 +44,9 @@ class SwissDecoder(BaseDecoder):
         super().__init__(layout, mem, map_type)
         self.nslots = layout.const("group_slots")
 
+    def byte_state(self, b: int) -> str:
+        return ctrl_state(b, self.layout)
+
     def snapshot(self, addr: int) -> MapSnapshot:
         lay = self.layout
         hdr_struct = lay.struct("Map")
@@ -101,6 +104,7 @@ class SwissDecoder(BaseDecoder):
             slots=tuple(slots),
             memory=memory,
             warnings=tuple(warnings),
+            shape=("swiss", dir_len, bool(dir_ptr), tuple((t.index, t.n_groups) for t in tables)),
         )
 
     def _table(self, taddr: int, dir_index: int, warnings: list[str]) -> tuple[Table, list[Slot]]:
@@ -146,7 +150,7 @@ class SwissDecoder(BaseDecoder):
         out: list[Slot] = []
         for i in range(self.nslots):
             b = (ctrl >> (8 * i)) & 0xFF
-            state = ctrl_state(b, self.layout)
+            state = self.states[b]
             key = self.slot_key(raw, i) if state == FULL else None
             out.append(Slot(SlotLoc(table, group, i), b, state, key))
         return out

@@ -72,3 +72,20 @@ def test_reseed_and_no_change() -> None:
     d = diff(before, after)
     assert d.changes == () and d.reseeded
     assert d.header_changes == {"seed": (1, 2)}
+
+
+def test_positional_and_by_location_diffs_agree() -> None:
+    from dlvsnap.diff import _by_location
+
+    sm0 = SwissMap(load_layout("swiss", "go1.26.8", 8, True))
+    full = {i: (i + 1, i) for i in range(8)}
+    before, after, _ = _two_snapshots(
+        [sm0.group(full), sm0.group({1: (9, 50)})],
+        [sm0.group({i: v for i, v in full.items() if i != 4}, deleted=(4,)), sm0.group({})],
+        used=(9, 7),
+        growth=(5, 6),
+    )
+    assert before.shape == after.shape and before.shape
+    fast = diff(before, after).changes
+    slow = tuple(sorted(_by_location(before, after), key=lambda c: c.loc.sort_key()))
+    assert fast == slow and len(fast) == 2
