@@ -95,7 +95,8 @@ def cli() -> None:
     "--dlv",
     "dlv_path",
     metavar="PATH",
-    help="Delve binary (default: the pinned one set-up installed).",
+    help="Delve binary (default: $DLVSNAP_DLV, else an installed Delve that accepts the "
+    "target's Go release).",
 )
 @click.option("--go", "go_path", metavar="PATH", help="go command used to build a package TARGET.")
 @click.option(

@@ -59,13 +59,14 @@ class Session:
     ) -> Session:
         """``dlv exec`` the binary (stopped at entry) and identify it.
 
-        With ``dlv_path`` None, the Delve is chosen for the binary's Go release: the pinned
-        one when it accepts that release, else an installed one that does (toolchain.py).
+        With ``dlv_path`` None: $DLVSNAP_DLV if set, else the Delve chosen for the binary's Go
+        release (the pinned one when it accepts that release, else an installed one that
+        does, see toolchain.py).
         ``reader`` chooses how memory is read: "proc", "delve", or "auto" (see memory()).
         """
         info = identify(binary)
-        if dlv_path is None:
-            dlv_path = pick_dlv(info.go_version) or default_dlv()
+        if dlv_path is None:  # $DLVSNAP_DLV is an explicit choice, like --dlv
+            dlv_path = os.environ.get("DLVSNAP_DLV") or pick_dlv(info.go_version) or default_dlv()
         dp = launch(dlv_path, ["exec", str(binary)], program_args=args, sink=sink)
         client: DelveClient | None = None
         try:

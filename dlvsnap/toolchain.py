@@ -80,10 +80,7 @@ def cache_dir() -> Path:
 
 
 def default_dlv() -> str:
-    """$DLVSNAP_DLV, else the pinned Delve that scripts/setup installed."""
-    env = os.environ.get("DLVSNAP_DLV")
-    if env:
-        return env
+    """The pinned Delve that scripts/setup installed."""
     return str(cache_dir() / f"dlv-{DLV_VERSION}" / "bin" / "dlv")
 
 
