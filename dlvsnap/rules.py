@@ -102,7 +102,7 @@ def _delete(ev: DeleteEvent) -> list[Check]:
     out = [
         Check(
             "count",
-            d.count_after == d.count_before - int(present) and d.count_after >= d.count_before - 1,
+            d.count_after == d.count_before - int(present),
             f"{d.count_before} -> {d.count_after}",
         )
     ]
@@ -179,9 +179,10 @@ def _swiss_slot(
     return out
 
 
-def _chain(snap: MapSnapshot, s: SlotChange) -> list[Slot]:
+def _chain(snap: MapSnapshot, group: int, old: bool) -> list[Slot]:
+    """A classic bucket's slots followed by its overflow buckets' slots, in chain order."""
     return sorted(
-        (x for x in snap.slots if x.loc.group == s.loc.group and x.loc.old == s.loc.old),
+        (x for x in snap.slots if x.loc.group == group and x.loc.old == old),
         key=lambda x: (x.loc.overflow, x.loc.slot),
     )
 
@@ -198,19 +199,11 @@ def _chain_ok(chain: list[Slot]) -> bool:
 def _classic_slot(a: MapSnapshot, s: SlotChange, changes: tuple[SlotChange, ...]) -> list[Check]:
     out: list[Check] = []
     touched = {(c.loc.group, c.loc.old) for c in changes if c.after_state in EMPTIED}
-    chains_ok = all(
-        _chain_ok(
-            sorted(
-                (x for x in a.slots if (x.loc.group, x.loc.old) == g),
-                key=lambda x: (x.loc.overflow, x.loc.slot),
-            )
-        )
-        for g in touched
-    )
+    chains_ok = all(_chain_ok(_chain(a, group, old)) for group, old in touched)
     if s.loc.old:  # in an old bucket: evacuated first, then deleted at its destination
         ok = s.after_state in (EVACUATED_X, EVACUATED_Y, UNLINKED) and chains_ok
     else:
-        chain = _chain(a, s)
+        chain = _chain(a, s.loc.group, s.loc.old)
         after = next(x for x in chain if x.loc == s.loc)
         later = [x for x in chain if (x.loc.overflow, x.loc.slot) > (s.loc.overflow, s.loc.slot)]
         want = EMPTY_REST if all(x.state == EMPTY_REST for x in later) else EMPTY_ONE
