@@ -20,7 +20,7 @@ from dlvsnap.build import build_package
 from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError, TargetError
 from dlvsnap.model import DeleteEvent
 from dlvsnap.regress import Regress
-from dlvsnap.render import jsonl
+from dlvsnap.render import html, jsonl
 from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
 from dlvsnap.toolchain import matrix
@@ -151,11 +151,17 @@ def watch(
     text = None if as_json else TextRenderer(out, colour=color)
     opts = WatchOptions(expr=map_expr, in_func=in_func, live_keys=live_keys, max_events=max_events)
 
+    first = True
+
     def on_event(ev: DeleteEvent) -> None:
+        nonlocal first
         if text is None:
+            if first:  # the map as it was before the first delete, for `dlvsnap report`
+                jsonl.snapshot(out, ev.before)
             jsonl.event(out, ev, live_keys)
         else:
             text.event(ev, live_keys)
+        first = False
 
     def on_note(n: Note) -> None:
         if text is None:
@@ -185,6 +191,29 @@ def watch(
             jsonl.summary(out, summary, used)
         else:
             text.summary(summary)
+
+
+@cli.command()
+@click.argument("events", metavar="EVENTS.jsonl")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="OUT.html",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="The HTML file to write.",
+)
+def report(events: str, output: Path) -> None:
+    """Write one self-contained HTML page (no network, no external assets) from the output of
+    `dlvsnap watch --json`: the run's timeline, the group/slot grid of each event with its
+    changed slots highlighted, header and table deltas, and bytes held vs needed."""
+    records = html.read_events(Path(events))
+    try:
+        size = html.write(output, records, source=events)
+    except OSError as e:
+        raise click.FileError(str(output), hint=e.strerror) from None
+    n = sum(r.get("event") in html.OPS for r in records)
+    click.echo(f"wrote {output}: {size:,} bytes, {n} events")
 
 
 @cli.group()

@@ -73,6 +73,47 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
     _line(out, obj)
 
 
+# One character per slot state in the `snapshot` record (docs/json-schema.md).
+STATE_CHARS = {
+    "full": "F",
+    "empty": "E",
+    "deleted": "D",
+    "emptyOne": "o",
+    "emptyRest": "r",
+    "evacuatedX": "X",
+    "evacuatedY": "Y",
+    "evacuatedEmpty": "Z",
+    "unlinked": "U",
+}
+SLOTS_PER_GROUP = 8  # swiss groups and classic buckets both hold 8 slots
+
+
+def snapshot(out: IO[str], snap: MapSnapshot) -> None:
+    """The map before the first delete, compactly: its groups/buckets in snapshot order and
+    one state character per slot. A slot's place comes from its label (``t0/g3/s5``:
+    group ``t0/g3``, slot 5); a place no slot fills is ``?``."""
+    groups: dict[str, list[str]] = {}
+    for s in snap.slots:
+        label, _, idx = str(s.loc).rpartition("/s")
+        row = groups.setdefault(label, ["?"] * SLOTS_PER_GROUP)
+        i = int(idx)
+        if 0 <= i < SLOTS_PER_GROUP:
+            row[i] = STATE_CHARS.get(s.state, "?")
+    _line(
+        out,
+        {
+            "event": "snapshot",
+            "seq": 0,
+            "impl": snap.impl,
+            "slots_per_group": SLOTS_PER_GROUP,
+            "groups": list(groups),
+            "states": "".join("".join(row) for row in groups.values()),
+            "count": snap.count,
+            "memory": snap.memory.to_json(),
+        },
+    )
+
+
 def note(out: IO[str], kind: str, message: str, data: dict[str, Any]) -> None:
     _line(out, {"event": "note", "kind": kind, "message": message, **data})
 
