@@ -119,6 +119,12 @@ def cli() -> None:
     "first that works.",
 )
 @click.option(
+    "--full",
+    is_flag=True,
+    help="Snapshot the whole map around every delete (default: only what the delete can "
+    "touch: the key's probe groups or bucket chain, and the headers).",
+)
+@click.option(
     "--color/--no-color",
     default=None,
     help="Colour the text view (default: on a terminal, unless NO_COLOR).",
@@ -138,6 +144,7 @@ def watch(
     target_output: str | None,
     max_events: int | None,
     reader: str,
+    full: bool,
     color: bool | None,
     verbose: bool,
 ) -> None:
@@ -149,7 +156,15 @@ def watch(
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
     text = None if as_json else TextRenderer(out, colour=color)
-    opts = WatchOptions(expr=map_expr, in_func=in_func, live_keys=live_keys, max_events=max_events)
+    opts = WatchOptions(
+        expr=map_expr,
+        in_func=in_func,
+        live_keys=live_keys,
+        max_events=max_events,
+        full=full,
+        # tests: also take whole snapshots and warn where the probe's diff differs
+        crosscheck=os.environ.get("DLVSNAP_CROSSCHECK") == "1",
+    )
 
     first = True
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import construct as cs
+import numpy as np
 
 from dlvsnap.errors import LayoutError
 
@@ -74,6 +75,9 @@ class CompiledStruct:
     size: int
     align: int
     dwarf_names: tuple[str, ...] = ()  # DWARF types this struct mirrors
+    # The same struct as a numpy structured dtype, nested fields flattened with dots
+    # ("groups.data"): to parse many headers at once.
+    dtype: np.dtype[Any] = dataclasses.field(default_factory=lambda: np.dtype([]))
 
     def field(self, name: str) -> FieldInfo:
         for f in self.fields:
@@ -159,6 +163,7 @@ def compile_layout(
             raise LayoutError(f"{source.name}: unknown type {name}")
         subcons: list[Any] = []
         fields: list[FieldInfo] = []
+        np_fields: list[tuple[str, str, int]] = []  # (dotted name, numpy format, offset)
         off = 0
         align = 1
         for i, entry in enumerate(spec["fields"]):
@@ -173,13 +178,22 @@ def compile_layout(
                 sub: Any = (
                     cs.Flag if ftype == "bool" else cs.FormatField(order, _FORMAT[size, signed])
                 )
+                nested: list[tuple[str, str, int]] = [
+                    ("", "?" if ftype == "bool" else f"{order}{'i' if signed else 'u'}{size}", 0)
+                ]
             else:
                 inner = build(ftype, (*stack, name))
                 size, falign, sub = inner.size, inner.align, inner.struct
+                dt = inner.dtype
+                nested = [
+                    ("." + n, dt.fields[n][0].str, int(dt.fields[n][1]))  # type: ignore[index]
+                    for n in dt.names or ()
+                ]
             pad = _align_up(off, falign) - off
             if pad:
                 subcons.append(f"_pad{i}" / cs.Padding(pad))
                 off += pad
+            np_fields += [(fname + sub_name, fmt, off + o) for sub_name, fmt, o in nested]
             subcons.append(fname / sub)
             fields.append(FieldInfo(fname, ftype, off, size, dwarf_name))
             off += size
@@ -201,6 +215,14 @@ def compile_layout(
             total,
             align,
             tuple([dwarf] if isinstance(dwarf, str) else dwarf),
+            np.dtype(
+                {
+                    "names": [n for n, _, _ in np_fields],
+                    "formats": [f for _, f, _ in np_fields],
+                    "offsets": [o for _, _, o in np_fields],
+                    "itemsize": total,
+                }
+            ),
         )
         compiled[name] = cst
         return cst

@@ -5,9 +5,13 @@ Nothing here reads memory or knows Delve; every object converts to JSON-ready da
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,7 @@ class MapType:
     elems_off: int
     elem_stride: int
     flags: int
+    hasher: int = 0  # the Hasher func value (a pointer to the function's code pointer)
 
     @property
     def entry_bytes(self) -> int:
@@ -238,8 +243,109 @@ class Memory:
         }
 
 
-@dataclass(frozen=True)
+# Row keys (Rows.row_keys): one int64 per group/bucket that orders rows like SlotLoc.sort_key.
+_OLD_SHIFT, _TABLE_SHIFT, _INDEX_SHIFT = 62, 41, 14
+MAX_OVERFLOW = (1 << _INDEX_SHIFT) - 1
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """The groups (swiss) or buckets (classic) a snapshot read: one row each, columnar.
+
+    ``ctrl[r*8 + i]`` and ``keys[r*8 + i]`` are slot i of row r. ``keys`` is a numeric
+    array for integer, float and bool keys (meaningful only where the slot is full), an
+    object array of decoded keys otherwise (None where not full).
+    """
+
+    classic: bool
+    table: NDArray[np.int32]  # swiss: first directory index of the table, -1 small map
+    index: NDArray[np.int64]  # group / bucket index
+    overflow: NDArray[np.int32]  # classic: position in the overflow chain
+    old: NDArray[np.bool_]  # classic: in oldbuckets
+    addr: NDArray[np.uint64]  # where the group/bucket is
+    ctrl: NDArray[np.uint8]
+    keys: NDArray[Any]
+    slots_per_row: int = 8
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @staticmethod
+    def empty(classic: bool) -> Rows:
+        return Rows.concat([], classic)
+
+    @staticmethod
+    def concat(parts: list[Rows], classic: bool) -> Rows:
+        if not parts:
+            z = np.zeros(0, dtype=np.int64)
+            return Rows(
+                classic,
+                z.astype(np.int32),
+                z,
+                z.astype(np.int32),
+                z.astype(np.bool_),
+                z.astype(np.uint64),
+                z.astype(np.uint8),
+                np.zeros(0, dtype=object),
+            )
+        if len(parts) == 1:
+            return parts[0]
+        return Rows(
+            classic,
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in _ROW_FIELDS),  # type: ignore[arg-type]
+        )
+
+    def take(self, rows: NDArray[np.int64]) -> Rows:
+        """These rows (in this order), with their slots."""
+        n = self.slots_per_row
+        slot_idx = (rows[:, None] * n + np.arange(n)).reshape(-1)
+        return Rows(
+            self.classic,
+            self.table[rows],
+            self.index[rows],
+            self.overflow[rows],
+            self.old[rows],
+            self.addr[rows],
+            self.ctrl[slot_idx],
+            self.keys[slot_idx],
+        )
+
+    def row_keys(self) -> NDArray[np.int64]:
+        return (
+            (self.old.astype(np.int64) << _OLD_SHIFT)
+            | ((self.table.astype(np.int64) + 1) << _TABLE_SHIFT)
+            | (self.index << _INDEX_SHIFT)
+            | self.overflow.astype(np.int64)
+        )
+
+    def loc(self, pos: int) -> SlotLoc:
+        r, i = divmod(pos, self.slots_per_row)
+        if self.classic:
+            return SlotLoc(
+                -1, int(self.index[r]), i, int(self.overflow[r]), bool(self.old[r]), True
+            )
+        return SlotLoc(int(self.table[r]), int(self.index[r]), i)
+
+    def key(self, pos: int) -> KeyValue:
+        k = self.keys[pos]
+        return k.item() if isinstance(k, np.generic) else k  # type: ignore[no-any-return]
+
+    def keys_at(self, positions: NDArray[np.int64]) -> list[KeyValue]:
+        return self.keys[positions].tolist()  # type: ignore[no-any-return]
+
+
+_ROW_FIELDS = ("table", "index", "overflow", "old", "addr", "ctrl", "keys")
+
+
+@dataclass(frozen=True, eq=False)
 class MapSnapshot:
+    """What dlvsnap read of one map at one stop.
+
+    A full snapshot holds every group/bucket; a ``partial`` one (``dlvsnap watch`` around a
+    delete) holds the header, every table header (swiss) and the groups/buckets the delete
+    can touch: its probe groups or bucket chain. ``states[b]`` names control byte b.
+    """
+
     impl: str  # "swiss" | "classic"
     layout: str
     addr: int
@@ -247,22 +353,45 @@ class MapSnapshot:
     count: int
     map_type: MapType
     tables: tuple[Table, ...]
-    slots: tuple[Slot, ...]
+    rows: Rows
+    states: tuple[str, ...]
     memory: Memory
+    tombstones: int = 0
     warnings: tuple[str, ...] = ()  # broken invariants: a layout that does not fit, or a torn read
-    # What determines the order and locations of `slots` (tables and their group counts;
-    # bucket arrays and chain lengths): two snapshots with equal shapes list the same
-    # locations in the same order.
+    # What determines the rows and their order (tables and their group counts; bucket
+    # arrays and chain lengths): two snapshots with equal shapes list the same rows in the
+    # same order.
     shape: tuple[object, ...] = ()
+    partial: bool = False
+
+    @functools.cached_property
+    def full_mask(self) -> NDArray[np.bool_]:
+        is_full = np.array([s == FULL for s in self.states], dtype=np.bool_)
+        return is_full[self.rows.ctrl]
+
+    def state(self, pos: int) -> str:
+        return self.states[int(self.rows.ctrl[pos])]
+
+    def slot(self, pos: int) -> Slot:
+        st = self.state(pos)
+        key = self.rows.key(pos) if st == FULL else None
+        return Slot(self.rows.loc(pos), int(self.rows.ctrl[pos]), st, key)
+
+    @functools.cached_property
+    def slots(self) -> tuple[Slot, ...]:
+        """Every slot read, as objects (for small maps and tests: prefer the columns)."""
+        return tuple(self.slot(p) for p in range(len(self.rows.ctrl)))
+
+    def full_count(self) -> int:
+        return int(np.count_nonzero(self.full_mask))
 
     def live_keys(self) -> list[KeyValue]:
-        return [s.key for s in self.slots if s.state == FULL]
+        if self.partial:
+            raise ValueError("a partial snapshot does not hold every key")
+        return self.rows.keys_at(np.flatnonzero(self.full_mask))
 
     def slot_map(self) -> dict[SlotLoc, Slot]:
         return {s.loc: s for s in self.slots}
-
-    def tombstones(self) -> int:
-        return sum(1 for s in self.slots if s.state == DELETED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +436,7 @@ class MapDiff:
     tables_added: tuple[int, ...] = ()
     tables_removed: tuple[int, ...] = ()
     moved: tuple[int, int] | None = None  # header address before/after, if it moved
+    partial: bool = False  # compares only the groups/buckets the delete could touch
 
     @property
     def reseeded(self) -> bool:
@@ -341,6 +471,10 @@ class DeleteEvent:
     after: MapSnapshot
     diff: MapDiff
     extra: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # about this event (a probe that disagreed...)
+
+    def all_warnings(self) -> tuple[str, ...]:
+        return self.before.warnings + self.after.warnings + self.warnings
 
 
 @dataclass
@@ -356,4 +490,4 @@ class Summary:
 
     @property
     def tombstones(self) -> int:
-        return self.last.tombstones() if self.last else 0
+        return self.last.tombstones if self.last else 0

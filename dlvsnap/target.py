@@ -7,8 +7,13 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from dlvsnap.delve.client import DelveClient
 from dlvsnap.errors import TargetError
@@ -169,3 +174,20 @@ def detect_map_impl(client: DelveClient) -> str:
     if "runtime.hmap" in types:
         return "classic"
     raise TargetError("the binary's DWARF has neither internal/runtime/maps.Map nor runtime.hmap")
+
+
+def elf_symbols(path: str | Path, names: Iterable[str]) -> dict[str, int]:
+    """Addresses of these symbols in the binary's symbol table (those it has)."""
+    want = set(names)
+    out: dict[str, int] = {}
+    try:
+        with open(path, "rb") as f:
+            symtab = ELFFile(f).get_section_by_name(".symtab")
+            if not isinstance(symtab, SymbolTableSection):
+                return out
+            for sym in symtab.iter_symbols():
+                if sym.name in want:
+                    out[sym.name] = int(sym["st_value"])
+    except (OSError, ELFError):
+        return {}
+    return out

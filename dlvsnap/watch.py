@@ -18,6 +18,18 @@ Which map is watched
 Breakpoints go on every delete entry point in the binary (runtime.mapdelete, _fast32,
 _fast64, _faststr and runtime.mapclear; reflect's entry points call these and are reported
 as ``via``). The "after" snapshot is taken when ``stepOut`` returns to the caller.
+
+What is read around a delete
+----------------------------
+dlvsnap hashes the deleted key itself (dlvsnap.hashing: the runtime's AES hash on amd64,
+with the map's seed and the process's aeskeysched) and reads only what the delete can
+touch: the header, the table headers and the key's probe groups (swiss), or the key's
+bucket chain (classic, when not growing); the same groups again after the delete. So the
+cost of a delete does not grow with the map. The hash is trusted only after it has been
+checked against a whole snapshot of the map (the h2/tophash and place of up to 64 live
+keys), and every delete's count is checked against what the probe found. Otherwise, and
+for clears, ``--full``, classic maps while they grow, and keys the runtime hashes in a way
+dlvsnap does not (interfaces, structs...), both snapshots cover the whole map.
 """
 
 from __future__ import annotations
@@ -25,6 +37,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from dlvsnap.decode import Decoder, decode_map_type, make_decoder
 from dlvsnap.decode.keys import KeyDecoder
@@ -48,10 +62,20 @@ from dlvsnap.errors import (
     RPCError,
     TargetError,
 )
+from dlvsnap.hashing import AESKEYSCHED, HASHERS, USE_AESHASH, KeyHasher
 from dlvsnap.layouts import Layout, load_layout
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import DeleteEvent, KeyValue, Location, MapType, Summary
+from dlvsnap.model import (
+    DeleteEvent,
+    KeyValue,
+    Location,
+    MapDiff,
+    MapSnapshot,
+    MapType,
+    Summary,
+)
 from dlvsnap.session import Session
+from dlvsnap.target import elf_symbols
 from dlvsnap.verify import check_binary
 
 DELETE_FUNC_RE = r"^runtime\.(mapdelete(_fast32|_fast64|_faststr)?|mapclear)$"
@@ -68,6 +92,8 @@ class WatchOptions:
     in_func: str | None = None  # only resolve the expression in this function
     live_keys: bool = False
     max_events: int | None = None
+    full: bool = False  # snapshot the whole map around every delete
+    crosscheck: bool = False  # also take whole snapshots and report where the probe differs
 
 
 @dataclass
@@ -144,6 +170,10 @@ class MapWatch:
         self._tried_in: set[str] = set()
         self._nil_seen: Location | None = None
         self._deletes_seen = 0
+        # per map type: a hasher checked against the map (KeyHasher), not yet checked
+        # ("pending", hasher), or not usable (a reason)
+        self._hashers: dict[int, KeyHasher | tuple[str, KeyHasher] | str] = {}
+        self._last: MapSnapshot | None = None  # the last snapshot of the watched map
 
     def _check_inexact_layout(self) -> None:
         """A Go release newer than layouts/index.toml knows: its nearest older layout is used
@@ -364,8 +394,18 @@ class MapWatch:
     def _record(self, hit: _Hit, st: DebuggerState) -> None:
         mem = self.s.memory(hit.map_addr, 8)
         dec = self._decoder(hit.typ, mem)
-        before = dec.snapshot(hit.map_addr)
         key, decoded = self._deleted_key(hit, dec.keys, mem)
+        op = "clear" if hit.entry.endswith("mapclear") else "delete"
+        hasher = self._hasher(hit.typ, dec, mem) if op == "delete" and decoded else None
+        data = dec.keys.hash_input(key) if isinstance(hasher, KeyHasher) else None
+        probed = None
+        if data is not None and isinstance(hasher, KeyHasher) and self._last is not None:
+            h = hasher
+            probed = dec.probe(hit.map_addr, key, lambda seed: h(data, seed), self._last)
+        before, found = probed if probed else (dec.snapshot(hit.map_addr), None)
+        if isinstance(hasher, tuple) and not before.partial:
+            self._check_hasher(hit.typ, dec, hasher[1], before)
+        check_before = dec.snapshot(hit.map_addr) if self.opts.crosscheck else None
         if st.current_goroutine_id != hit.thread.goroutine_id:
             self.c.command("switchGoroutine", goroutineID=hit.thread.goroutine_id)
         after_st = self.c.command("stepOut")
@@ -374,9 +414,10 @@ class MapWatch:
         if after_st.exited:
             raise TargetError("the program exited inside a map delete")
         after_addr = self._after_addr(hit, mem)
-        after = dec.snapshot(after_addr)
+        after, warnings = self._after(hit.typ, dec, after_addr, before, found)
         d = diff(before, after)
-        op = "clear" if hit.entry.endswith("mapclear") else "delete"
+        if check_before is not None:
+            warnings += _crosscheck(d, diff(check_before, dec.snapshot(after_addr)))
         if op == "clear":
             self.summary.clears += 1
         else:
@@ -387,7 +428,7 @@ class MapWatch:
             self.summary.absent_deletes += 1
         if self.summary.first is None:
             self.summary.first = before
-        self.summary.last = after
+        self.summary.last = self._last = after
         if after_addr != hit.map_addr:
             self.target.base = after_addr
         self.on_event(
@@ -403,8 +444,83 @@ class MapWatch:
                 before=before,
                 after=after,
                 diff=d,
+                warnings=tuple(warnings),
             )
         )
+
+    def _after(
+        self, typ: int, dec: Decoder, addr: int, before: MapSnapshot, found: bool | None
+    ) -> tuple[MapSnapshot, list[str]]:
+        """The snapshot after the delete: what ``before`` read, read again; with a warning
+        (and whole snapshots from then on) if the count says the probe was wrong."""
+        if not before.partial:
+            return dec.snapshot(addr), []
+        after = dec.reread(addr, before)
+        warnings = []
+        if after.count != before.count - (1 if found else 0):
+            warnings.append(
+                f"the probe found the key {'present' if found else 'absent'} but the "
+                f"count went {before.count} -> {after.count}: whole snapshots from now on"
+            )
+            self._hashers[typ] = "its hash disagreed with a delete"
+        if self.opts.live_keys and after.partial:
+            after = dec.snapshot(addr)
+        return after, warnings
+
+    # -- hashing ---------------------------------------------------------------------------------
+    def _hasher(
+        self, typ: int, dec: Decoder, mem: MemoryReader
+    ) -> KeyHasher | tuple[str, KeyHasher] | str:
+        """The map type's hasher, once known; resolved on first use."""
+        if self.opts.full:
+            return "--full"
+        got = self._hashers.get(typ)
+        if got is None:
+            got = self._hashers[typ] = self._resolve_hasher(dec.mt, mem)
+            if isinstance(got, str):
+                self.on_note(
+                    Note(
+                        "snapshots",
+                        f"whole-map snapshots at every delete: {got}",
+                        {"reason": got},
+                    )
+                )
+        return got
+
+    def _resolve_hasher(self, mt: MapType, mem: MemoryReader) -> tuple[str, KeyHasher] | str:
+        t = self.s.target
+        if t.goarch != "amd64":
+            return f"dlvsnap hashes keys on amd64 only, not {t.goarch}"
+        syms = elf_symbols(t.path, [*HASHERS, *AESKEYSCHED, *USE_AESHASH])
+        ks = next((syms[n] for n in AESKEYSCHED if n in syms), None)
+        use = next((syms[n] for n in USE_AESHASH if n in syms), None)
+        if ks is None or use is None:
+            return "the binary has no aeskeysched symbol"
+        if mem.read(use, 1) == b"\x00":
+            return "the target runs without AES hashing (runtime.useAeshash is false)"
+        try:
+            pc = int.from_bytes(mem.read(mt.hasher, t.ptr_size), self.layout.order)
+        except MemoryReadError:
+            return "cannot read the map type's hash function"
+        name = next((n for n, a in syms.items() if a == pc and n in HASHERS), None)
+        if name is None:
+            return f"dlvsnap does not hash {mt.key.kind_name} keys this way (hasher at {pc:#x})"
+        return ("pending", KeyHasher(name, mem.read(ks, 128)))
+
+    def _check_hasher(self, typ: int, dec: Decoder, h: KeyHasher, snap: MapSnapshot) -> None:
+        """Trust the hasher once it places up to 64 live keys of a whole snapshot where the
+        runtime put them (h2/tophash, and table/probe sequence or bucket)."""
+        full = np.flatnonzero(snap.full_mask)
+        if len(full) == 0:
+            return  # nothing to check against yet
+        seed = int(snap.header["seed" if snap.impl == "swiss" else "hash0"])
+        for pos in full[:: max(1, len(full) // 64)][:64].tolist():
+            data = dec.keys.hash_input(snap.rows.key(pos))
+            if data is None or not _placed(snap, pos, h(data, seed), self.layout.ptr_size):
+                self._hashers[typ] = f"dlvsnap's {h.name} does not place this map's keys"
+                self.on_note(Note("snapshots", f"whole-map snapshots: {self._hashers[typ]}"))
+                return
+        self._hashers[typ] = h
 
     def _after_addr(self, hit: _Hit, mem: MemoryReader) -> int:
         """A stack-resident header moves if the stack grew during the call: follow it."""
@@ -451,3 +567,49 @@ def _int_var(var: dict[str, Variable], name: str) -> int:
         return v.as_int()
     except ValueError:
         return 0
+
+
+def _placed(snap: MapSnapshot, pos: int, hash_: int, ptr_size: int) -> bool:
+    """Whether ``hash_`` puts a key where the snapshot has it (slot ``pos``)."""
+    rows = snap.rows
+    r = pos // rows.slots_per_row
+    byte = int(rows.ctrl[pos])
+    if snap.impl == "classic":
+        top = hash_ >> (8 * ptr_size - 8)
+        min_top = snap.states.index("full")
+        top = top + min_top if top < min_top else top
+        # while growing, which array holds a key depends on evacuation: check the top only
+        growing = bool(rows.old[r] or snap.header["oldbuckets"])
+        bucket = hash_ & ((1 << int(snap.header["B"])) - 1)
+        return byte == top and (growing or int(rows.index[r]) == bucket)
+    if byte != hash_ & 0x7F or not snap.tables:
+        return byte == hash_ & 0x7F  # a small map has one group
+    dir_len = int(snap.header["dirLen"])
+    di = 0 if dir_len == 1 else hash_ >> (int(snap.header["globalShift"]) & 63)
+    table = max((t for t in snap.tables if t.index <= di), key=lambda t: t.index)
+    mask = table.n_groups - 1
+    offset, group = (hash_ >> 7) & mask, int(rows.index[r])
+    seq = set()
+    for step in range(1, table.n_groups + 1):
+        seq.add(offset)
+        offset = (offset + step) & mask
+    return table.index == int(rows.table[r]) and group in seq
+
+
+def _crosscheck(d: MapDiff, full: MapDiff) -> list[str]:
+    """Where the diff of what was read differs from the diff of two whole snapshots."""
+
+    def changes(x: MapDiff) -> set[tuple[object, ...]]:
+        return {
+            (str(c.loc), c.before_state, c.after_state, c.before_byte, c.after_byte)
+            for c in x.changes
+        }
+
+    out = []
+    if changes(d) != changes(full):
+        out.append(f"crosscheck: slot changes {sorted(changes(d))} != {sorted(changes(full))}")
+    if (d.count_before, d.count_after) != (full.count_before, full.count_after):
+        out.append("crosscheck: counts differ")
+    if d.header_changes != full.header_changes:
+        out.append(f"crosscheck: header changes {d.header_changes} != {full.header_changes}")
+    return out

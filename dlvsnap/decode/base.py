@@ -6,7 +6,7 @@ from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import KeyValue, MapType
+from dlvsnap.model import MapType
 
 
 class BaseDecoder:
@@ -24,8 +24,3 @@ class BaseDecoder:
 
     def byte_state(self, b: int) -> str:
         raise NotImplementedError
-
-    def slot_key(self, group: bytes, i: int) -> KeyValue:
-        """The key of slot ``i`` of a group/bucket's bytes (follows indirect keys)."""
-        off = self.mt.keys_off + i * self.mt.key_stride
-        return self.keys.from_slot(group[off : off + self.keys.slot_bytes])

@@ -5,9 +5,21 @@ bucket's last word). While the map grows, ``oldbuckets`` holds 2^(B-1) buckets (
 same-size grow) whose not yet evacuated entries are live and are not in the new array.
 Preallocated overflow buckets after the 2^B main ones are only walked through chains: the
 last one's overflow word points back at the array as an end marker, never at a bucket.
+
+``snapshot`` reads every bucket (chains level by level, each level in one ``read_many``).
+``probe`` reads the one chain a delete of a key can touch, when the map is not growing and
+its bucket arrays and overflow count are those of ``base`` (else the watch takes a whole
+snapshot): a delete writes only its own chain's tophashes (emptyOne, emptyRest back to the
+chain's head) and the header.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
@@ -20,15 +32,15 @@ from dlvsnap.model import (
     EVACUATED_X,
     EVACUATED_Y,
     FULL,
+    MAX_OVERFLOW,
+    KeyValue,
     MapSnapshot,
     MapType,
     Memory,
-    Slot,
-    SlotLoc,
+    Rows,
 )
 
 MAX_B = 40
-MAX_CHAIN = 1 << 16  # longer overflow chains mean a cycle or garbage
 
 
 def tophash_state(b: int, layout: Layout) -> str:
@@ -50,102 +62,242 @@ class ClassicDecoder(BaseDecoder):
         super().__init__(layout, mem, map_type)
         self.nslots = layout.const("bucket_slots")
         self.bsize = map_type.group_size
+        self.min_top = layout.const("min_top_hash")
+        self.ptr_t = np.dtype(f"{'<' if layout.little_endian else '>'}u{layout.ptr_size}")
 
     def byte_state(self, b: int) -> str:
         return tophash_state(b, self.layout)
 
-    def snapshot(self, addr: int) -> MapSnapshot:
-        lay = self.layout
-        hs = lay.struct("hmap")
+    def header(self, addr: int) -> dict[str, Any]:
+        hs = self.layout.struct("hmap")
         h = hs.parse(self.mem.read(addr, hs.size))
+        if int(h["B"]) > MAX_B:
+            raise LayoutError(
+                f"map at {addr:#x}: B = {h['B']}: not an hmap under layout {self.layout.name}"
+            )
+        return h
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def snapshot(self, addr: int) -> MapSnapshot:
+        h = self.header(addr)
+        lay = self.layout
         b = int(h["B"])
-        if b > MAX_B:
-            raise LayoutError(f"map at {addr:#x}: B = {b}: not an hmap under layout {lay.name}")
-        slots: list[Slot] = []
-        arrays: list[tuple[int, int]] = []  # (start, end) of bucket arrays, for accounting
-        chained: list[int] = []  # overflow buckets reached through chains
-        depths: list[int] = []  # overflow buckets per chain, array after array
         nb = 1 << b
+        parts: list[Rows] = []
+        arrays: list[tuple[int, int]] = []  # (start, end) of bucket arrays, for accounting
+        chained: list[NDArray[np.uint64]] = []  # overflow buckets reached through chains
+        depths: list[NDArray[np.int64]] = []
         bucket_bytes = old_bytes = 0
         if h["buckets"]:
             bucket_bytes = (nb + _prealloc(b)) * self.bsize
             arrays.append((h["buckets"], h["buckets"] + bucket_bytes))
-            slots += self._array(h["buckets"], nb, False, chained, depths)
+            parts.append(self._array(h["buckets"], nb, False, chained, depths))
         if h["oldbuckets"]:
             same_size = bool(h["flags"] & lay.const("flag_same_size_grow"))
             old_b = b if same_size else b - 1
             nold = 1 << old_b
             old_bytes = (nold + _prealloc(old_b)) * self.bsize
             arrays.append((h["oldbuckets"], h["oldbuckets"] + old_bytes))
-            slots += self._array(h["oldbuckets"], nold, True, chained, depths)
-        outside = [a for a in chained if not any(s <= a < e for s, e in arrays)]
+            parts.append(self._array(h["oldbuckets"], nold, True, chained, depths))
+        rows = Rows.concat(parts, classic=True)
+        order = np.argsort(rows.row_keys(), kind="stable")
+        rows = rows.take(order)
+        ovf = np.concatenate(chained) if chained else np.zeros(0, dtype=np.uint64)
+        inside = np.zeros(len(ovf), dtype=np.bool_)
+        for s, e in arrays:
+            inside |= (ovf >= s) & (ovf < e)
+        outside = int(np.count_nonzero(~inside))
         count = int(h["count"])
-        full = sum(1 for s in slots if s.state == FULL)
+        full = int(np.count_nonzero(rows.ctrl >= self.min_top))
         warnings = [] if full == count else [f"hmap.count is {count} but {full} slots are full"]
-        mt = self.mt
+        memory = self._memory(h, bucket_bytes, outside, old_bytes)
+        shape = (
+            "classic",
+            *_structure(h),
+            tuple(np.concatenate(depths).tolist()) if depths else (),
+        )
+        return self._make(addr, h, rows, memory, warnings=warnings, shape=shape, partial=False)
+
+    def probe(
+        self, addr: int, key: KeyValue, hash_of: Callable[[int], int], base: MapSnapshot
+    ) -> tuple[MapSnapshot, bool] | None:
+        """The chain of ``key``'s bucket (``hash_of(seed)`` is its hash), if the map is not
+        growing and its structure is that of ``base``."""
+        h = self.header(addr)
+        if h["oldbuckets"] or not h["buckets"] or _structure(h) != base.shape[1:-1]:
+            return None
+        hash_ = hash_of(int(h["hash0"]))
+        bucket = hash_ & ((1 << int(h["B"])) - 1)
+        top = hash_ >> (8 * self.layout.ptr_size - 8)
+        if top < self.min_top:
+            top += self.min_top
+        rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
+        hits = np.flatnonzero(rows.ctrl == top)
+        found = any(rows.key(int(p)) == key for p in hits)
+        snap = self._make(addr, h, rows, base.memory, shape=base.shape, partial=True)
+        return snap, found
+
+    def reread(self, addr: int, prior: MapSnapshot) -> MapSnapshot:
+        """The chain of ``prior`` read again (the whole map if the structure changed)."""
+        h = self.header(addr)
+        if not prior.partial or h["oldbuckets"] or _structure(h) != prior.shape[1:-1]:
+            return self.snapshot(addr)
+        bucket = int(prior.rows.index[0])
+        rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
+        memory = self._memory_count(prior.memory, int(h["count"]))
+        return self._make(addr, h, rows, memory, shape=prior.shape, partial=True)
+
+    # -- reading -------------------------------------------------------------------------------
+    def _array(
+        self,
+        start: int,
+        n: int,
+        old: bool,
+        chained: list[NDArray[np.uint64]],
+        depths: list[NDArray[np.int64]],
+    ) -> Rows:
+        """A bucket array and its chains, level by level."""
+        raw = np.frombuffer(self.mem.read(start, n * self.bsize), dtype=np.uint8)
+        level = raw.reshape(n, self.bsize)
+        bucket = np.arange(n, dtype=np.int64)
+        addr = np.uint64(start) + np.arange(n, dtype=np.uint64) * np.uint64(self.bsize)
+        parts = [self._rows(level, bucket, 0, old, addr)]
+        depth = np.zeros(n, dtype=np.int64)
+        seen: set[int] = set()
+        for d in range(1, MAX_OVERFLOW + 1):
+            nxt = self._next(level)
+            live = np.flatnonzero(nxt)
+            if len(live) == 0:
+                break
+            bucket, nxt = bucket[live], nxt[live]
+            for a in nxt.tolist():
+                if a in seen:
+                    raise LayoutError(f"bucket {int(bucket[0])}: overflow chain loops at {a:#x}")
+                seen.add(a)
+            chained.append(nxt)
+            depth[bucket] = d
+            raw = np.frombuffer(
+                self.mem.read_many([(a, self.bsize) for a in nxt.tolist()]), dtype=np.uint8
+            )
+            level = raw.reshape(-1, self.bsize)
+            parts.append(self._rows(level, bucket, d, old, nxt))
+        else:
+            raise LayoutError("an overflow chain is longer than dlvsnap follows")
+        depths.append(depth)
+        return Rows.concat(parts, classic=True)
+
+    def _chain_rows(self, first: int, bucket: int) -> Rows:
+        parts: list[Rows] = []
+        addr, depth = first, 0
+        while addr:
+            raw = np.frombuffer(self.mem.read(addr, self.bsize), dtype=np.uint8).reshape(1, -1)
+            parts.append(
+                self._rows(raw, np.array([bucket]), depth, False, np.array([addr], np.uint64))
+            )
+            addr = int(self._next(raw)[0])
+            depth += 1
+            if depth > MAX_OVERFLOW:
+                raise LayoutError(f"bucket {bucket}: overflow chain loops at {addr:#x}")
+        return Rows.concat(parts, classic=True)
+
+    def _next(self, level: NDArray[np.uint8]) -> NDArray[np.uint64]:
+        p = self.layout.ptr_size
+        word = np.ascontiguousarray(level[:, self.bsize - p :])
+        return word.view(self.ptr_t).reshape(-1).astype(np.uint64)
+
+    def _rows(
+        self,
+        level: NDArray[np.uint8],
+        bucket: NDArray[np.int64],
+        depth: int,
+        old: bool,
+        addr: NDArray[np.uint64],
+    ) -> Rows:
+        n = level.shape[0]
+        ctrl = np.ascontiguousarray(level[:, : self.nslots]).reshape(-1)
+        full = ctrl >= self.min_top
+        keys = self.keys.column(level, self.mt.keys_off, self.mt.key_stride, self.nslots, full)
+        return Rows(
+            True,
+            np.full(n, -1, dtype=np.int32),
+            bucket.astype(np.int64),
+            np.full(n, depth, dtype=np.int32),
+            np.full(n, old, dtype=np.bool_),
+            addr.astype(np.uint64),
+            ctrl,
+            keys,
+        )
+
+    # -- accounting ------------------------------------------------------------------------------
+    def _memory(self, h: dict[str, Any], bucket_bytes: int, outside: int, old: int) -> Memory:
+        lay, mt = self.layout, self.mt
+        count = int(h["count"])
         extra = lay.struct("mapextra").size if h["extra"] else 0
-        memory = Memory(
-            header=hs.size + extra,
+        return Memory(
+            header=lay.struct("hmap").size + extra,
             directory=0,
             tables=0,
             groups=bucket_bytes,
             indirect=count * mt.indirect_bytes,
             live_entries=count,
             entry_bytes=mt.entry_bytes,
-            overflow=len(outside) * self.bsize,
-            old=old_bytes,
+            overflow=outside * self.bsize,
+            old=old,
         )
+
+    def _memory_count(self, m: Memory, count: int) -> Memory:
+        return Memory(
+            header=m.header,
+            directory=m.directory,
+            tables=m.tables,
+            groups=m.groups,
+            indirect=count * self.mt.indirect_bytes,
+            live_entries=count,
+            entry_bytes=m.entry_bytes,
+            overflow=m.overflow,
+            old=m.old,
+        )
+
+    def _make(
+        self,
+        addr: int,
+        h: dict[str, Any],
+        rows: Rows,
+        memory: Memory,
+        *,
+        shape: tuple[object, ...],
+        partial: bool,
+        warnings: tuple[str, ...] | list[str] = (),
+    ) -> MapSnapshot:
+        count = int(h["count"])
         return MapSnapshot(
             impl="classic",
-            layout=lay.name,
+            layout=self.layout.name,
             addr=addr,
             header=h,
             count=count,
-            map_type=mt,
+            map_type=self.mt,
             tables=(),
-            slots=tuple(slots),
-            memory=memory,
+            rows=rows,
+            states=self.states,
+            memory=self._memory_count(memory, count),
+            tombstones=0,
             warnings=tuple(warnings),
-            shape=("classic", h["buckets"] != 0, nb, h["oldbuckets"] != 0, tuple(depths)),
+            shape=shape,
+            partial=partial,
         )
 
-    def _array(
-        self, start: int, n: int, old: bool, chained: list[int], depths: list[int]
-    ) -> list[Slot]:
-        raw = self.mem.read(start, n * self.bsize)
-        out: list[Slot] = []
-        for i in range(n):
-            before = len(chained)
-            out += self._chain(raw[i * self.bsize : (i + 1) * self.bsize], i, old, chained)
-            depths.append(len(chained) - before)
-        return out
 
-    def _chain(self, raw: bytes, bucket: int, old: bool, chained: list[int]) -> list[Slot]:
-        p = self.layout.ptr_size
-        out: list[Slot] = []
-        seen: set[int] = set()
-        depth = 0
-        while True:
-            out += self._bucket_slots(raw, bucket, depth, old)
-            ovf = int.from_bytes(raw[self.bsize - p : self.bsize], self.layout.order)
-            if ovf == 0:
-                return out
-            if ovf in seen or depth >= MAX_CHAIN:
-                raise LayoutError(f"bucket {bucket}: overflow chain loops at {ovf:#x}")
-            seen.add(ovf)
-            chained.append(ovf)
-            depth += 1
-            raw = self.mem.read(ovf, self.bsize)
-
-    def _bucket_slots(self, raw: bytes, bucket: int, depth: int, old: bool) -> list[Slot]:
-        out: list[Slot] = []
-        for i in range(self.nslots):
-            top = raw[i]
-            state = self.states[top]
-            key = self.slot_key(raw, i) if state == FULL else None
-            loc = SlotLoc(-1, bucket, i, overflow=depth, old=old, classic=True)
-            out.append(Slot(loc, top, state, key))
-        return out
+def _structure(h: dict[str, Any]) -> tuple[object, ...]:
+    """What a delete never changes and an insert that adds buckets does (noverflow counts
+    overflow buckets exactly below B = 16, approximately above: runtime incrnoverflow)."""
+    return (
+        int(h["B"]),
+        int(h["buckets"]),
+        int(h["oldbuckets"]),
+        int(h["noverflow"]),
+        bool(h["extra"]),
+    )
 
 
 def _prealloc(b: int) -> int:

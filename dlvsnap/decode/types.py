@@ -31,7 +31,7 @@ def decode_map_type(layout: Layout, mem: MemoryReader, addr: int) -> MapType:
     key = decode_type(layout, mem, mt["Key"], bool(flags & layout.const("flag_indirect_key")))
     elem = decode_type(layout, mem, mt["Elem"], bool(flags & layout.const("flag_indirect_elem")))
     place = _classic_places(layout, mt) if layout.family == "classic" else _swiss_places(layout, mt)
-    out = MapType(addr, key, elem, *place, flags)
+    out = MapType(addr, key, elem, *place, flags, hasher=int(mt["Hasher"]))
     _check(layout, out)
     return out
 

@@ -62,11 +62,12 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
         },
         "reseeded": d.reseeded,
         "moved": [d.moved[0], d.moved[1]] if d.moved else None,
-        "tombstones": ev.after.tombstones(),
+        "tombstones": ev.after.tombstones,
         "memory": ev.after.memory.to_json(),
         "layout": ev.after.layout,
         "header": _header(ev.after),
-        "warnings": list(ev.before.warnings + ev.after.warnings),
+        "warnings": list(ev.all_warnings()),
+        "partial": d.partial,
     }
     if live_keys:
         obj["live_keys"] = [key_to_json(k) for k in ev.after.live_keys()]

@@ -65,7 +65,7 @@ class TextRenderer:
         if live_keys:
             keys = sorted(ev.after.live_keys(), key=_sort_key)
             lines.append("   live keys: " + ", ".join(key_to_text(k) for k in keys))
-        for w in ev.before.warnings + ev.after.warnings:
+        for w in ev.all_warnings():
             lines.append("   " + self._c("warning: " + w, fg="red"))
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()

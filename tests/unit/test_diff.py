@@ -62,7 +62,7 @@ def test_full_to_tombstone_keeps_growth_left() -> None:
     d = diff(before, after)
     assert [(c.before_state, c.after_state, c.key) for c in d.changes] == [(FULL, DELETED, 4)]
     assert d.table_changes == {0: {"used": (8, 7)}}
-    assert after.tombstones() == 1
+    assert after.tombstones == 1
 
 
 def test_reseed_and_no_change() -> None:

@@ -46,7 +46,7 @@ def test_one_table_with_a_tombstone(sm: SwissMap) -> None:
     table = sm.table([g0, g1], used=8, growth_left=5, index=0)
     snap = dec.snapshot(sm.header(used=8, dir_ptr=sm.directory([table]), dir_len=1))
     assert [t.index for t in snap.tables] == [0]
-    assert snap.tombstones() == 1
+    assert snap.tombstones == 1
     assert snap.tables[0].tombstones == 16 * 7 // 8 - 8 - 5
     assert {s.state for s in snap.slots if s.loc.group == 0} == {FULL, DELETED}
     assert snap.memory.tables == sm.layout.struct("table").size
