@@ -158,6 +158,7 @@ def run_watch(
     tmp: Path,
     timeout: float = 300,
     program_args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> WatchRun:
     """Run `dlvsnap watch TARGET --map EXPR --json` as a user would (a real process)."""
     out_file = tmp / "target-output.txt"
@@ -176,7 +177,14 @@ def run_watch(
     ]
     if program_args:
         cmd += ["--", *program_args]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    p = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
     events = [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()]
     target_out = out_file.read_text(errors="replace") if out_file.exists() else ""
     return WatchRun(p.returncode, events, p.stdout, p.stderr, target_out)
