@@ -17,13 +17,16 @@ import time
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, cast
 
+import numpy as np
 import pytest
 
+from dlvsnap.decode.classic import tophash_state
+from dlvsnap.decode.swiss import ctrl_state
 from dlvsnap.errors import ExitCode, TargetError
-from dlvsnap.model import MapSnapshot, Slot, SlotLoc
+from dlvsnap.layouts import load_layout
+from dlvsnap.model import KeyType, MapSnapshot, MapType, Memory, Rows
 from dlvsnap.render import html, jsonl
 from tests.support import build_fixture, dlv_binary, missing, require_live, run_watch
 
@@ -179,48 +182,57 @@ def _big_run(n_events: int = 10_000, entries: int = 100_000) -> list[dict[str, A
 # --------------------------------------------------------------------------- the record
 
 
-class _Memory:
-    def to_json(self) -> dict[str, int]:
-        return {"held_bytes": 100, "needed_bytes": 32}
-
-
-def _snap(impl: str, slots: list[Slot], count: int) -> MapSnapshot:
-    # jsonl.snapshot reads only .slots, .impl, .count and .memory
-    return cast(MapSnapshot, SimpleNamespace(impl=impl, slots=slots, count=count, memory=_Memory()))
+def _snap(
+    impl: str, rows: list[tuple[int, int, int, bool]], ctrl: bytes, count: int
+) -> MapSnapshot:
+    """A real snapshot object: rows (table, group/bucket, overflow, old) and their slots'
+    control bytes, named by the layout's own state table."""
+    classic = impl == "classic"
+    layout = load_layout(impl, "go1.22.1" if classic else "go1.26.1", 8, True)
+    states = tuple(
+        tophash_state(b, layout) if classic else ctrl_state(b, layout) for b in range(256)
+    )
+    n = len(rows)
+    r = Rows(
+        classic,
+        np.array([x[0] for x in rows], dtype=np.int32),
+        np.array([x[1] for x in rows], dtype=np.int64),
+        np.array([x[2] for x in rows], dtype=np.int32),
+        np.array([x[3] for x in rows], dtype=np.bool_),
+        np.arange(n, dtype=np.uint64),
+        np.frombuffer(ctrl, dtype=np.uint8).copy(),
+        np.zeros(8 * n, dtype=np.int64),
+    )
+    mem = Memory(48, 0, 0, 100 - 48, 0, count, 16)
+    mt = MapType(0, KeyType(2, 8, False), KeyType(2, 8, False), 136, 8, 16, 16, 16, 0)
+    return MapSnapshot(impl, layout.name, 0, {}, count, mt, (), r, states, mem)
 
 
 def test_snapshot_record_lists_groups_and_one_state_char_per_slot() -> None:
-    swiss = [
-        Slot(SlotLoc(t, g, s), 0, "full" if (g + s) % 3 else "deleted", None)
-        for t in (0, 2)
-        for g in range(2)
-        for s in range(8)
-    ]
+    rows = [(t, g, 0, False) for t in (0, 2) for g in range(2)]
+    ctrl = bytes(0x11 if (g + s) % 3 else 0xFE for _, g, _, _ in rows for s in range(8))
     out = io.StringIO()
-    jsonl.snapshot(out, _snap("swiss", swiss, 20))
+    jsonl.snapshot(out, _snap("swiss", rows, ctrl, 20))
     rec = json.loads(out.getvalue())
     assert rec["event"] == "snapshot" and rec["v"] == 1 and rec["seq"] == 0
     assert rec["impl"] == "swiss" and rec["slots_per_group"] == 8 and rec["count"] == 20
     assert rec["groups"] == ["t0/g0", "t0/g1", "t2/g0", "t2/g1"]
-    assert rec["states"] == "".join("F" if s.state == "full" else "D" for s in swiss)
-    assert rec["memory"] == {"held_bytes": 100, "needed_bytes": 32}
+    assert rec["states"] == "".join("F" if b == 0x11 else "D" for b in ctrl)
+    assert rec["memory"]["held_bytes"] == 100 and rec["memory"]["needed_bytes"] == 20 * 16
 
 
 def test_snapshot_record_classic_labels_and_every_state() -> None:
-    names = ["full", "emptyOne", "emptyRest", "evacuatedX", "evacuatedY", "evacuatedEmpty"]
-    slots = [
-        Slot(SlotLoc(-1, 12, s, overflow=1, classic=True), 0, names[s % 6], None) for s in range(8)
-    ]
-    slots += [Slot(SlotLoc(-1, 4, s, old=True, classic=True), 0, "unlinked") for s in range(8)]
-    slots += [Slot(SlotLoc(-1, 0, 0, classic=True), 0, "weird")]  # slots 1-7 not read
-    small = [Slot(SlotLoc(-1, 0, s), 0, "empty") for s in range(8)]
+    # tophash: 0 emptyRest, 1 emptyOne, 2 evacuatedX, 3 evacuatedY, 4 evacuatedEmpty, 5+ full
+    rows = [(-1, 12, 1, False), (-1, 4, 0, True), (-1, 0, 0, False)]
+    ctrl = bytes([9, 1, 0, 2, 3, 4, 200, 1]) + bytes([2] * 8) + bytes([5] + [0] * 7)
+    small_ctrl = bytes([0x80] * 7 + [0x81])  # 0x81 is no swiss control byte
     out = io.StringIO()
-    jsonl.snapshot(out, _snap("classic", slots, 3))
-    jsonl.snapshot(out, _snap("swiss", small, 0))
+    jsonl.snapshot(out, _snap("classic", rows, ctrl, 3))
+    jsonl.snapshot(out, _snap("swiss", [(-1, 0, 0, False)], small_ctrl, 0))
     classic, swiss_small = (json.loads(x) for x in out.getvalue().splitlines())
     assert classic["groups"] == ["b12+1", "old4", "b0"]
-    assert classic["states"] == "ForXYZFo" + "U" * 8 + "?" * 8
-    assert swiss_small["groups"] == ["g0"] and swiss_small["states"] == "E" * 8
+    assert classic["states"] == "ForXYZFo" + "X" * 8 + "F" + "r" * 7
+    assert swiss_small["groups"] == ["g0"] and swiss_small["states"] == "E" * 7 + "?"
 
 
 # --------------------------------------------------------------------------- the page

@@ -93,22 +93,20 @@ def snapshot(out: IO[str], snap: MapSnapshot) -> None:
     """The map before the first delete, compactly: its groups/buckets in snapshot order and
     one state character per slot. A slot's place comes from its label (``t0/g3/s5``:
     group ``t0/g3``, slot 5); a place no slot fills is ``?``."""
-    groups: dict[str, list[str]] = {}
-    for s in snap.slots:
-        label, _, idx = str(s.loc).rpartition("/s")
-        row = groups.setdefault(label, ["?"] * SLOTS_PER_GROUP)
-        i = int(idx)
-        if 0 <= i < SLOTS_PER_GROUP:
-            row[i] = STATE_CHARS.get(s.state, "?")
+    rows = snap.rows
+    n = rows.slots_per_row
+    labels = [str(rows.loc(r * n)).rpartition("/s")[0] for r in range(len(rows))]
+    table = bytes(ord(STATE_CHARS.get(st, "?")) for st in snap.states)
+    states = rows.ctrl.tobytes().translate(table).decode()
     _line(
         out,
         {
             "event": "snapshot",
             "seq": 0,
             "impl": snap.impl,
-            "slots_per_group": SLOTS_PER_GROUP,
-            "groups": list(groups),
-            "states": "".join("".join(row) for row in groups.values()),
+            "slots_per_group": n,
+            "groups": labels,
+            "states": states,
             "count": snap.count,
             "memory": snap.memory.to_json(),
         },
