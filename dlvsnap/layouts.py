@@ -92,6 +92,10 @@ class CompiledStruct:
         """Parse ``data`` (at least ``size`` bytes) into a plain dict (nested for structs)."""
         if len(data) < self.size:
             raise LayoutError(f"{self.name}: {len(data)} bytes read, {self.size} needed")
+        names = self.dtype.names or ()
+        if names == tuple(f.name for f in self.fields):  # no nested struct: numpy is faster
+            rec = np.frombuffer(data, dtype=self.dtype, count=1)[0]
+            return dict(zip(names, rec.tolist(), strict=True))
         try:
             parsed = self.struct.parse(data[: self.size])
         except cs.ConstructError as e:

@@ -363,6 +363,7 @@ class MapSnapshot:
     # same order.
     shape: tuple[object, ...] = ()
     partial: bool = False
+    n_tables: int = 0  # swiss: distinct tables (a partial snapshot lists only its probe's)
 
     @functools.cached_property
     def full_mask(self) -> NDArray[np.bool_]:

@@ -166,7 +166,7 @@ class MapWatch:
         self.bps: list[Breakpoint] = []
         self.target = _Target("discover")
         self.summary = Summary()
-        self._types: dict[int, MapType] = {}
+        self._decoders: dict[int, Decoder] = {}
         self._tried_in: set[str] = set()
         self._nil_seen: Location | None = None
         self._deletes_seen = 0
@@ -385,11 +385,12 @@ class MapWatch:
 
     # -- one delete ----------------------------------------------------------------------------
     def _decoder(self, typ: int, mem: MemoryReader) -> Decoder:
-        mt = self._types.get(typ)
-        if mt is None:
+        """One decoder per map type (the reader is the session's, chosen once)."""
+        dec = self._decoders.get(typ)
+        if dec is None:
             mt = decode_map_type(self.layout, mem, typ)
-            self._types[typ] = mt
-        return make_decoder(self.layout, mem, mt)
+            dec = self._decoders[typ] = make_decoder(self.layout, mem, mt)
+        return dec
 
     def _record(self, hit: _Hit, st: DebuggerState) -> None:
         mem = self.s.memory(hit.map_addr, 8)

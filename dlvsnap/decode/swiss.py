@@ -12,6 +12,7 @@ reads the same groups again (after the delete).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -65,48 +66,38 @@ class SwissDecoder(BaseDecoder):
         hs = self.layout.struct("Map")
         return hs.parse(self.mem.read(addr, hs.size))
 
-    def _tables(self, addr: int, hdr: dict[str, Any], warnings: list[str]) -> list[Table]:
-        """Every distinct table of the directory, in directory order (table headers parsed
-        in bulk)."""
+    def _directory(self, addr: int, hdr: dict[str, Any], warnings: list[str]) -> _Dir:
+        """Every distinct table of the directory, in directory order (table headers read
+        with one ``read_many`` and parsed in bulk)."""
         dir_len, dir_ptr = int(hdr["dirLen"]), int(hdr["dirPtr"])
+        lay = self.layout
+        ts = lay.struct("table")
         if dir_len == 0:
-            return []
+            return _Dir(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=ts.dtype), [])
         if not 0 < dir_len <= MAX_DIR_LEN or dir_len & (dir_len - 1):
             raise LayoutError(f"map at {addr:#x}: dirLen {dir_len} is not a power of two")
-        lay = self.layout
         ptr_t = np.dtype(f"{'<' if lay.little_endian else '>'}u{lay.ptr_size}")
         entries = np.frombuffer(self.mem.read(dir_ptr, dir_len * lay.ptr_size), dtype=ptr_t)
         _, first = np.unique(entries, return_index=True)
         first.sort()
-        ts = lay.struct("table")
         taddrs = entries[first].tolist()
-        raw = self.mem.read_many([(a, ts.size) for a in taddrs])
-        th = np.frombuffer(raw, dtype=ts.dtype)
-        out: list[Table] = []
-        for i, taddr, used, cap, gl, depth, index, gaddr, mask in zip(
-            first.tolist(),
-            taddrs,
-            th["used"].tolist(),
-            th["capacity"].tolist(),
-            th["growthLeft"].tolist(),
-            th["localDepth"].tolist(),
-            th["index"].tolist(),
-            th["groups.data"].tolist(),
-            th["groups.lengthMask"].tolist(),
-            strict=True,
-        ):
-            n_groups = mask + 1
-            if n_groups > MAX_GROUPS_PER_TABLE or n_groups & mask:
-                raise LayoutError(
-                    f"table at {taddr:#x}: lengthMask {mask} is not a power of two minus one "
-                    f"of at most {MAX_GROUPS_PER_TABLE} groups"
-                )
-            if cap != n_groups * self.nslots:
-                raise LayoutError(f"table at {taddr:#x}: capacity {cap} != {n_groups} groups x 8")
-            if index != i:
-                warnings.append(f"table at {taddr:#x} has index {index}, first seen at {i}")
-            out.append(Table(i, taddr, used, cap, gl, depth, gaddr, n_groups))
-        return out
+        th = np.frombuffer(self.mem.read_many([(a, ts.size) for a in taddrs]), dtype=ts.dtype)
+        mask = th["groups.lengthMask"].astype(np.int64)
+        n_groups = mask + 1
+        bad = (n_groups > MAX_GROUPS_PER_TABLE) | ((n_groups & mask) != 0)
+        bad |= th["capacity"].astype(np.int64) != n_groups * self.nslots
+        for i in np.flatnonzero(bad).tolist():
+            raise LayoutError(
+                f"table at {taddrs[i]:#x}: lengthMask {int(mask[i])}, capacity "
+                f"{int(th['capacity'][i])}: not a table of at most {MAX_GROUPS_PER_TABLE} "
+                "groups of 8 slots"
+            )
+        for i in np.flatnonzero(th["index"] != first).tolist():
+            warnings.append(
+                f"table at {taddrs[i]:#x} has index {int(th['index'][i])}, first seen at "
+                f"{int(first[i])}"
+            )
+        return _Dir(first.astype(np.int64), th, taddrs)
 
     def _rows(self, where: list[tuple[int, int, int]]) -> Rows:
         """Read groups given as (table index, first group, group count), contiguous runs."""
@@ -162,12 +153,14 @@ class SwissDecoder(BaseDecoder):
         """Every group of the map."""
         hdr = self.header(addr)
         warnings: list[str] = []
-        tables = self._prepare(addr, hdr, warnings)
+        d = self._prepare(addr, hdr, warnings)
+        tables = d.tables()
         if tables:
             where = [(t.index, 0, t.n_groups) for t in tables]
         else:
             where = [(-1, 0, 1)] if hdr["dirPtr"] else []
-        return self._make(addr, hdr, tables, self._rows(where), warnings=warnings, partial=False)
+        rows = self._rows(where)
+        return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=False)
 
     def probe(
         self, addr: int, key: KeyValue, hash_of: Callable[[int], int], base: MapSnapshot
@@ -176,17 +169,16 @@ class SwissDecoder(BaseDecoder):
         there. ``base`` is unused: the table headers are read every time."""
         hdr = self.header(addr)
         warnings: list[str] = []
-        tables = self._prepare(addr, hdr, warnings)
-        if not tables:
+        d = self._prepare(addr, hdr, warnings)
+        if not len(d):
             rows = self._rows([(-1, 0, 1)] if hdr["dirPtr"] else [])
-            found = bool(np.any(rows.ctrl < 0x80)) and any(
-                rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl < 0x80)
-            )
-            return self._make(addr, hdr, tables, rows, warnings=warnings, partial=False), found
+            found = any(rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl < 0x80))
+            snap = self._make(addr, hdr, d, [], rows, warnings=warnings, partial=False)
+            return snap, found
         hash_ = hash_of(int(hdr["seed"]))
         dir_len = int(hdr["dirLen"])
         di = 0 if dir_len == 1 else hash_ >> (int(hdr["globalShift"]) & 63)
-        t = self._table_at(tables, di)
+        t = d.table(d.find(di))
         h2 = hash_ & 0x7F
         mask = t.n_groups - 1
         offset = (hash_ >> 7) & mask
@@ -203,42 +195,61 @@ class SwissDecoder(BaseDecoder):
                 break
             offset = (offset + step) & mask
         rows = Rows.concat(parts, classic=False)
-        return self._make(addr, hdr, tables, rows, warnings=warnings, partial=True), found
+        return self._make(addr, hdr, d, [t], rows, warnings=warnings, partial=True), found
 
     def reread(self, addr: int, prior: MapSnapshot) -> MapSnapshot:
-        """The groups of ``prior`` read again (the whole map if the tables changed)."""
+        """The groups of ``prior`` (a probe) read again, with the header and the probe's
+        table: a delete writes nothing else (table.Delete changes its own table, Map.Delete
+        the header). The whole map if the directory or that table's groups changed."""
         hdr = self.header(addr)
-        warnings: list[str] = []
-        tables = self._prepare(addr, hdr, warnings)
-        if not prior.partial or _shape(hdr, tables) != prior.shape:
+        t0 = prior.tables[0] if prior.partial and len(prior.tables) == 1 else None
+        if t0 is None or (hdr["dirPtr"], hdr["dirLen"]) != (
+            prior.header["dirPtr"],
+            prior.header["dirLen"],
+        ):
             return self.snapshot(addr)
-        where = [
-            (int(t), int(g), 1) for t, g in zip(prior.rows.table, prior.rows.index, strict=True)
-        ]
-        return self._make(addr, hdr, tables, self._rows(where), warnings=warnings, partial=True)
+        ts = self.layout.struct("table")
+        th = np.frombuffer(self.mem.read(t0.addr, ts.size), dtype=ts.dtype)
+        t = _Dir(np.array([t0.index], dtype=np.int64), th, [t0.addr]).table(0)
+        if (t.groups_addr, t.n_groups) != (t0.groups_addr, t0.n_groups):
+            return self.snapshot(addr)
+        self._group_base = {t.index: t.groups_addr}
+        rows = self._rows(
+            [(int(x), int(g), 1) for x, g in zip(prior.rows.table, prior.rows.index, strict=True)]
+        )
+        used = int(hdr["used"])
+        warnings = []
+        if prior.count - used != t0.used - t.used:
+            warnings.append(
+                f"Map.used went {prior.count} -> {used} but table {t.index}'s used "
+                f"{t0.used} -> {t.used}"
+            )
+        return dataclasses.replace(
+            prior,
+            addr=addr,
+            header=hdr,
+            count=used,
+            tables=(t,),
+            rows=rows,
+            memory=dataclasses.replace(
+                prior.memory, indirect=used * self.mt.indirect_bytes, live_entries=used
+            ),
+            tombstones=prior.tombstones - t0.tombstones + t.tombstones,
+            warnings=tuple(warnings),
+        )
 
     # -- helpers -------------------------------------------------------------------------------
-    def _prepare(self, addr: int, hdr: dict[str, Any], warnings: list[str]) -> list[Table]:
-        tables = self._tables(addr, hdr, warnings)
+    def _prepare(self, addr: int, hdr: dict[str, Any], warnings: list[str]) -> _Dir:
+        d = self._directory(addr, hdr, warnings)
         self._small_group = int(hdr["dirPtr"])
-        self._group_base = {t.index: t.groups_addr for t in tables}
-        return tables
-
-    @staticmethod
-    def _table_at(tables: list[Table], dir_index: int) -> Table:
-        """The table directory entry ``dir_index`` points at: the last distinct table whose
-        first index is at or before it (a table's entries are contiguous)."""
-        best = tables[0]
-        for t in tables:
-            if t.index > dir_index:
-                break
-            best = t
-        return best
+        self._group_base = dict(zip(d.first.tolist(), d.th["groups.data"].tolist(), strict=True))
+        return d
 
     def _make(
         self,
         addr: int,
         hdr: dict[str, Any],
+        d: _Dir,
         tables: list[Table],
         rows: Rows,
         *,
@@ -247,11 +258,11 @@ class SwissDecoder(BaseDecoder):
     ) -> MapSnapshot:
         lay, mt = self.layout, self.mt
         used = int(hdr["used"])
-        if tables and sum(t.used for t in tables) != used:
+        if len(d) and int(d.th["used"].sum()) != used:
             warnings.append("Map.used differs from the sum of table.used")
         deleted = lay.const("ctrl_deleted")
         if partial:
-            tombstones = sum(t.tombstones for t in tables)
+            tombstones = d.tombstones()
         else:
             full = int(np.count_nonzero(rows.ctrl < 0x80))
             if full != used:
@@ -265,11 +276,11 @@ class SwissDecoder(BaseDecoder):
                 for t, n in zip(tables, per_table.tolist(), strict=True):
                     if n != t.used:
                         warnings.append(f"table {t.index}: used is {t.used} but {n} slots are full")
-        n_groups = sum(t.n_groups for t in tables) if tables else (1 if hdr["dirPtr"] else 0)
+        n_groups = d.n_groups() if len(d) else (1 if hdr["dirPtr"] else 0)
         memory = Memory(
             header=lay.struct("Map").size,
             directory=int(hdr["dirLen"]) * lay.ptr_size,
-            tables=len(tables) * lay.struct("table").size,
+            tables=len(d) * lay.struct("table").size,
             groups=n_groups * mt.group_size,
             indirect=used * mt.indirect_bytes,
             live_entries=used,
@@ -288,15 +299,60 @@ class SwissDecoder(BaseDecoder):
             memory=memory,
             tombstones=tombstones,
             warnings=tuple(warnings),
-            shape=_shape(hdr, tables),
+            shape=_shape(hdr, d),
             partial=partial,
+            n_tables=len(d),
         )
 
 
-def _shape(hdr: dict[str, Any], tables: list[Table]) -> tuple[object, ...]:
-    return (
-        "swiss",
-        int(hdr["dirLen"]),
-        int(hdr["dirPtr"]) != 0,
-        tuple((t.index, t.n_groups, t.groups_addr) for t in tables),
-    )
+class _Dir:
+    """The distinct tables of a directory, columnar: ``first`` directory index of each, and
+    their headers (a numpy structured array). Table objects are made only when asked."""
+
+    def __init__(self, first: NDArray[np.int64], th: NDArray[Any], addrs: list[int]) -> None:
+        self.first, self.th, self.addrs = first, th, addrs
+
+    def __len__(self) -> int:
+        return len(self.first)
+
+    def find(self, dir_index: int) -> int:
+        """The table directory entry ``dir_index`` points at: the last one whose first index
+        is at or before it (a table's entries are contiguous)."""
+        return int(np.searchsorted(self.first, dir_index, side="right")) - 1
+
+    def table(self, i: int) -> Table:
+        th = self.th[i]
+        return Table(
+            index=int(self.first[i]),
+            addr=self.addrs[i],
+            used=int(th["used"]),
+            capacity=int(th["capacity"]),
+            growth_left=int(th["growthLeft"]),
+            local_depth=int(th["localDepth"]),
+            groups_addr=int(th["groups.data"]),
+            n_groups=int(th["groups.lengthMask"]) + 1,
+        )
+
+    def tables(self) -> list[Table]:
+        return [self.table(i) for i in range(len(self))]
+
+    def n_groups(self) -> int:
+        return int((self.th["groups.lengthMask"].astype(np.int64) + 1).sum())
+
+    def tombstones(self) -> int:
+        """capacity*7/8 - used - growthLeft summed (table.go tombstones()), as Table does."""
+        cap = self.th["capacity"].astype(np.int64)
+        t = cap * 7 // 8 - self.th["used"].astype(np.int64) - self.th["growthLeft"]
+        return int(t[cap > 8].sum())
+
+    def key(self) -> bytes:
+        """What changes when a table is added, split or grown."""
+        return (
+            self.first.tobytes()
+            + self.th["groups.data"].tobytes()
+            + self.th["groups.lengthMask"].tobytes()
+        )
+
+
+def _shape(hdr: dict[str, Any], d: _Dir) -> tuple[object, ...]:
+    return ("swiss", int(hdr["dirLen"]), int(hdr["dirPtr"]) != 0, d.key())

@@ -95,7 +95,7 @@ class TextRenderer:
         d = ev.diff
         count = _count_field(ev.after)
         deltas = [f"{count} {d.count_before} -> {d.count_after}"]
-        several = len(ev.after.tables) > 1
+        several = ev.after.n_tables > 1
         for idx, ch in d.table_changes.items():
             for f, (b, a) in ch.items():
                 if f == "used" and not several:
@@ -121,10 +121,10 @@ class TextRenderer:
                 where += f" + {m.overflow // s.map_type.group_size} overflow"
             if m.old:
                 where += " + old buckets (growing)"
-        elif s.tables:
+        elif s.n_tables:
             n_groups = m.groups // s.map_type.group_size
-            plural = "s" if len(s.tables) != 1 else ""
-            where = f"{len(s.tables)} table{plural} / {n_groups} groups"
+            plural = "s" if s.n_tables != 1 else ""
+            where = f"{s.n_tables} table{plural} / {n_groups} groups"
         else:
             where = "a small map's single group" if m.groups else "no groups"
         entries = "entry" if s.count == 1 else "entries"
