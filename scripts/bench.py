@@ -30,6 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+from numpy.typing import NDArray  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from dlvsnap.build import build_cached  # noqa: E402
@@ -116,6 +118,10 @@ class RecordingReader:
     def read_many(self, regions: Sequence[tuple[int, int]]) -> bytearray:
         self.regions += regions
         return self.inner.read_many(regions)
+
+    def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
+        self.regions += [(int(a), size) for a in addrs]
+        return self.inner.read_each(addrs, size)
 
 
 def _time(fn: Callable[[], Any], repeat: int = 1) -> float:

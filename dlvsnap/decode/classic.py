@@ -176,9 +176,7 @@ class ClassicDecoder(BaseDecoder):
                 seen.add(a)
             chained.append(nxt)
             depth[bucket] = d
-            raw = np.frombuffer(
-                self.mem.read_many([(a, self.bsize) for a in nxt.tolist()]), dtype=np.uint8
-            )
+            raw = np.frombuffer(self.mem.read_each(nxt, self.bsize), dtype=np.uint8)
             level = raw.reshape(-1, self.bsize)
             parts.append(self._rows(level, bucket, d, old, nxt))
         else:

@@ -80,8 +80,8 @@ class SwissDecoder(BaseDecoder):
         entries = np.frombuffer(self.mem.read(dir_ptr, dir_len * lay.ptr_size), dtype=ptr_t)
         _, first = np.unique(entries, return_index=True)
         first.sort()
-        taddrs = entries[first].tolist()
-        th = np.frombuffer(self.mem.read_many([(a, ts.size) for a in taddrs]), dtype=ts.dtype)
+        taddrs = entries[first].astype(np.uint64)
+        th = np.frombuffer(self.mem.read_each(taddrs, ts.size), dtype=ts.dtype)
         mask = th["groups.lengthMask"].astype(np.int64)
         n_groups = mask + 1
         bad = (n_groups > MAX_GROUPS_PER_TABLE) | ((n_groups & mask) != 0)
@@ -97,7 +97,7 @@ class SwissDecoder(BaseDecoder):
                 f"table at {taddrs[i]:#x} has index {int(th['index'][i])}, first seen at "
                 f"{int(first[i])}"
             )
-        return _Dir(first.astype(np.int64), th, taddrs)
+        return _Dir(first.astype(np.int64), th, taddrs.tolist())
 
     def _rows(self, where: list[tuple[int, int, int]]) -> Rows:
         """Read groups given as (table index, first group, group count), contiguous runs."""

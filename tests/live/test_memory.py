@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dlvsnap.memory import DelveMem, ProcMem
@@ -37,6 +38,10 @@ def test_proc_and_examine_memory_agree(v: Variant) -> None:
             for addr, size in regions:
                 assert proc.read(addr, size) == delve.read(addr, size), hex(addr)
                 compared.append(size)
+            # the scatter paths (process_vm_readv) against ExamineMemory, region by region
+            assert proc.read_many(regions) == delve.read_many(regions)
+            starts = np.array([a for a, _ in regions], dtype=np.uint64)
+            assert proc.read_each(starts, 16) == delve.read_each(starts, 16)
             proc.close()
 
         MapWatch(s, WatchOptions(expr="main.table", max_events=2), on_event).run()
