@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import IO, BinaryIO, NoReturn
@@ -15,8 +16,10 @@ from typing import IO, BinaryIO, NoReturn
 import click
 from tabulate import tabulate
 
-from dlvsnap import __version__
+from dlvsnap import __version__, snapfile
+from dlvsnap import snap as snapmod
 from dlvsnap.build import build_package
+from dlvsnap.diff import diff
 from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError, TargetError
 from dlvsnap.model import DeleteEvent
 from dlvsnap.regress import Regress
@@ -64,6 +67,105 @@ def _output_sink(path: str | None) -> Iterator[BinaryIO]:
         yield f
 
 
+@contextlib.contextmanager
+def _session(
+    target: str | None,
+    program_args: tuple[str, ...],
+    *,
+    connect: str | None,
+    attach: int | None,
+    binary: str | None,
+    dlv_path: str | None,
+    go_path: str | None,
+    sink: BinaryIO,
+    reader: str,
+    verbose: bool,
+) -> Iterator[Session]:
+    """The three ways in: launch TARGET, attach to a PID, or connect to a Delve server."""
+    ways = sum(x is not None for x in (target, connect, attach))
+    if ways != 1:
+        raise click.UsageError("give exactly one of TARGET, --connect HOST:PORT, --attach PID")
+    if (connect or attach) and program_args:
+        raise click.UsageError("program arguments only go with a TARGET to launch")
+    if connect is not None:
+        with Session.connect(connect, binary, reader) as s:
+            _log(verbose, f"connected to Delve {s.version.short} at {connect}, pid {s.pid}")
+            yield s
+        return
+    if attach is not None:
+        with Session.attach(dlv_path, attach, sink, reader) as s:
+            _log(verbose, f"dlv attach {attach} with {s.dlv_path}")
+            yield s
+        return
+    assert target is not None
+    with (
+        _binary_for(target, go_path, verbose) as path,
+        Session.launch(dlv_path, path, list(program_args), sink, reader) as s,
+    ):
+        _log(verbose, f"dlv exec {path} with {s.dlv_path}")
+        yield s
+
+
+def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
+    """The options of the three ways in, shared by watch and snap."""
+    for opt in reversed(
+        [
+            click.option(
+                "--connect",
+                metavar="HOST:PORT",
+                help="A headless Delve started with --accept-multiclient (your own client may "
+                "stay connected): dlvsnap leaves the program where it is and removes only "
+                "the breakpoints it created.",
+            ),
+            click.option(
+                "--attach",
+                type=int,
+                metavar="PID",
+                help="Attach to a running program; it is released (left running) at the end.",
+            ),
+            click.option(
+                "--binary",
+                metavar="PATH",
+                help="With --connect: the program's executable, when /proc/PID/exe is not "
+                "readable (a remote server).",
+            ),
+            click.option(
+                "--dlv",
+                "dlv_path",
+                metavar="PATH",
+                help="Delve binary (default: $DLVSNAP_DLV, else an installed Delve that "
+                "accepts the target's Go release).",
+            ),
+            click.option(
+                "--go", "go_path", metavar="PATH", help="go command used to build a package TARGET."
+            ),
+            click.option(
+                "--target-output",
+                metavar="FILE",
+                help="Write the program's own stdout/stderr to FILE (default: dlvsnap's stderr).",
+            ),
+            click.option(
+                "--reader",
+                type=click.Choice(["auto", "proc", "delve"]),
+                default="auto",
+                show_default=True,
+                help="How memory is read: /proc/PID/mem (local, fast), Delve's ExamineMemory, "
+                "or the first that works.",
+            ),
+            click.option(
+                "--color/--no-color",
+                default=None,
+                help="Colour the text view (default: on a terminal, unless NO_COLOR).",
+            ),
+            click.option(
+                "-v", "--verbose", is_flag=True, help="Say what dlvsnap does: build, Delve, memory."
+            ),
+        ]
+    ):
+        f = opt(f)
+    return f
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="dlvsnap")
 def cli() -> None:
@@ -71,7 +173,7 @@ def cli() -> None:
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})
-@click.argument("target")
+@click.argument("target", required=False)
 @click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--map",
@@ -92,31 +194,10 @@ def cli() -> None:
     "--live-keys", is_flag=True, help="Also show the keys of every full slot after each delete."
 )
 @click.option(
-    "--dlv",
-    "dlv_path",
-    metavar="PATH",
-    help="Delve binary (default: $DLVSNAP_DLV, else an installed Delve that accepts the "
-    "target's Go release).",
-)
-@click.option("--go", "go_path", metavar="PATH", help="go command used to build a package TARGET.")
-@click.option(
-    "--target-output",
-    metavar="FILE",
-    help="Write the program's own stdout/stderr to FILE (default: dlvsnap's stderr).",
-)
-@click.option(
     "--max-events",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Stop (and kill the program) after N watched deletes/clears.",
-)
-@click.option(
-    "--reader",
-    type=click.Choice(["auto", "proc", "delve"]),
-    default="auto",
-    show_default=True,
-    help="How memory is read: /proc/PID/mem (local, fast), Delve's ExamineMemory, or the "
-    "first that works.",
+    help="Stop after N watched deletes/clears (a launched program is then killed).",
 )
 @click.option(
     "--full",
@@ -124,31 +205,28 @@ def cli() -> None:
     help="Snapshot the whole map around every delete (default: only what the delete can "
     "touch: the key's probe groups or bucket chain, and the headers).",
 )
-@click.option(
-    "--color/--no-color",
-    default=None,
-    help="Colour the text view (default: on a terminal, unless NO_COLOR).",
-)
-@click.option(
-    "-v", "--verbose", is_flag=True, help="Say what dlvsnap does: build, Delve, memory path."
-)
+@_ways_in
 def watch(
-    target: str,
+    target: str | None,
     program_args: tuple[str, ...],
     map_expr: str,
     in_func: str | None,
     as_json: bool,
     live_keys: bool,
+    max_events: int | None,
+    full: bool,
+    connect: str | None,
+    attach: int | None,
+    binary: str | None,
     dlv_path: str | None,
     go_path: str | None,
     target_output: str | None,
-    max_events: int | None,
     reader: str,
-    full: bool,
     color: bool | None,
     verbose: bool,
 ) -> None:
-    """Watch every delete from one map of TARGET (a Go package directory or a binary).
+    """Watch every delete from one map of TARGET (a Go package directory or a binary), of
+    a running program (--attach) or of a program in a Delve server (--connect).
 
     Program arguments go after `--`:  dlvsnap watch ./prog --map m -- arg1 arg2
     """
@@ -185,20 +263,28 @@ def watch(
             text.note(n.message)
 
     with (
-        _binary_for(target, go_path, verbose) as binary,
         _output_sink(target_output) as sink,
-        Session.launch(dlv_path, binary, list(program_args), sink, reader) as s,
+        _session(
+            target,
+            program_args,
+            connect=connect,
+            attach=attach,
+            binary=binary,
+            dlv_path=dlv_path,
+            go_path=go_path,
+            sink=sink,
+            reader=reader,
+            verbose=verbose,
+        ) as s,
     ):
         t = s.target
-        _log(verbose, f"dlv exec {binary} with {s.dlv_path}")
         _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
         w = MapWatch(s, opts, on_event, on_note)
         if text is None:
             jsonl.start(out, t, map_expr, s.version.short)
         else:
-            text.start(
-                f"watching {map_expr} in {binary.name}: {t.describe()}, Delve {s.version.short}"
-            )
+            name = Path(t.path).name
+            text.start(f"watching {map_expr} in {name}: {t.describe()}, Delve {s.version.short}")
         summary = w.run()
         used = s.memory_reader_name
         _log(verbose, f"memory read through {used}")
@@ -206,6 +292,126 @@ def watch(
             jsonl.summary(out, summary, used)
         else:
             text.summary(summary)
+
+
+@cli.command(context_settings={"ignore_unknown_options": False})
+@click.argument("target", required=False)
+@click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
+@click.option("--map", "map_expr", required=True, metavar="EXPR", help="The map expression.")
+@click.option(
+    "--at",
+    "at",
+    metavar="LOCATION",
+    help="With TARGET: run the program to LOCATION (file:line or a function) first "
+    "(default: its first delete from a map is not waited for; the snapshot is taken at "
+    "LOCATION only).",
+)
+@click.option(
+    "--goroutine", type=int, default=-1, metavar="ID", help="Evaluate EXPR in this goroutine."
+)
+@click.option("--frame", type=int, default=0, metavar="N", help="Evaluate EXPR in this frame.")
+@click.option("--save", metavar="FILE", help="Save the snapshot (docs/snapshot-format.md).")
+@click.option("--json", "as_json", is_flag=True, help="The decoded state as JSON on stdout.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=64,
+    show_default=True,
+    metavar="N",
+    help="Show at most N groups/buckets in the layout view (0: all).",
+)
+@_ways_in
+def snap(
+    target: str | None,
+    program_args: tuple[str, ...],
+    map_expr: str,
+    at: str | None,
+    goroutine: int,
+    frame: int,
+    save: str | None,
+    as_json: bool,
+    limit: int,
+    connect: str | None,
+    attach: int | None,
+    binary: str | None,
+    dlv_path: str | None,
+    go_path: str | None,
+    target_output: str | None,
+    reader: str,
+    color: bool | None,
+    verbose: bool,
+) -> None:
+    """One snapshot of a map, as a layout view: header, every group/bucket with each slot's
+    state and key, memory accounting. The program is TARGET run to --at LOCATION, a running
+    program (--attach PID), or wherever a Delve server's program is stopped (--connect)."""
+    if at and not target:
+        raise click.UsageError("--at goes with a TARGET to launch")
+    if target and not at:
+        raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
+    out: IO[str] = sys.stdout
+    if color is None:
+        color = out.isatty() and not os.environ.get("NO_COLOR")
+    with (
+        _output_sink(target_output) as sink,
+        _session(
+            target,
+            program_args,
+            connect=connect,
+            attach=attach,
+            binary=binary,
+            dlv_path=dlv_path,
+            go_path=go_path,
+            sink=sink,
+            reader=reader,
+            verbose=verbose,
+        ) as s,
+    ):
+        if at:
+            snapmod.run_to(s, at)
+        where = snapmod.current_location(s, goroutine, frame)
+        ref = snapmod.resolve(s, map_expr, goroutine, frame)
+        taken, mem = snapmod.snapshot(s, ref)
+        _log(verbose, f"memory read through {mem.name}: {sum(map(len, mem.regions.values())):,} B")
+        if save:
+            snapfile.save(
+                save,
+                taken,
+                target=s.target,
+                expr=map_expr,
+                type_addr=ref.type_addr,
+                type_name=ref.type_name,
+                regions=mem.regions,
+                location=where,
+            )
+            _log(verbose, f"saved {save}")
+        if as_json:
+            click.echo(json.dumps(snapfile.state_of(taken), separators=(",", ":")))
+        else:
+            title = (
+                f"{map_expr} ({ref.type_name}) at {taken.addr:#x}, {where}: "
+                f"{s.target.describe()}, layout {taken.layout}"
+            )
+            TextRenderer(out, colour=color).snapshot_view(title, taken, limit)
+
+
+@cli.command("diff")
+@click.argument("before", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("after", metavar="B", type=click.Path(dir_okay=False))
+@click.option("--color/--no-color", default=None, help="Colour the text view.")
+def diff_cmd(before: str, after: str, color: bool | None) -> None:
+    """Compare two saved snapshots (`dlvsnap snap --save`) slot by slot, decoded again from
+    their bytes, with the same view as watch."""
+    a, b = snapfile.load(before), snapfile.load(after)
+    if (a.snapshot.impl, a.type_name) != (b.snapshot.impl, b.type_name):
+        raise TargetError(
+            f"{before} holds a {a.snapshot.impl} {a.type_name}, {after} a "
+            f"{b.snapshot.impl} {b.type_name}: not two snapshots of one map"
+        )
+    if color is None:
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    d = diff(a.snapshot, b.snapshot)
+    title = f"{a.expr}: {before} ({a.location}) -> {after} ({b.location})"
+    TextRenderer(sys.stdout, colour=color).diff_view(title, a.snapshot, b.snapshot, d)
 
 
 @cli.command()

@@ -120,3 +120,29 @@ def read_structs(
     except (OSError, ELFError) as e:
         raise TargetError(f"cannot read DWARF of {path}: {e}") from e
     return out
+
+
+DW_AT_GO_RUNTIME_TYPE = 0x2904  # Go's DWARF extension: offset of the type from runtime.types
+
+
+def runtime_type_offset(path: str | Path, type_name: str) -> int | None:
+    """Where the runtime type descriptor of the type named ``type_name`` (as DWARF and Delve
+    name it: ``map[string]int``, ``main.Index``) is, as an offset from ``runtime.types``."""
+    want = type_name.encode()
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            if not elf.has_dwarf_info():
+                raise TargetError(f"{Path(path).name} has no DWARF debug info")
+            for cu in elf.get_dwarf_info().iter_CUs():
+                for die in cu.get_top_DIE().iter_children():
+                    attrs: dict[Any, Any] = die.attributes  # unknown attributes by number
+                    name = attrs.get("DW_AT_name")
+                    if name is None or name.value != want:
+                        continue
+                    off = attrs.get(DW_AT_GO_RUNTIME_TYPE)
+                    if off is not None:
+                        return int(off.value)
+    except (OSError, ELFError) as e:
+        raise TargetError(f"cannot read DWARF of {path}: {e}") from e
+    return None

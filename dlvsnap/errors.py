@@ -44,6 +44,10 @@ class LayoutError(TargetError):
     """No layout fits the target, or bytes do not decode under the chosen layout."""
 
 
+class SnapshotFileError(TargetError):
+    """A saved snapshot that cannot be read, is cut short, or no longer decodes the same."""
+
+
 class LayoutDriftError(LayoutError):
     """The layout dlvsnap would use differs from the binary's own DWARF types."""
 

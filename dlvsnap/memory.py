@@ -8,6 +8,7 @@ the target stopped.
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import ctypes.util
 import os
@@ -162,19 +163,28 @@ class DelveMem:
         return _concat(self, [(int(a), size) for a in addrs])
 
 
-class FakeMem:
-    """Sparse memory for unit tests: segments of bytes at addresses."""
+class SparseMem:
+    """Memory as segments of bytes at addresses: unit tests, and saved snapshots decoded
+    offline (snapfile.py)."""
 
-    name = "fake"
+    name = "sparse"
 
     def __init__(self, segments: dict[int, bytes] | None = None) -> None:
-        self.segments: dict[int, bytes] = dict(segments or {})
+        self.segments: dict[int, bytes] = {}
+        self._starts: list[int] = []
+        for addr, data in (segments or {}).items():
+            self.add(addr, data)
 
     def add(self, addr: int, data: bytes) -> None:
-        self.segments[addr] = data
+        if addr not in self.segments:
+            bisect.insort(self._starts, addr)
+        self.segments[addr] = bytes(data)
 
     def read(self, addr: int, size: int) -> bytes:
-        for base, data in self.segments.items():
+        i = bisect.bisect_right(self._starts, addr) - 1
+        # the nearest segment starting at or before addr, then any (segments may overlap)
+        for base in ([self._starts[i]] if i >= 0 else []) + self._starts:
+            data = self.segments[base]
             if base <= addr and addr + size <= base + len(data):
                 return data[addr - base : addr - base + size]
         raise MemoryReadError(f"unmapped read of {size} bytes at {addr:#x}")
@@ -184,6 +194,38 @@ class FakeMem:
 
     def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
         return _concat(self, [(int(a), size) for a in addrs])
+
+
+class RecordingMem:
+    """Reads through another reader and keeps every region read (to save a snapshot with
+    the bytes it was decoded from, or to replay the reads raw in scripts/bench)."""
+
+    def __init__(self, inner: MemoryReader) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.regions: dict[int, bytes] = {}
+
+    def _keep(self, regions: Sequence[tuple[int, int]], data: bytes | bytearray) -> None:
+        off = 0
+        for addr, size in regions:
+            if len(self.regions.get(addr, b"")) < size:
+                self.regions[addr] = bytes(data[off : off + size])
+            off += size
+
+    def read(self, addr: int, size: int) -> bytes:
+        data = self.inner.read(addr, size)
+        self._keep([(addr, size)], data)
+        return data
+
+    def read_many(self, regions: Sequence[tuple[int, int]]) -> bytearray:
+        data = self.inner.read_many(regions)
+        self._keep(regions, data)
+        return data
+
+    def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
+        data = self.inner.read_each(addrs, size)
+        self._keep([(int(a), size) for a in addrs], data)
+        return data
 
 
 def choose_reader(client: DelveClient, pid: int, probe_addr: int, probe_size: int) -> MemoryReader:

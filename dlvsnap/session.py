@@ -1,9 +1,17 @@
-"""A Session owns one dlv server, its connection and the target, and always cleans up.
+"""A Session is one connection to a Delve server and the target behind it, three ways:
 
-On every exit path (normal end, error, Ctrl-C) the target is killed and dlv is gone:
-Detach(kill) when the connection is usable; otherwise closing the socket (single-client
-Delve then kills the target and exits), then SIGTERM/SIGKILL to dlv's process group, then
-SIGKILL to the target's pid if it is somehow still there.
+* ``launch``: dlvsnap runs ``dlv exec``; on every exit path (normal end, error, Ctrl-C) the
+  target is killed and dlv is gone: Detach(kill) when the connection is usable; otherwise
+  closing the socket (single-client Delve then kills the target and exits), then
+  SIGTERM/SIGKILL to dlv's process group, then SIGKILL to the target's pid if it is still
+  there.
+* ``attach``: dlvsnap runs ``dlv attach PID``; at the end the target is released and left
+  running (Detach without kill; on Ctrl-C closing the socket has single-client Delve
+  detach), never killed.
+* ``connect``: a headless Delve someone else started with ``--accept-multiclient`` (their
+  client may be connected too). dlvsnap never kills, detaches or resumes the target on
+  its own; at the end it closes its connection, nothing else. A server without
+  multiclient is refused: closing the connection would end that debug session.
 """
 
 from __future__ import annotations
@@ -16,11 +24,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from dlvsnap.delve.client import DelveClient
+from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.rpc import JsonRpcConnection
-from dlvsnap.delve.types import Version
-from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError
+from dlvsnap.delve.types import Breakpoint, Version
+from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError, RPCError, TargetError
 from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
 from dlvsnap.target import TargetInfo, detect_map_impl, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
@@ -30,14 +38,16 @@ class Session:
     def __init__(
         self,
         *,
-        dlv: DlvProcess,
+        dlv: DlvProcess | None,
         client: DelveClient,
         target: TargetInfo,
         version: Version,
         pid: int,
         dlv_path: str,
         reader: str = "auto",
+        mode: str = "launch",
     ) -> None:
+        self.mode = mode  # "launch" | "attach" | "connect"
         self.dlv = dlv
         self.dlv_path = dlv_path
         self.reader_choice = reader  # "auto" | "proc" | "delve"
@@ -47,6 +57,7 @@ class Session:
         self.pid = pid
         self._reader: MemoryReader | None = None
         self._closed = False
+        self.owned_breakpoints: set[int] = set()  # created by dlvsnap: removed by dlvsnap
 
     @classmethod
     def launch(
@@ -65,9 +76,86 @@ class Session:
         ``reader`` chooses how memory is read: "proc", "delve", or "auto" (see memory()).
         """
         info = identify(binary)
+        return cls._start(
+            dlv_path,
+            info,
+            ["exec", str(binary)],
+            args=args,
+            sink=sink,
+            reader=reader,
+            mode="launch",
+        )
+
+    @classmethod
+    def attach(
+        cls, dlv_path: str | None, pid: int, sink: BinaryIO | None = None, reader: str = "auto"
+    ) -> Session:
+        """``dlv attach PID``: the running program stops until the session closes, then is
+        released (left running)."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError as e:
+            raise TargetError(f"no process {pid} to attach to ({e.strerror})") from None
+        info = identify(exe.removesuffix(" (deleted)"))
+        return cls._start(
+            dlv_path, info, ["attach", str(pid)], args=[], sink=sink, reader=reader, mode="attach"
+        )
+
+    @classmethod
+    def connect(cls, address: str, binary: str | None = None, reader: str = "auto") -> Session:
+        """A headless Delve started with --accept-multiclient, at HOST:PORT. ``binary`` is the
+        program's executable when it is not readable as /proc/PID/exe (a remote server)."""
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise TargetError(f"--connect wants HOST:PORT, not {address!r}")
+        conn = JsonRpcConnection(host.strip("[]"), int(port))
+        try:
+            client = DelveClient(conn)
+            client.set_api_version(2)  # per connection; Delve's own `dlv connect` does it too
+            version = client.get_version()
+            if not client.is_multiclient():
+                raise DelveRefusedError(
+                    f"the Delve server at {address} was not started with --accept-multiclient:"
+                    " dlvsnap's disconnecting would end that debug session"
+                )
+            if client.state(non_blocking=True).running:
+                raise TargetError(
+                    f"the program behind {address} is running: stop it first (a breakpoint, "
+                    "or halt in your client); dlvsnap does not stop it for you"
+                )
+            pid = client.process_pid()
+            path = binary or _exe_of(pid)
+            info = identify(path)
+            info = dataclasses.replace(info, map_impl=detect_map_impl(client))
+            return cls(
+                dlv=None,
+                client=client,
+                target=info,
+                version=version,
+                pid=pid,
+                dlv_path="",
+                reader=reader,
+                mode="connect",
+            )
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    def _start(
+        cls,
+        dlv_path: str | None,
+        info: TargetInfo,
+        mode_args: list[str],
+        *,
+        args: list[str],
+        sink: BinaryIO | None,
+        reader: str,
+        mode: str,
+    ) -> Session:
         if dlv_path is None:  # $DLVSNAP_DLV is an explicit choice, like --dlv
             dlv_path = os.environ.get("DLVSNAP_DLV") or pick_dlv(info.go_version) or default_dlv()
-        dp = launch(dlv_path, ["exec", str(binary)], program_args=args, sink=sink)
+        dp = launch(dlv_path, mode_args, program_args=args, sink=sink)
         client: DelveClient | None = None
         try:
             try:
@@ -95,6 +183,7 @@ class Session:
                 pid=pid,
                 dlv_path=dlv_path,
                 reader=reader,
+                mode=mode,
             )
         except BaseException:
             if client is not None:
@@ -125,13 +214,35 @@ class Session:
         if isinstance(self._reader, ProcMem):
             self._reader.close()
         conn = self.client.conn
+        if self.mode == "connect" or self.dlv is None:
+            if interrupted and self.owned_breakpoints:
+                self._interrupted_connect_cleanup()
+            conn.close()  # someone else's server and target: leave both as they are
+            return
         if not interrupted and not conn.closed:
             with contextlib.suppress(DlvsnapError, OSError):
-                self.client.detach(kill=True)
-        conn.close()
-        self.dlv.wait_exit(5.0)
+                if self.mode == "attach" and self.client.state(non_blocking=True).running:
+                    self.client.command("halt")
+                self.client.detach(kill=self.mode == "launch")
+        conn.close()  # single-client Delve: ends the session (kills launched, detaches attached)
+        self.dlv.wait_exit(10.0 if self.mode == "attach" else 5.0)
         self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
-        self._kill_target()
+        if self.mode == "launch":
+            self._kill_target()
+
+    def _interrupted_connect_cleanup(self) -> None:
+        """Ctrl-C while our connection may be mid-call (a continue in flight): a second
+        connection stops the target (it would run on without us) and removes dlvsnap's
+        breakpoints; the user's are left as they are."""
+        conn = self.client.conn
+        with contextlib.suppress(DlvsnapError, OSError):
+            c = DelveClient(JsonRpcConnection(conn.host, conn.port), default_timeout=10.0)
+            try:
+                if c.state(non_blocking=True).running:
+                    c.command("halt", timeout=10.0)
+                self.clear_owned_breakpoints(c)
+            finally:
+                c.conn.close()
 
     def _kill_target(self) -> None:
         if self.pid <= 0:
@@ -144,6 +255,25 @@ class Session:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
 
+    def create_breakpoint(self, spec: BreakpointSpec) -> Breakpoint:
+        bp = self.client.create_breakpoint(spec)
+        self.owned_breakpoints.add(bp.id)
+        return bp
+
+    def clear_owned_breakpoints(self, client: DelveClient | None = None) -> None:
+        """Remove dlvsnap's breakpoints (only those), where the target is not dlvsnap's to
+        kill; needs a stopped target."""
+        c = client or self.client
+        if self.mode == "launch" or c.conn.closed:
+            return
+        for bp_id in sorted(self.owned_breakpoints):
+            with contextlib.suppress(RPCError):  # already gone
+                c.clear_breakpoint(bp_id)
+            self.owned_breakpoints.discard(bp_id)
+
+    def alive(self) -> bool:
+        return self.pid > 0 and os.path.exists(f"/proc/{self.pid}")
+
     def __enter__(self) -> Session:
         return self
 
@@ -152,3 +282,13 @@ class Session:
     ) -> None:
         # Ctrl-C, SIGTERM: the connection may be mid-call, so do not talk to Delve again.
         self.close(interrupted=e is not None and not isinstance(e, Exception))
+
+
+def _exe_of(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except OSError:
+        raise TargetError(
+            f"cannot read /proc/{pid}/exe (a remote Delve server?): pass the program's "
+            "executable with --binary"
+        ) from None

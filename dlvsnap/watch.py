@@ -238,7 +238,7 @@ class MapWatch:
         cond = self._cond()
         for fn in funcs:
             self.bps.append(
-                self.c.create_breakpoint(
+                self.s.create_breakpoint(
                     BreakpointSpec(
                         function_name=fn,
                         cond=cond,
@@ -255,6 +255,15 @@ class MapWatch:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Summary:
+        """Watch until the program exits, ``max_events``, or (a program dlvsnap did not
+        start) it stops for another reason: a breakpoint of the user's, a halt. The
+        breakpoints dlvsnap placed are removed when it stops watching."""
+        try:
+            return self._run()
+        finally:
+            self.s.clear_owned_breakpoints()
+
+    def _run(self) -> Summary:
         self._resolve_static()
         self._place_breakpoints()
         ids = {bp.id for bp in self.bps}
@@ -266,6 +275,15 @@ class MapWatch:
             hits = [
                 t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids
             ]
+            if not hits and self.s.mode != "launch":
+                other = next((t for t in st.threads_at_breakpoints() if t.breakpoint), None)
+                why = "a stop dlvsnap did not ask for (halt?)"
+                if other and other.breakpoint:
+                    where = Location(other.function, other.file, other.line)
+                    why = f"breakpoint {other.breakpoint.id} at {where}"
+                self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
+                self.summary.stopped_early = True
+                return self.summary
             for th in hits:
                 hit = self._parse_hit(th)
                 self._deletes_seen += 1

@@ -22,7 +22,7 @@ import statistics
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +30,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from numpy.typing import NDArray  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from dlvsnap.build import build_cached  # noqa: E402
@@ -39,7 +37,7 @@ from dlvsnap.decode import decode_map_type, make_decoder  # noqa: E402
 from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
 from dlvsnap.delve.types import LoadConfig  # noqa: E402
 from dlvsnap.layouts import load_layout  # noqa: E402
-from dlvsnap.memory import DelveMem, MemoryReader, ProcMem  # noqa: E402
+from dlvsnap.memory import DelveMem, ProcMem, RecordingMem  # noqa: E402
 from dlvsnap.model import DeleteEvent, MapSnapshot  # noqa: E402
 from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402
@@ -102,28 +100,6 @@ def _first_stop(s: Session) -> tuple[int, int]:
     return args[0].as_int(), args[1].as_int()
 
 
-class RecordingReader:
-    """Wraps a reader and records the regions a snapshot reads, to replay them raw."""
-
-    name = "recording"
-
-    def __init__(self, inner: MemoryReader) -> None:
-        self.inner = inner
-        self.regions: list[tuple[int, int]] = []
-
-    def read(self, addr: int, size: int) -> bytes:
-        self.regions.append((addr, size))
-        return self.inner.read(addr, size)
-
-    def read_many(self, regions: Sequence[tuple[int, int]]) -> bytearray:
-        self.regions += regions
-        return self.inner.read_many(regions)
-
-    def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
-        self.regions += [(int(a), size) for a in addrs]
-        return self.inner.read_each(addrs, size)
-
-
 def _time(fn: Callable[[], Any], repeat: int = 1) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -140,14 +116,15 @@ def snapshot_bench(b: Bench, n: int, eval_load: bool) -> None:
         layout = load_layout(t.map_impl, t.go_version, t.ptr_size, t.little_endian)
         proc = ProcMem(s.pid)
         mt = decode_map_type(layout, proc, typ)
-        rec = RecordingReader(proc)
+        rec = RecordingMem(proc)
         make_decoder(layout, rec, mt).snapshot(addr)
-        regions = [r for r in rec.regions if r[1] >= 64] or rec.regions
-        nbytes = sum(size for _, size in rec.regions)
+        recorded = [(a, len(data)) for a, data in rec.regions.items()]
+        regions = [r for r in recorded if r[1] >= 64] or recorded
+        nbytes = sum(size for _, size in recorded)
         # the fastest raw read of the same regions: one pread each, or process_vm_readv
         raw = min(
-            _time(lambda: [proc.read(a, z) for a, z in rec.regions], repeat=3),
-            _time(lambda: proc.read_many(rec.regions), repeat=3),
+            _time(lambda: [proc.read(a, z) for a, z in recorded], repeat=3),
+            _time(lambda: proc.read_many(recorded), repeat=3),
         )
         delve = DelveMem(s.client)
         big = sum(z for _, z in regions)
@@ -194,7 +171,7 @@ def snapshot_bench(b: Bench, n: int, eval_load: bool) -> None:
         )
         b.extra[f"snapshot_{t.map_impl}_{n}"] = {
             "bytes_read": nbytes,
-            "reads": len(rec.regions),
+            "reads": len(recorded),
             "slots": len(snap.rows.ctrl),
         }
         if eval_load:

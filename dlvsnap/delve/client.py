@@ -83,6 +83,20 @@ class DelveClient:
     def state(self, non_blocking: bool = True) -> DebuggerState:
         return DebuggerState.from_json(self._call("State", {"NonBlocking": non_blocking})["State"])
 
+    def find_location(self, loc: str, goroutine: int = CURRENT_GOROUTINE) -> list[int]:
+        """The PCs of a location spec (``file:line``, ``func``, ``func:line``...)."""
+        out = self._call(
+            "FindLocation",
+            {"Scope": _scope(goroutine, 0), "Loc": loc, "IncludeNonExecutableLines": False},
+        )
+        pcs: list[int] = []
+        for location in out.get("Locations") or []:
+            pcs += [int(pc) for pc in location.get("pcs") or [location.get("pc", 0)] if pc]
+        return pcs
+
+    def is_multiclient(self) -> bool:
+        return bool(self._call("IsMulticlient").get("IsMulticlient"))
+
     def process_pid(self) -> int:
         return int(self._call("ProcessPid").get("Pid", 0))
 

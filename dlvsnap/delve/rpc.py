@@ -23,6 +23,7 @@ class JsonRpcConnection:
     """One socket, request ids, per-call timeouts; replies for other ids are kept."""
 
     def __init__(self, host: str, port: int, connect_timeout: float = 10.0) -> None:
+        self.host, self.port = host, port
         try:
             self._sock = socket.create_connection((host, port), timeout=connect_timeout)
         except OSError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import IO
 
 import click
+import numpy as np
 from tabulate import tabulate
 
 from dlvsnap.model import (
@@ -15,9 +16,11 @@ from dlvsnap.model import (
     FULL,
     DeleteEvent,
     KeyValue,
+    MapDiff,
     MapSnapshot,
     Memory,
     RawKey,
+    Slot,
     Summary,
     key_to_text,
 )
@@ -59,8 +62,9 @@ class TextRenderer:
             head += " key=" + (key_to_text(ev.key) if ev.key_decoded else "?")
         entry = ev.entry + (f" via {ev.via}" if ev.via else "")
         lines = [f"{self._c(head, bold=True)}  {ev.location}  ({entry})"]
-        lines += self._change_lines(ev)
-        lines.append("   " + "   ".join(self._deltas(ev)))
+        if ev.diff.changes or ev.op == "delete":
+            lines += self._change_lines(ev.diff)
+        lines.append("   " + "   ".join(self._deltas(ev.diff, ev.after)))
         lines.append("   " + self._holds(ev.after))
         if live_keys:
             keys = sorted(ev.after.live_keys(), key=_sort_key)
@@ -70,11 +74,61 @@ class TextRenderer:
         self.out.write("\n".join(lines) + "\n")
         self.out.flush()
 
-    def _change_lines(self, ev: DeleteEvent, limit: int = 20) -> list[str]:
-        d = ev.diff
+    def diff_view(self, title: str, a: MapSnapshot, b: MapSnapshot, d: MapDiff) -> None:
+        """Two snapshots of a map compared (``dlvsnap diff``): the same lines as an event."""
+        lines = [self._c(title, bold=True)]
+        lines += self._change_lines(d, limit=200, absent_note=False)
+        lines.append("   " + "   ".join(self._deltas(d, b)))
+        lines.append("   before: " + self._holds(a))
+        lines.append("   after:  " + self._holds(b))
+        self.out.write("\n".join(lines) + "\n")
+        self.out.flush()
+
+    def snapshot_view(self, title: str, snap: MapSnapshot, limit: int = 64) -> None:
+        """The layout of one snapshot: header, tables, every group/bucket with each slot's
+        state (and key when full), memory accounting. ``limit`` groups at most (0: all)."""
+        out = [self._c(title, bold=True)]
+        hdr = {k: v for k, v in snap.header.items() if not isinstance(v, dict)}
+        out.append("header: " + "  ".join(f"{k}={_hexish(k, v)}" for k, v in hdr.items()))
+        for t in snap.tables:
+            out.append(
+                f"table {t.index}: used {t.used}/{t.capacity}  growthLeft {t.growth_left}  "
+                f"tombstones {t.tombstones}  localDepth {t.local_depth}  "
+                f"{t.n_groups} groups at {t.groups_addr:#x}"
+            )
+        rows = snap.rows
+        n = rows.slots_per_row
+        shown = len(rows) if limit <= 0 else min(limit, len(rows))
+        what = "bucket" if snap.impl == "classic" else "group"
+        out.append(f"{len(rows)} {what}s x {n} slots:")
+        for r in range(shown):
+            label = str(rows.loc(r * n)).rpartition("/s")[0]
+            cells = [self._cell(snap.slot(r * n + i)) for i in range(n)]
+            out.append(f"  {label:>10}  " + " ".join(cells))
+        if shown < len(rows):
+            out.append(f"  … and {len(rows) - shown} more {what}s (--limit 0 shows all)")
+        counts: dict[str, int] = {}
+        for b, c in zip(*np.unique(rows.ctrl, return_counts=True), strict=True):
+            counts[snap.states[int(b)]] = counts.get(snap.states[int(b)], 0) + int(c)
+        out.append("slots: " + ", ".join(f"{c} {st}" for st, c in sorted(counts.items())))
+        out.append(self._holds(snap))
+        m = snap.memory
+        out.append(f"live entries need {m.needed:,} B ({snap.count} x {m.entry_bytes} B)")
+        self.out.write("\n".join(out) + "\n")
+        self.out.flush()
+
+    def _cell(self, slot: Slot) -> str:
+        if slot.state == FULL:
+            return self._c(key_to_text(slot.key), fg=_STATE_COLOUR[FULL])
+        short = _SHORT.get(slot.state, slot.state)
+        return self._c(
+            short, fg=_STATE_COLOUR.get(slot.state), dim=slot.state in (EMPTY, EMPTY_REST)
+        )
+
+    def _change_lines(self, d: MapDiff, limit: int = 20, absent_note: bool = True) -> list[str]:
         if not d.changes:
-            absent = " (key absent)" if d.count_after == d.count_before else ""
-            return [f"   no slot changed{absent}"] if ev.op == "delete" else []
+            absent = " (key absent)" if absent_note and d.count_after == d.count_before else ""
+            return [f"   no slot changed{absent}"]
         rows = [
             [
                 c.loc.describe(),
@@ -91,11 +145,10 @@ class TextRenderer:
             lines.append(f"   … and {len(d.changes) - limit} more slot changes")
         return lines
 
-    def _deltas(self, ev: DeleteEvent) -> list[str]:
-        d = ev.diff
-        count = _count_field(ev.after)
+    def _deltas(self, d: MapDiff, after: MapSnapshot) -> list[str]:
+        count = _count_field(after)
         deltas = [f"{count} {d.count_before} -> {d.count_after}"]
-        several = ev.after.n_tables > 1
+        several = after.n_tables > 1
         for idx, ch in d.table_changes.items():
             for f, (b, a) in ch.items():
                 if f == "used" and not several:
@@ -164,6 +217,28 @@ class TextRenderer:
                 verdict = f"the map holds {freed:,} B less than before the first delete"
             self.out.write(self._c(verdict, bold=True) + "\n")
         self.out.flush()
+
+
+_SHORT = {
+    EMPTY: "·",
+    DELETED: "DEL",
+    EMPTY_ONE: "e1",
+    EMPTY_REST: "·",
+    "evacuatedX": "evX",
+    "evacuatedY": "evY",
+    "evacuatedEmpty": "ev·",
+}
+
+
+def _hexish(name: str, v: object) -> str:
+    """Pointers and seeds in hex, the rest as Go prints them."""
+    if (
+        isinstance(v, int)
+        and not isinstance(v, bool)
+        and (name in ("seed", "hash0", "extra") or (name.endswith(("Ptr", "buckets")) and v))
+    ):
+        return f"{v:#x}"
+    return _go(v)
 
 
 def _go(v: object) -> str:

@@ -1,12 +1,12 @@
 """Synthetic swiss maps built with the layouts' own construct Structs (``build``), laid out
-in FakeMem: the decoder tests need no Delve and no Go."""
+in SparseMem: the decoder tests need no Delve and no Go."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from dlvsnap.layouts import Layout
-from dlvsnap.memory import FakeMem
+from dlvsnap.memory import SparseMem
 
 KIND_INT = 2
 KIND_STRING = 24
@@ -39,7 +39,7 @@ class SwissMap:
     key_size: int = 8
     elem_size: int = 8
     indirect_key: bool = False
-    mem: FakeMem = field(default_factory=FakeMem)
+    mem: SparseMem = field(default_factory=SparseMem)
     _next: int = 0x10000
 
     def alloc(self, data: bytes) -> int:

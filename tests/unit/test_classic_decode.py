@@ -8,7 +8,7 @@ import pytest
 from dlvsnap.decode import ClassicDecoder, decode_map_type
 from dlvsnap.diff import diff
 from dlvsnap.layouts import Layout, load_layout
-from dlvsnap.memory import FakeMem
+from dlvsnap.memory import SparseMem
 from dlvsnap.model import EMPTY_ONE, EMPTY_REST, EVACUATED_X, FULL, UNLINKED, RawKey, SlotLoc
 from tests.unit.synth import type_fields
 
@@ -28,7 +28,7 @@ class ClassicMap:
         self.vs = elem_size
         self.bsize = 8 + 8 * self.ks + 8 * self.vs + self.p
         self.indirect_key = indirect_key
-        self.mem = FakeMem()
+        self.mem = SparseMem()
         self.next = 0x10000
 
     def alloc(self, data: bytes) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.hashing import HASHERS, SBOX, aesenc, aeshash, memhash32, memhash64
-from dlvsnap.memory import FakeMem
+from dlvsnap.memory import SparseMem
 from dlvsnap.model import KeyType, RawKey
 
 KS = bytes(range(128))
@@ -52,7 +52,7 @@ def test_float_zero_hashes_alike_for_both_signs() -> None:
 
 def test_hash_input_gives_back_the_bytes_the_runtime_hashes() -> None:
     def dec(kind: int, size: int) -> KeyDecoder:
-        return KeyDecoder(KeyType(kind, size, False), 8, True, FakeMem())
+        return KeyDecoder(KeyType(kind, size, False), 8, True, SparseMem())
 
     assert dec(2, 8).hash_input(-2) == (-2).to_bytes(8, "little", signed=True)
     assert dec(10, 4).hash_input(7) == b"\x07\x00\x00\x00"

@@ -6,12 +6,12 @@ import struct
 import pytest
 
 from dlvsnap.decode.keys import KeyDecoder
-from dlvsnap.memory import FakeMem
+from dlvsnap.memory import SparseMem
 from dlvsnap.model import KeyType, RawKey, key_to_json, key_to_text
 
 
-def dec(kind: int, size: int, le: bool = True, mem: FakeMem | None = None) -> KeyDecoder:
-    return KeyDecoder(KeyType(kind, size, False), 8, le, mem or FakeMem())
+def dec(kind: int, size: int, le: bool = True, mem: SparseMem | None = None) -> KeyDecoder:
+    return KeyDecoder(KeyType(kind, size, False), 8, le, mem or SparseMem())
 
 
 @pytest.mark.parametrize(

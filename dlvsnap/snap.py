@@ -1,0 +1,108 @@
+"""One snapshot of a map where the target is stopped: resolve the map expression in a
+goroutine's frame, find its type descriptor, decode every group/bucket.
+
+The type descriptor is what the runtime passes to map functions; at a plain stop there is
+no such call, so it comes from the binary: DWARF gives the type's offset from
+``runtime.types`` (Go's DW_AT_go_runtime_type), the symbol table gives runtime.types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlvsnap.decode import decode_map_type, make_decoder
+from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
+from dlvsnap.delve.types import KIND_MAP, LoadConfig
+from dlvsnap.dwarf import runtime_type_offset
+from dlvsnap.errors import MapResolutionError, RPCError, TargetError
+from dlvsnap.layouts import load_layout
+from dlvsnap.memory import RecordingMem
+from dlvsnap.model import Location, MapSnapshot
+from dlvsnap.session import Session
+from dlvsnap.target import elf_symbols
+from dlvsnap.watch import normalise_expr
+
+_TYPES_BASE = ("runtime.types", "type:*")
+
+
+@dataclass(frozen=True)
+class MapRef:
+    """A map found by an expression at one stop."""
+
+    expr: str
+    addr: int  # the header (hmap / maps.Map)
+    type_addr: int  # its runtime type descriptor
+    type_name: str
+    goroutine: int
+    frame: int
+
+
+def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> MapRef:
+    """Evaluate ``expr`` in the goroutine's frame (the current one by default)."""
+    try:
+        v = s.client.eval(normalise_expr(expr), goroutine=goroutine, frame=frame, cfg=LoadConfig())
+    except RPCError as e:
+        raise MapResolutionError(f"cannot evaluate {expr} here: {e.message}") from None
+    if v.kind != KIND_MAP:
+        raise MapResolutionError(f"not a map: {expr} is {v.type or f'kind {v.kind}'}")
+    if v.base == 0:
+        raise MapResolutionError(f"nil map: {expr} is nil here")
+    return MapRef(expr, v.base, type_descriptor(s, v.type), v.type, goroutine, frame)
+
+
+def type_descriptor(s: Session, type_name: str) -> int:
+    off = runtime_type_offset(s.target.path, type_name)
+    if off is None:
+        raise TargetError(f"no runtime type for {type_name} in the binary's DWARF")
+    syms = elf_symbols(s.target.path, _TYPES_BASE)
+    base = next((syms[n] for n in _TYPES_BASE if n in syms), None)
+    if base is None:
+        try:
+            base = s.client.eval("runtime.firstmoduledata.types").as_int()
+        except (RPCError, ValueError):
+            raise TargetError("cannot find runtime.types in the binary") from None
+    return base + off
+
+
+def snapshot(s: Session, ref: MapRef) -> tuple[MapSnapshot, RecordingMem]:
+    """Every group/bucket of the map, and the bytes it was decoded from."""
+    t = s.target
+    layout = load_layout(t.map_impl, t.go_version, t.ptr_size, t.little_endian)
+    mem = RecordingMem(s.memory(ref.addr, 8))
+    mt = decode_map_type(layout, mem, ref.type_addr)
+    return make_decoder(layout, mem, mt).snapshot(ref.addr), mem
+
+
+def run_to(s: Session, location: str) -> Location:
+    """Continue until the program reaches ``location`` (file:line or a function); the
+    breakpoint dlvsnap set for it is removed."""
+    try:
+        pcs = s.client.find_location(location)
+    except RPCError as e:
+        raise TargetError(f"no such location: {location} ({e.message})") from None
+    if not pcs:
+        raise TargetError(f"no such location: {location}")
+    bp = s.client.create_breakpoint(BreakpointSpec(addrs=tuple(pcs)))
+    try:
+        while True:
+            st = s.client.command("continue")
+            if st.exited:
+                raise TargetError(
+                    f"the program exited (status {st.exit_status}) before reaching {location}"
+                )
+            for th in st.threads_at_breakpoints():
+                if th.breakpoint and th.breakpoint.id == bp.id:
+                    if st.current_goroutine_id != th.goroutine_id:
+                        s.client.command("switchGoroutine", goroutineID=th.goroutine_id)
+                    return Location(th.function, th.file, th.line)
+    finally:
+        if not s.client.conn.closed:
+            s.client.clear_breakpoint(bp.id)
+
+
+def current_location(s: Session, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> Location:
+    frames = s.client.stacktrace(goroutine, depth=frame + 1)
+    if len(frames) <= frame:
+        return Location("?", "?", 0)
+    f = frames[frame]
+    return Location(f.function, f.file, f.line)
