@@ -394,6 +394,11 @@ class MapSnapshot:
     def slot_map(self) -> dict[SlotLoc, Slot]:
         return {s.loc: s for s in self.slots}
 
+    def __str__(self) -> str:
+        from dlvsnap.render.text import snapshot_text  # noqa: PLC0415 (render imports model)
+
+        return snapshot_text(self)
+
 
 @dataclass(frozen=True, slots=True)
 class SlotChange:
@@ -446,6 +451,11 @@ class MapDiff:
     def left_full(self) -> list[SlotChange]:
         return [c for c in self.changes if c.before_state == FULL and c.after_state != FULL]
 
+    def __str__(self) -> str:
+        from dlvsnap.render.text import diff_text  # noqa: PLC0415 (render imports model)
+
+        return diff_text(self)
+
 
 @dataclass
 class Location:
@@ -476,6 +486,11 @@ class DeleteEvent:
 
     def all_warnings(self) -> tuple[str, ...]:
         return self.before.warnings + self.after.warnings + self.warnings
+
+    def __str__(self) -> str:
+        from dlvsnap.render.text import event_text  # noqa: PLC0415 (render imports model)
+
+        return event_text(self)
 
 
 @dataclass

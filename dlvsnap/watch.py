@@ -35,7 +35,7 @@ dlvsnap does not (interfaces, structs...), both snapshots cover the whole map.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -258,12 +258,19 @@ class MapWatch:
         """Watch until the program exits, ``max_events``, or (a program dlvsnap did not
         start) it stops for another reason: a breakpoint of the user's, a halt. The
         breakpoints dlvsnap placed are removed when it stops watching."""
+        for _ in self.events():
+            pass
+        return self.summary
+
+    def events(self) -> Iterator[DeleteEvent]:
+        """The same watch as a generator: each event as it is recorded (after on_event).
+        Closing it early leaves the program stopped after the last delete yielded."""
         try:
-            return self._run()
+            yield from self._loop()
         finally:
             self.s.clear_owned_breakpoints()
 
-    def _run(self) -> Summary:
+    def _loop(self) -> Iterator[DeleteEvent]:
         self._resolve_static()
         self._place_breakpoints()
         ids = {bp.id for bp in self.bps}
@@ -271,7 +278,8 @@ class MapWatch:
             st = self.c.command("continue")
             if st.exited:
                 self.summary.exit_status = st.exit_status
-                return self._finish(st)
+                self._finish(st)
+                return
             hits = [
                 t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids
             ]
@@ -283,24 +291,25 @@ class MapWatch:
                     why = f"breakpoint {other.breakpoint.id} at {where}"
                 self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
                 self.summary.stopped_early = True
-                return self.summary
+                return
             for th in hits:
                 hit = self._parse_hit(th)
                 self._deletes_seen += 1
                 if self._is_watched(hit):
-                    self._record(hit, st)
+                    yield self._record(hit, st)
                     if (
                         self.opts.max_events is not None
                         and self.summary.deletes + self.summary.clears >= self.opts.max_events
                     ):
                         self.summary.stopped_early = True
-                        return self.summary
+                        return
                     break  # stepOut resumed the target: other hits of this stop are gone
 
-    def _finish(self, st: DebuggerState) -> Summary:
+    def _finish(self, st: DebuggerState) -> None:
+        """At exit: nothing to say after a watched delete; else why none was seen."""
         n = self.summary.deletes + self.summary.clears
         if n:
-            return self.summary
+            return
         if self._nil_seen is not None:
             raise MapResolutionError(
                 f"nil map: {self.opts.expr} was nil when the program deleted from it "
@@ -410,7 +419,7 @@ class MapWatch:
             dec = self._decoders[typ] = make_decoder(self.layout, mem, mt)
         return dec
 
-    def _record(self, hit: _Hit, st: DebuggerState) -> None:
+    def _record(self, hit: _Hit, st: DebuggerState) -> DeleteEvent:
         mem = self.s.memory(hit.map_addr, 8)
         dec = self._decoder(hit.typ, mem)
         key, decoded = self._deleted_key(hit, dec.keys, mem)
@@ -450,22 +459,22 @@ class MapWatch:
         self.summary.last = self._last = after
         if after_addr != hit.map_addr:
             self.target.base = after_addr
-        self.on_event(
-            DeleteEvent(
-                seq=self.summary.deletes + self.summary.clears,
-                op=op,
-                entry=hit.entry,
-                via=hit.via,
-                goroutine=hit.thread.goroutine_id,
-                location=hit.location,
-                key=key,
-                key_decoded=decoded,
-                before=before,
-                after=after,
-                diff=d,
-                warnings=tuple(warnings),
-            )
+        ev = DeleteEvent(
+            seq=self.summary.deletes + self.summary.clears,
+            op=op,
+            entry=hit.entry,
+            via=hit.via,
+            goroutine=hit.thread.goroutine_id,
+            location=hit.location,
+            key=key,
+            key_decoded=decoded,
+            before=before,
+            after=after,
+            diff=d,
+            warnings=tuple(warnings),
         )
+        self.on_event(ev)
+        return ev
 
     def _after(
         self, typ: int, dec: Decoder, addr: int, before: MapSnapshot, found: bool | None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
 from typing import IO
 
 import click
@@ -279,3 +281,30 @@ def _bytes(m: Memory, impl: str) -> str:
     if m.indirect:
         parts.append(f"indirect keys/elems {m.indirect:,}")
     return f"{m.held:,} B ({', '.join(parts)})"
+
+
+def _render(fn: Callable[[TextRenderer], None]) -> str:
+    buf = io.StringIO()
+    fn(TextRenderer(buf, colour=False))
+    return buf.getvalue().rstrip("\n")
+
+
+def snapshot_text(snap: MapSnapshot, limit: int = 64) -> str:
+    """str(MapSnapshot): the layout view of `dlvsnap snap`."""
+    title = f"{snap.impl} map at {snap.addr:#x}, layout {snap.layout}"
+    if snap.partial:
+        title += " (partial: the groups/buckets one delete could touch)"
+    return _render(lambda r: r.snapshot_view(title, snap, limit))
+
+
+def event_text(ev: DeleteEvent) -> str:
+    """str(DeleteEvent): the block `dlvsnap watch` prints for it."""
+    return _render(lambda r: r.event(ev, live_keys=False))
+
+
+def diff_text(d: MapDiff) -> str:
+    """str(MapDiff): its slot transitions and header deltas."""
+    lines = TextRenderer(io.StringIO(), colour=False)._change_lines(d, limit=200, absent_note=False)
+    lines.append(f"   count {d.count_before} -> {d.count_after}")
+    lines += [f"   {k} {_go(b)} -> {_go(a)}" for k, (b, a) in d.header_changes.items()]
+    return "\n".join(lines)

@@ -1,0 +1,220 @@
+"""The interactive ways in (issue 5): a user's own Delve server and client (--connect), a
+running program (--attach), a launch stopped at a location (--at), snapshot files saved
+at a live stop and decoded again, and the Python API example of the README."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import dlvsnap
+from dlvsnap.delve.client import BreakpointSpec, DelveClient
+from dlvsnap.delve.rpc import JsonRpcConnection
+from tests.support import FIXTURES, ROOT, build_fixture, dlv_binary, go_toolchain
+
+pytestmark = pytest.mark.live
+
+LISTEN_RE = re.compile(rb"API server listening at: 127\.0\.0\.1:(\d+)")
+
+
+def _dlvsnap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dlvsnap", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def users_delve_server(tmp: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """What a user runs: `dlv debug --headless --accept-multiclient` on the fixture."""
+    go = go_toolchain()
+    env = {**os.environ, "PATH": f"{Path(go).parent}:{os.environ['PATH']}"}
+    cmd = [dlv_binary(), "debug", "./interactive", "--headless", "--accept-multiclient"]
+    cmd += ["--output", str(tmp / "interactive-debug")]
+    cmd += ["--api-version=2", "--listen=127.0.0.1:0", "--", "1000"]
+    proc = subprocess.Popen(
+        cmd, cwd=FIXTURES, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        assert proc.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 120
+        while not (m := LISTEN_RE.search(seen)):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, seen.decode(errors="replace")
+            assert time.monotonic() < deadline, "dlv debug did not start"
+            seen += line
+        yield int(m.group(1)), proc
+    finally:
+        proc.terminate()  # dlv's own clean-up: kills the program, removes its binary
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _breakpoints(c: DelveClient) -> list[tuple[int, str, int, tuple[int, ...], str]]:
+    """The user's breakpoints (Delve's own have negative ids): where and what."""
+    return sorted(
+        (b.id, b.raw.get("file", ""), int(b.raw.get("line", 0)), b.addrs, b.cond)
+        for b in c.list_breakpoints()
+        if b.id > 0
+    )
+
+
+def _where(c: DelveClient) -> tuple[str, int, int]:
+    st = c.state(non_blocking=True)
+    th = st.current_thread
+    assert th is not None and not st.running
+    return th.function, th.line, st.pid
+
+
+def test_snap_and_watch_connect_leave_the_users_session_as_it_was(tmp_path: Path) -> None:
+    with users_delve_server(tmp_path) as (port, _server):
+        user = DelveClient(JsonRpcConnection("127.0.0.1", port))
+        user.set_api_version(2)
+        user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
+        user.command("continue")
+        user.command("continue")  # the second round: checkpoint(1)
+        bps, where = _breakpoints(user), _where(user)
+        assert where[0] == "main.checkpoint"
+        address = f"127.0.0.1:{port}"
+
+        saved = tmp_path / "inventory.json"
+        snap = _dlvsnap(
+            "snap", "--connect", address, "--map", "main.Inventory", "--save", str(saved)
+        )
+        assert snap.returncode == 0, snap.stderr
+        assert "main.Inventory (map[string]int)" in snap.stdout and "40 full" in snap.stdout
+        assert _breakpoints(user) == bps and _where(user) == where
+        assert dlvsnap.load(saved).snapshot.count == 40
+
+        watch = _dlvsnap("watch", "--connect", address, "--map", "main.Inventory", "--json")
+        assert watch.returncode == 0, watch.stderr
+        records = [json.loads(ln) for ln in watch.stdout.splitlines()]
+        deletes = [r for r in records if r["event"] == "delete"]
+        # from checkpoint(1) to checkpoint(2): the program deleted item-01 once
+        assert [(d["key"], d["key_present"]) for d in deletes] == [("item-01", True)]
+        notes = [r for r in records if r["event"] == "note" and r["kind"] == "stopped"]
+        assert len(notes) == 1 and "main.checkpoint" in notes[0]["message"]
+        # the user's breakpoint stopped the program again: same place, same breakpoints
+        assert _breakpoints(user) == bps
+        assert _where(user) == where
+        # and the program is alive and healthy: the user's client takes it to the end
+        for bp_id, *_ in bps:
+            user.clear_breakpoint(bp_id)
+        st = user.command("continue")
+        assert st.exited and st.exit_status == 0
+        user.conn.close()
+
+
+def test_connect_refuses_a_single_client_server(tmp_path: Path) -> None:
+    prog = build_fixture("interactive")
+    dlv = subprocess.Popen(
+        [dlv_binary(), "exec", str(prog), "--headless", "--api-version=2", "--listen=127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        assert dlv.stdout is not None
+        m = LISTEN_RE.search(dlv.stdout.readline())
+        assert m, "dlv exec did not start"
+        address = f"127.0.0.1:{m.group(1).decode()}"
+        r = _dlvsnap("snap", "--connect", address, "--map", "main.Inventory")
+        assert r.returncode == 6, r.stderr
+        assert "not started with --accept-multiclient" in r.stderr
+        assert r.stderr.count("\n") == 1
+    finally:
+        dlv.kill()
+        dlv.wait(timeout=30)
+
+
+def test_snap_at_a_location_with_frame_and_json() -> None:
+    r = _dlvsnap(
+        "snap",
+        str(build_fixture("interactive")),
+        "--at",
+        "main.checkpoint",
+        "--map",
+        "local",
+        "--frame",
+        "1",
+        "--json",
+        "--target-output",
+        os.devnull,
+    )
+    assert r.returncode == 0, r.stderr
+    state = json.loads(r.stdout)
+    assert state["count"] == 20 and sorted(state["live_keys"]) == list(range(20))
+    assert state["states"].count("F") == 20
+
+
+def test_snap_attach_releases_the_running_program() -> None:
+    prog = build_fixture("interactive")
+    p = subprocess.Popen(
+        [str(prog), "100000", "20"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().startswith("interactive: round 0")
+        r = _dlvsnap("snap", "--attach", str(p.pid), "--map", "main.Inventory", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["count"] in (39, 40)  # attached between or in a round
+        # released: it goes on running and printing rounds
+        rounds = [p.stdout.readline() for _ in range(3)]
+        assert all(x.startswith("interactive: round") for x in rounds), rounds
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
+def test_saved_snapshot_decodes_again_to_the_live_one(tmp_path: Path) -> None:
+    prog = build_fixture("interactive")
+    with open(os.devnull, "wb") as sink, dlvsnap.launch(prog, ["5"], output=sink) as dbg:
+        dbg.run_to("main.checkpoint")
+        m = dbg.map("main.Inventory")
+        m.save(tmp_path / "a.json")
+        live = m.snapshot()
+        for _ in dbg.watch(m, max_events=1):
+            pass
+        m.save(tmp_path / "b.json")
+    offline = dlvsnap.load(tmp_path / "a.json").snapshot
+    d = dlvsnap.diff(offline, live)
+    assert (d.changes, d.header_changes, d.table_changes) == ((), {}, {})
+    assert offline.live_keys() == live.live_keys() and len(live.live_keys()) == 40
+    # the CLI compares the two saved stops: item-00 was deleted between them
+    r = _dlvsnap("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--no-color")
+    assert r.returncode == 0, r.stderr
+    assert "key 'item-00'" in r.stdout and "used 40 -> 39" in r.stdout
+
+
+def test_readme_python_example_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    m = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", readme, re.S)
+    assert m, "README has no api-example block"
+    env = {**os.environ, "PATH": f"{Path(go_toolchain()).parent}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        [sys.executable, "-c", m.group(1)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "#1 delete key='item-00'" in r.stdout and "holds 1,688 B" in r.stdout
