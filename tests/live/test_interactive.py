@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -218,3 +219,39 @@ def test_readme_python_example_runs() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "#1 delete key='item-00'" in r.stdout and "holds 1,688 B" in r.stdout
+
+
+def test_ctrl_c_during_watch_connect_halts_and_removes_only_dlvsnaps_breakpoints(
+    tmp_path: Path,
+) -> None:
+    with users_delve_server(tmp_path) as (port, _server):
+        user = DelveClient(JsonRpcConnection("127.0.0.1", port))
+        user.set_api_version(2)
+        first = user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
+        user.command("continue")
+        user.clear_breakpoint(first.id)
+        # a breakpoint of the user's whose condition never holds while dlvsnap watches
+        user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint", cond="round < 0"))
+        bps = _breakpoints(user)
+        p = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "dlvsnap", "watch", "--connect", f"127.0.0.1:{port}"),
+                *("--map", "main.Inventory", "--json"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        assert p.stdout is not None
+        while '"event":"delete"' not in p.stdout.readline():  # watching: deletes come in
+            assert p.poll() is None, p.stderr.read() if p.stderr else ""
+        os.killpg(p.pid, signal.SIGINT)
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 130, err
+        # the program is stopped (halted), alive, with the user's breakpoints and no other
+        st = user.state(non_blocking=True)
+        assert not st.running and not st.exited
+        assert _breakpoints(user) == bps
+        assert user.command("continue").exited  # the user's client takes it to the end
+        user.conn.close()
