@@ -28,7 +28,7 @@ from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
 from dlvsnap.toolchain import matrix
 from dlvsnap.verify import check_binary
-from dlvsnap.watch import MapWatch, Note, WatchOptions
+from dlvsnap.watch import DEFAULT_OPS, OPS, MapWatch, Note, WatchOptions
 
 
 class Terminated(BaseException):
@@ -205,6 +205,14 @@ def cli() -> None:
     help="Snapshot the whole map around every delete (default: only what the delete can "
     "touch: the key's probe groups or bucket chain, and the headers).",
 )
+@click.option(
+    "--ops",
+    default=",".join(DEFAULT_OPS),
+    show_default=True,
+    metavar="OPS",
+    help="Which map operations to watch, comma-separated: delete, clear, assign (inserts "
+    "and updates: where memory is kept, how a classic map's grow evacuates).",
+)
 @_ways_in
 def watch(
     target: str | None,
@@ -215,6 +223,7 @@ def watch(
     live_keys: bool,
     max_events: int | None,
     full: bool,
+    ops: str,
     connect: str | None,
     attach: int | None,
     binary: str | None,
@@ -234,7 +243,14 @@ def watch(
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
     text = None if as_json else TextRenderer(out, colour=color)
+    op_list = tuple(dict.fromkeys(o.strip() for o in ops.split(",") if o.strip()))
+    unknown = [o for o in op_list if o not in OPS]
+    if unknown or not op_list:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(OPS)}", param_hint="--ops"
+        )
     opts = WatchOptions(
+        ops=op_list,
         expr=map_expr,
         in_func=in_func,
         live_keys=live_keys,

@@ -62,9 +62,10 @@ def _by_location(before: MapSnapshot, after: MapSnapshot) -> list[SlotChange]:
     sb, sa = _slots_of(ib, n), _slots_of(ia, n)
     moved = np.flatnonzero(b.ctrl[sb] != a.ctrl[sa])
     out = [_change(before, after, int(sb[i]), int(sa[i])) for i in moved]
-    if not before.partial and not after.partial:
+    if before.partial == after.partial:
         # rows only one side has: unreachable on the other (classic: oldbuckets released,
-        # an overflow chain cut by mapclear, an overflow bucket linked in)
+        # an overflow chain cut by mapclear, an overflow bucket linked in); two partial
+        # snapshots read the same chain or groups, so this holds for them too
         for p in _slots_of(np.setdiff1d(np.arange(len(b)), ib), n).tolist():
             s = before.slot(p)
             out.append(SlotChange(s.loc, s.byte, None, s.state, UNLINKED, s.key))

@@ -471,7 +471,7 @@ class Location:
 @dataclass
 class DeleteEvent:
     seq: int
-    op: str  # "delete" | "clear"
+    op: str  # "delete" | "clear" | "assign" (with --ops)
     entry: str  # runtime function that was hit
     via: str  # reflect entry point, if the call came through reflect
     goroutine: int
@@ -497,7 +497,9 @@ class DeleteEvent:
 class Summary:
     deletes: int = 0
     clears: int = 0
+    assigns: int = 0
     keys_removed: int = 0
+    keys_added: int = 0
     absent_deletes: int = 0
     first: MapSnapshot | None = None  # before the first delete
     last: MapSnapshot | None = None  # after the last delete
@@ -507,3 +509,20 @@ class Summary:
     @property
     def tombstones(self) -> int:
         return self.last.tombstones if self.last else 0
+
+    @property
+    def events(self) -> int:
+        return self.deletes + self.clears + self.assigns
+
+    def count(self, op: str, count_before: int, count_after: int) -> None:
+        """One more event of ``op`` that took the map's count from before to after."""
+        if op == "assign":
+            self.assigns += 1
+            self.keys_added += max(0, count_after - count_before)
+            return
+        if op == "clear":
+            self.clears += 1
+        else:
+            self.deletes += 1
+            self.absent_deletes += count_after == count_before
+        self.keys_removed += max(0, count_before - count_after)

@@ -79,6 +79,25 @@ from dlvsnap.target import elf_symbols
 from dlvsnap.verify import check_binary
 
 DELETE_FUNC_RE = r"^runtime\.(mapdelete(_fast32|_fast64|_faststr)?|mapclear)$"
+# The runtime entry points of each operation --ops can watch.
+OPS = {
+    "delete": r"mapdelete(_fast32|_fast64|_faststr)?",
+    "clear": r"mapclear",
+    "assign": r"mapassign(_fast32|_fast32ptr|_fast64|_fast64ptr|_faststr)?",
+}
+DEFAULT_OPS = ("delete", "clear")
+
+
+def ops_regex(ops: tuple[str, ...]) -> str:
+    return rf"^runtime\.({'|'.join(OPS[o] for o in ops)})$"
+
+
+def op_of(entry: str) -> str:
+    if entry.endswith("mapclear"):
+        return "clear"
+    return "assign" if "mapassign" in entry else "delete"
+
+
 _SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
 _REFLECT_ENTRY = re.compile(r"^reflect\.map(delete|delete_faststr|clear)$")
 STACK_DEPTH = 12
@@ -93,6 +112,7 @@ class WatchOptions:
     live_keys: bool = False
     max_events: int | None = None
     full: bool = False  # snapshot the whole map around every delete
+    ops: tuple[str, ...] = DEFAULT_OPS  # which map operations to watch (OPS)
     crosscheck: bool = False  # also take whole snapshots and report where the probe differs
 
 
@@ -229,11 +249,13 @@ class MapWatch:
         return ""
 
     def _place_breakpoints(self) -> None:
-        funcs = self.c.list_functions(DELETE_FUNC_RE)
+        funcs = self.c.list_functions(ops_regex(self.opts.ops))
         if not funcs:
+            what = {"delete": "runtime.mapdelete*", "clear": "runtime.mapclear"}
+            what["assign"] = "runtime.mapassign*"
             raise NoDeletesError(
-                "the program never deletes from a map: no runtime.mapdelete* or "
-                "runtime.mapclear in the binary"
+                f"the program never does {' or '.join(self.opts.ops)} on a map: no "
+                f"{' or '.join(what[o] for o in self.opts.ops)} in the binary"
             )
         cond = self._cond()
         for fn in funcs:
@@ -299,7 +321,7 @@ class MapWatch:
                     yield self._record(hit, st)
                     if (
                         self.opts.max_events is not None
-                        and self.summary.deletes + self.summary.clears >= self.opts.max_events
+                        and self.summary.events >= self.opts.max_events
                     ):
                         self.summary.stopped_early = True
                         return
@@ -307,8 +329,7 @@ class MapWatch:
 
     def _finish(self, st: DebuggerState) -> None:
         """At exit: nothing to say after a watched delete; else why none was seen."""
-        n = self.summary.deletes + self.summary.clears
-        if n:
+        if self.summary.events:
             return
         if self._nil_seen is not None:
             raise MapResolutionError(
@@ -423,13 +444,15 @@ class MapWatch:
         mem = self.s.memory(hit.map_addr, 8)
         dec = self._decoder(hit.typ, mem)
         key, decoded = self._deleted_key(hit, dec.keys, mem)
-        op = "clear" if hit.entry.endswith("mapclear") else "delete"
-        hasher = self._hasher(hit.typ, dec, mem) if op == "delete" and decoded else None
+        op = op_of(hit.entry)
+        hasher = self._hasher(hit.typ, dec, mem) if op != "clear" and decoded else None
         data = dec.keys.hash_input(key) if isinstance(hasher, KeyHasher) else None
         probed = None
         if data is not None and isinstance(hasher, KeyHasher) and self._last is not None:
             h = hasher
-            probed = dec.probe(hit.map_addr, key, lambda seed: h(data, seed), self._last)
+            probed = dec.probe(
+                hit.map_addr, key, lambda seed: h(data, seed), self._last, insert=op == "assign"
+            )
         before, found = probed if probed else (dec.snapshot(hit.map_addr), None)
         if isinstance(hasher, tuple) and not before.partial:
             self._check_hasher(hit.typ, dec, hasher[1], before)
@@ -440,27 +463,20 @@ class MapWatch:
         while after_st.next_in_progress and not after_st.exited:
             after_st = self.c.command("continue")  # another goroutine stopped first
         if after_st.exited:
-            raise TargetError("the program exited inside a map delete")
+            raise TargetError(f"the program exited inside {hit.entry}")
         after_addr = self._after_addr(hit, mem)
-        after, warnings = self._after(hit.typ, dec, after_addr, before, found)
+        after, warnings = self._after(hit.typ, dec, after_addr, before, found=found, op=op)
         d = diff(before, after)
         if check_before is not None:
             warnings += _crosscheck(d, diff(check_before, dec.snapshot(after_addr)))
-        if op == "clear":
-            self.summary.clears += 1
-        else:
-            self.summary.deletes += 1
-        removed = max(0, before.count - after.count)
-        self.summary.keys_removed += removed
-        if op == "delete" and removed == 0:
-            self.summary.absent_deletes += 1
+        self.summary.count(op, before.count, after.count)
         if self.summary.first is None:
             self.summary.first = before
         self.summary.last = self._last = after
         if after_addr != hit.map_addr:
             self.target.base = after_addr
         ev = DeleteEvent(
-            seq=self.summary.deletes + self.summary.clears,
+            seq=self.summary.events,
             op=op,
             entry=hit.entry,
             via=hit.via,
@@ -477,15 +493,26 @@ class MapWatch:
         return ev
 
     def _after(
-        self, typ: int, dec: Decoder, addr: int, before: MapSnapshot, found: bool | None
+        self,
+        typ: int,
+        dec: Decoder,
+        addr: int,
+        before: MapSnapshot,
+        *,
+        found: bool | None,
+        op: str,
     ) -> tuple[MapSnapshot, list[str]]:
-        """The snapshot after the delete: what ``before`` read, read again; with a warning
+        """The snapshot after the call: what ``before`` read, read again; with a warning
         (and whole snapshots from then on) if the count says the probe was wrong."""
         if not before.partial:
             return dec.snapshot(addr), []
-        after = dec.reread(addr, before)
+        after = dec.reread(addr, before, structural=op == "assign")
         warnings = []
-        if after.count != before.count - (1 if found else 0):
+        if op == "assign":
+            expect = before.count + (0 if found else 1)
+        else:
+            expect = before.count - (1 if found else 0)
+        if after.count != expect:
             warnings.append(
                 f"the probe found the key {'present' if found else 'absent'} but the "
                 f"count went {before.count} -> {after.count}: whole snapshots from now on"
@@ -560,15 +587,17 @@ class MapWatch:
         return hit.map_addr + (hi_now - hit.stack_hi)
 
     def _deleted_key(self, hit: _Hit, keys: KeyDecoder, mem: MemoryReader) -> tuple[KeyValue, bool]:
-        """The key being deleted, from the entry point's key argument (None for mapclear)."""
+        """The key being deleted (or assigned), from the entry point's key argument (None
+        for mapclear)."""
         a = hit.key_arg
         if a is None or hit.entry.endswith("mapclear"):
             return None, False
         try:
             if hit.entry.endswith("_faststr") or a.kind == KIND_STRING:
                 key = keys.string_at(a.base, a.len)
-            elif hit.entry.endswith(("_fast32", "_fast64")):
-                width = 4 if hit.entry.endswith("_fast32") else 8
+            elif hit.entry.endswith(("_fast32", "_fast64", "_fast32ptr", "_fast64ptr")):
+                # the key itself (a pointer, for the ptr variants), not a pointer to it
+                width = 4 if "_fast32" in hit.entry else 8
                 key = keys.from_value(a.as_int().to_bytes(width, self.layout.order))
             elif a.as_int() == 0:  # runtime.mapdelete: an unsafe.Pointer to the key's bytes
                 return None, False

@@ -119,10 +119,19 @@ class ClassicDecoder(BaseDecoder):
         return self._make(addr, h, rows, memory, warnings=warnings, shape=shape, partial=False)
 
     def probe(
-        self, addr: int, key: KeyValue, hash_of: Callable[[int], int], base: MapSnapshot
+        self,
+        addr: int,
+        key: KeyValue,
+        hash_of: Callable[[int], int],
+        base: MapSnapshot,
+        *,
+        insert: bool = False,
     ) -> tuple[MapSnapshot, bool] | None:
         """The chain of ``key``'s bucket (``hash_of(seed)`` is its hash), if the map is not
-        growing and its structure is that of ``base``."""
+        growing and its structure is that of ``base``. An insert of a new key writes that
+        chain too, unless it may start a grow or need an overflow bucket: then None (read
+        the whole map), judged conservatively (a load of 6 per bucket, 1.21's, is below
+        every release's; the overflow threshold is tooManyOverflowBuckets')."""
         h = self.header(addr)
         if h["oldbuckets"] or not h["buckets"] or _structure(h) != base.shape[1:-1]:
             return None
@@ -134,11 +143,20 @@ class ClassicDecoder(BaseDecoder):
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
         hits = np.flatnonzero(rows.ctrl == top)
         found = any(rows.key(int(p)) == key for p in hits)
+        if insert and not found:
+            b = int(h["B"])
+            if (
+                int(h["count"]) + 1 > 6 << b
+                or int(h["noverflow"]) >= 1 << min(b, 15)
+                or not np.any(rows.ctrl < self.min_top)  # no free slot: a new overflow bucket
+            ):
+                return None
         snap = self._make(addr, h, rows, base.memory, shape=base.shape, partial=True)
         return snap, found
 
-    def reread(self, addr: int, prior: MapSnapshot) -> MapSnapshot:
-        """The chain of ``prior`` read again (the whole map if the structure changed)."""
+    def reread(self, addr: int, prior: MapSnapshot, *, structural: bool = False) -> MapSnapshot:
+        """The chain of ``prior`` read again (the whole map if the structure changed: the
+        header tells, so ``structural`` needs nothing more here)."""
         h = self.header(addr)
         if not prior.partial or h["oldbuckets"] or _structure(h) != prior.shape[1:-1]:
             return self.snapshot(addr)

@@ -163,10 +163,19 @@ class SwissDecoder(BaseDecoder):
         return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=False)
 
     def probe(
-        self, addr: int, key: KeyValue, hash_of: Callable[[int], int], base: MapSnapshot
-    ) -> tuple[MapSnapshot, bool]:
+        self,
+        addr: int,
+        key: KeyValue,
+        hash_of: Callable[[int], int],
+        base: MapSnapshot,
+        *,
+        insert: bool = False,
+    ) -> tuple[MapSnapshot, bool] | None:
         """What deleting ``key`` can touch (``hash_of(seed)`` is its hash); and whether it is
-        there. ``base`` is unused: the table headers are read every time."""
+        there. ``base`` is unused: the table headers are read every time. For an insert
+        (``insert``): its whole table, since an insert may also clear tombstones anywhere
+        in it (pruneTombstones); None (read the whole map) when the table has no growth
+        left, since the insert may then grow or split it."""
         hdr = self.header(addr)
         warnings: list[str] = []
         d = self._prepare(addr, hdr, warnings)
@@ -180,6 +189,12 @@ class SwissDecoder(BaseDecoder):
         di = 0 if dir_len == 1 else hash_ >> (int(hdr["globalShift"]) & 63)
         t = d.table(d.find(di))
         h2 = hash_ & 0x7F
+        if insert:
+            rows = self._rows([(t.index, 0, t.n_groups)])
+            found = any(rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl == h2))
+            if t.growth_left == 0 and not found:
+                return None  # table.rehash: grow or split
+            return self._make(addr, hdr, d, [t], rows, warnings=warnings, partial=True), found
         mask = t.n_groups - 1
         offset = (hash_ >> 7) & mask
         parts: list[Rows] = []
@@ -197,11 +212,22 @@ class SwissDecoder(BaseDecoder):
         rows = Rows.concat(parts, classic=False)
         return self._make(addr, hdr, d, [t], rows, warnings=warnings, partial=True), found
 
-    def reread(self, addr: int, prior: MapSnapshot) -> MapSnapshot:
+    def reread(self, addr: int, prior: MapSnapshot, *, structural: bool = False) -> MapSnapshot:
         """The groups of ``prior`` (a probe) read again, with the header and the probe's
         table: a delete writes nothing else (table.Delete changes its own table, Map.Delete
-        the header). The whole map if the directory or that table's groups changed."""
+        the header). The whole map if the directory or that table's groups changed.
+        ``structural`` (after an insert): every table header is read again too, since an
+        insert may split a table without changing the directory's length."""
         hdr = self.header(addr)
+        if structural:
+            warnings: list[str] = []
+            d = self._prepare(addr, hdr, warnings)
+            if not prior.partial or _shape(hdr, d) != prior.shape:
+                return self.snapshot(addr)
+            tables = [d.table(d.find(t.index)) for t in prior.tables]
+            where = [(t.index, 0, t.n_groups) for t in tables]
+            rows = self._rows(where)
+            return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=True)
         t0 = prior.tables[0] if prior.partial and len(prior.tables) == 1 else None
         if t0 is None or (hdr["dirPtr"], hdr["dirLen"]) != (
             prior.header["dirPtr"],

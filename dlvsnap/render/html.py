@@ -23,7 +23,7 @@ from typing import Any
 from dlvsnap.errors import TargetError
 from dlvsnap.render.jsonl import SCHEMA_VERSION, SLOTS_PER_GROUP, STATE_CHARS
 
-OPS = ("delete", "clear")
+OPS = ("delete", "clear", "assign")
 FULL_GRID_GROUPS = 1024  # up to 8,192 slots as elements; more: canvas overview + detail
 CHART_COLUMNS = 1000  # the chart keeps at most this many columns (min/max of each)
 CHANGE_KEYS_MAX = 256  # per-change keys are kept for events with at most this many changes

@@ -50,7 +50,10 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
         "line": ev.location.line,
         "map_addr": ev.after.addr,
         "key": key_to_json(ev.key) if ev.key_decoded else None,
-        "key_present": d.count_after < d.count_before,
+        # delete: the key was there (and went); assign: it was there (its value replaced)
+        "key_present": (
+            d.count_after == d.count_before if ev.op == "assign" else d.count_after < d.count_before
+        ),
         "count_before": d.count_before,
         "count_after": d.count_after,
         "changes": [c.to_json() for c in d.changes],
@@ -124,6 +127,8 @@ def summary(out: IO[str], s: Summary, reader: str) -> None:
         "clears": s.clears,
         "keys_removed": s.keys_removed,
         "absent_deletes": s.absent_deletes,
+        "assigns": s.assigns,
+        "keys_added": s.keys_added,
         "exit_status": s.exit_status,
         "stopped_early": s.stopped_early,
         "memory_reader": reader,

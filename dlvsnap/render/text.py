@@ -60,11 +60,13 @@ class TextRenderer:
 
     def event(self, ev: DeleteEvent, live_keys: bool) -> None:
         head = f"#{ev.seq} {ev.op}"
-        if ev.op == "delete":
+        if ev.op != "clear":
             head += " key=" + (key_to_text(ev.key) if ev.key_decoded else "?")
         entry = ev.entry + (f" via {ev.via}" if ev.via else "")
         lines = [f"{self._c(head, bold=True)}  {ev.location}  ({entry})"]
-        if ev.diff.changes or ev.op == "delete":
+        if ev.op == "assign" and not ev.diff.changes:
+            lines.append("   no slot changed (key present: its value replaced in place)")
+        elif ev.diff.changes or ev.op == "delete":
             lines += self._change_lines(ev.diff)
         lines.append("   " + "   ".join(self._deltas(ev.diff, ev.after)))
         lines.append("   " + self._holds(ev.after))
@@ -193,6 +195,8 @@ class TextRenderer:
             ["clears seen", str(s.clears)],
             ["keys removed", str(s.keys_removed)],
         ]
+        if s.assigns:
+            rows.append(["assigns seen", f"{s.assigns} ({s.keys_added} new keys)"])
         if last is not None:
             if last.impl == "swiss":
                 rows.append(["tombstones left", str(s.tombstones)])
