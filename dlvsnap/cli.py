@@ -22,6 +22,7 @@ from dlvsnap.build import build_package
 from dlvsnap.diff import diff
 from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError, TargetError
 from dlvsnap.model import DeleteEvent
+from dlvsnap.progress import Progress
 from dlvsnap.regress import Regress
 from dlvsnap.render import html, jsonl
 from dlvsnap.render.text import TextRenderer
@@ -45,12 +46,16 @@ def _log(verbose: bool, msg: str) -> None:
 
 
 @contextlib.contextmanager
-def _binary_for(target: str, go: str | None, verbose: bool) -> Iterator[Path]:
+def _binary_for(
+    target: str, go: str | None, verbose: bool, progress: Progress | None = None
+) -> Iterator[Path]:
     """A built binary for TARGET: the file itself, or the package built into a temp folder."""
     p = Path(target)
     if p.is_dir():
         with tempfile.TemporaryDirectory(prefix="dlvsnap-") as tmp:
             _log(verbose, f"building {p} with -gcflags='all=-N -l'")
+            if progress:
+                progress.status(f"building {p.resolve().name} (go build -gcflags='all=-N -l') …")
             yield build_package(p.resolve(), Path(tmp) / p.resolve().name, go)
         return
     if not p.exists():
@@ -80,6 +85,7 @@ def _session(
     sink: BinaryIO,
     reader: str,
     verbose: bool,
+    progress: Progress,
 ) -> Iterator[Session]:
     """The three ways in: launch TARGET, attach to a PID, or connect to a Delve server."""
     ways = sum(x is not None for x in (target, connect, attach))
@@ -88,22 +94,33 @@ def _session(
     if (connect or attach) and program_args:
         raise click.UsageError("program arguments only go with a TARGET to launch")
     if connect is not None:
+        progress.status(f"connecting to Delve at {connect} …")
         with Session.connect(connect, binary, reader) as s:
             _log(verbose, f"connected to Delve {s.version.short} at {connect}, pid {s.pid}")
             yield s
         return
     if attach is not None:
+        progress.status(f"attaching to {attach} …")
         with Session.attach(dlv_path, attach, sink, reader) as s:
             _log(verbose, f"dlv attach {attach} with {s.dlv_path}")
             yield s
         return
     assert target is not None
-    with (
-        _binary_for(target, go_path, verbose) as path,
-        Session.launch(dlv_path, path, list(program_args), sink, reader) as s,
-    ):
-        _log(verbose, f"dlv exec {path} with {s.dlv_path}")
-        yield s
+    with _binary_for(target, go_path, verbose, progress) as path:
+        progress.status(f"starting Delve on {path.name} …")
+        with Session.launch(dlv_path, path, list(program_args), sink, reader) as s:
+            _log(verbose, f"dlv exec {path} with {s.dlv_path}")
+            yield s
+
+
+def _parse_ops(ops: str) -> tuple[str, ...]:
+    op_list = tuple(dict.fromkeys(o.strip() for o in ops.split(",") if o.strip()))
+    unknown = [o for o in op_list if o not in OPS]
+    if unknown or not op_list:
+        raise click.BadParameter(
+            f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(OPS)}", param_hint="--ops"
+        )
+    return op_list
 
 
 def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
@@ -243,12 +260,8 @@ def watch(
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
     text = None if as_json else TextRenderer(out, colour=color)
-    op_list = tuple(dict.fromkeys(o.strip() for o in ops.split(",") if o.strip()))
-    unknown = [o for o in op_list if o not in OPS]
-    if unknown or not op_list:
-        raise click.BadParameter(
-            f"{', '.join(unknown) or 'nothing'}: choose from {', '.join(OPS)}", param_hint="--ops"
-        )
+    progress = Progress.for_terminal(as_json)
+    op_list = _parse_ops(ops)
     opts = WatchOptions(
         ops=op_list,
         expr=map_expr,
@@ -269,13 +282,19 @@ def watch(
                 jsonl.snapshot(out, ev.before)
             jsonl.event(out, ev, live_keys)
         else:
+            progress.clear()
             text.event(ev, live_keys)
+            progress.status(
+                f"watching {map_expr}: {ev.seq} events, the map holds {ev.after.memory.held:,} B …",
+                force=False,
+            )
         first = False
 
     def on_note(n: Note) -> None:
         if text is None:
             jsonl.note(out, n.kind, n.message, n.data)
         else:
+            progress.clear()
             text.note(n.message)
 
     with (
@@ -291,17 +310,23 @@ def watch(
             sink=sink,
             reader=reader,
             verbose=verbose,
+            progress=progress,
         ) as s,
     ):
         t = s.target
         _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
         w = MapWatch(s, opts, on_event, on_note)
+        progress.clear()
         if text is None:
             jsonl.start(out, t, map_expr, s.version.short)
         else:
             name = Path(t.path).name
             text.start(f"watching {map_expr} in {name}: {t.describe()}, Delve {s.version.short}")
-        summary = w.run()
+            progress.status(f"watching {map_expr}: running to the first {' or '.join(op_list)} …")
+        try:
+            summary = w.run()
+        finally:
+            progress.clear()
         used = s.memory_reader_name
         _log(verbose, f"memory read through {used}")
         if text is None:
@@ -367,6 +392,7 @@ def snap(
     out: IO[str] = sys.stdout
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
+    progress = Progress.for_terminal(as_json)
     with (
         _output_sink(target_output) as sink,
         _session(
@@ -380,13 +406,17 @@ def snap(
             sink=sink,
             reader=reader,
             verbose=verbose,
+            progress=progress,
         ) as s,
     ):
         if at:
+            progress.status(f"running to {at} …")
             snapmod.run_to(s, at)
         where = snapmod.current_location(s, goroutine, frame)
         ref = snapmod.resolve(s, map_expr, goroutine, frame)
+        progress.status(f"reading {map_expr} ({ref.type_name}) …")
         taken, mem = snapmod.snapshot(s, ref)
+        progress.clear()
         _log(verbose, f"memory read through {mem.name}: {sum(map(len, mem.regions.values())):,} B")
         if save:
             snapfile.save(
