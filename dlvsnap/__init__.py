@@ -2,11 +2,25 @@
 
 The Python API (see README "Python API"): ``launch``, ``attach``, ``connect`` give a
 Debugger; ``Debugger.map(expr).snapshot()``, ``Debugger.watch(m)``; ``load`` reads a saved
-snapshot; ``diff`` compares two snapshots.
+snapshot; ``compare`` diffs two snapshots. They are imported on first use, so that light
+modules (``dlvsnap.toolchain``, used by scripts/toolchains with a bare Python) stay light.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-from dlvsnap.api import Debugger, MapHandle, attach, connect, diff, launch, load
+__all__ = ["Debugger", "MapHandle", "__version__", "attach", "compare", "connect", "launch", "load"]
 
-__all__ = ["Debugger", "MapHandle", "__version__", "attach", "connect", "diff", "launch", "load"]
+if TYPE_CHECKING:
+    from dlvsnap.api import Debugger, MapHandle, attach, compare, connect, launch, load
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from dlvsnap import api  # noqa: PLC0415 (lazy: see the module docstring)
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'dlvsnap' has no attribute {name!r}")

@@ -27,13 +27,13 @@ from dlvsnap import snapfile
 from dlvsnap.build import build_package
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.diff import diff
-from dlvsnap.model import DeleteEvent, Location, MapSnapshot
+from dlvsnap.model import DeleteEvent, Location, MapDiff, MapSnapshot
 from dlvsnap.session import Session
 from dlvsnap.snapfile import SavedSnapshot
 from dlvsnap.target import TargetInfo
 from dlvsnap.watch import MapWatch, Note, WatchOptions
 
-__all__ = ["Debugger", "MapHandle", "attach", "connect", "diff", "launch", "load"]
+__all__ = ["Debugger", "MapHandle", "attach", "compare", "connect", "launch", "load"]
 
 
 @dataclass
@@ -168,3 +168,8 @@ def connect(address: str, *, binary: str | None = None, reader: str = "auto") ->
 def load(path: str | Path) -> SavedSnapshot:
     """A saved snapshot, decoded again from its bytes (``.snapshot`` is a MapSnapshot)."""
     return snapfile.load(path)
+
+
+def compare(before: MapSnapshot, after: MapSnapshot) -> MapDiff:
+    """Two snapshots of a map, slot by slot (what watch and `dlvsnap diff` show)."""
+    return diff(before, after)

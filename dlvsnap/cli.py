@@ -68,7 +68,11 @@ def _output_sink(path: str | None) -> Iterator[BinaryIO]:
     if path is None:
         yield sys.stderr.buffer
         return
-    with open(path, "wb") as f:
+    try:
+        f = open(path, "wb")  # noqa: SIM115 (closed below; the open alone may fail)
+    except OSError as e:
+        raise click.FileError(path, hint=e.strerror) from None
+    with f:
         yield f
 
 

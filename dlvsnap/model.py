@@ -391,9 +391,6 @@ class MapSnapshot:
             raise ValueError("a partial snapshot does not hold every key")
         return self.rows.keys_at(np.flatnonzero(self.full_mask))
 
-    def slot_map(self) -> dict[SlotLoc, Slot]:
-        return {s.loc: s for s in self.slots}
-
     def __str__(self) -> str:
         from dlvsnap.render.text import snapshot_text  # noqa: PLC0415 (render imports model)
 

@@ -96,7 +96,10 @@ class Regress:
             lines: list[str] = []
             with Session.launch(dlv, prog, [], sink=None) as s:
                 impl = s.target.map_impl
-                w = MapWatch(s, WatchOptions(expr=fx.expr), lambda ev: lines.append(event_line(ev)))
+                # whole snapshots: a rule such as "an absent key changes nothing" is about
+                # the whole map, not the groups a probe reads
+                opts = WatchOptions(expr=fx.expr, full=True)
+                w = MapWatch(s, opts, lambda ev: lines.append(event_line(ev)))
                 layout = w.layout.name
                 w.run()
         except DlvsnapError as e:

@@ -28,9 +28,9 @@ from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.rpc import JsonRpcConnection
 from dlvsnap.delve.types import Breakpoint, Version
-from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError, RPCError, TargetError
+from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError, TargetError
 from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
-from dlvsnap.target import TargetInfo, detect_map_impl, identify
+from dlvsnap.target import TargetInfo, detect_map_impl, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
 
 
@@ -58,6 +58,7 @@ class Session:
         self._reader: MemoryReader | None = None
         self._closed = False
         self.owned_breakpoints: set[int] = set()  # created by dlvsnap: removed by dlvsnap
+        self._bias: int | None = None
 
     @classmethod
     def launch(
@@ -255,19 +256,29 @@ class Session:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(self.pid, signal.SIGKILL)
 
+    def load_bias(self) -> int:
+        """Where the program is loaded minus where its ELF symbols say (0 unless it is a
+        position-independent executable): runtime.firstmoduledata.text vs runtime.text."""
+        if self._bias is None:
+            self._bias = 0
+            text = elf_symbols(self.target.path, ["runtime.text"]).get("runtime.text")
+            if text is not None:
+                with contextlib.suppress(DelveError, ValueError):
+                    self._bias = self.client.eval("runtime.firstmoduledata.text").as_int() - text
+        return self._bias
+
     def create_breakpoint(self, spec: BreakpointSpec) -> Breakpoint:
         bp = self.client.create_breakpoint(spec)
         self.owned_breakpoints.add(bp.id)
         return bp
 
     def clear_owned_breakpoints(self, client: DelveClient | None = None) -> None:
-        """Remove dlvsnap's breakpoints (only those), where the target is not dlvsnap's to
-        kill; needs a stopped target."""
+        """Remove dlvsnap's breakpoints (only those); needs a stopped target."""
         c = client or self.client
-        if self.mode == "launch" or c.conn.closed:
+        if c.conn.closed:
             return
         for bp_id in sorted(self.owned_breakpoints):
-            with contextlib.suppress(RPCError):  # already gone
+            with contextlib.suppress(DelveError):  # already gone (or the program ended)
                 c.clear_breakpoint(bp_id)
             self.owned_breakpoints.discard(bp_id)
 

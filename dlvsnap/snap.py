@@ -55,7 +55,7 @@ def type_descriptor(s: Session, type_name: str) -> int:
     if off is None:
         raise TargetError(f"no runtime type for {type_name} in the binary's DWARF")
     syms = elf_symbols(s.target.path, _TYPES_BASE)
-    base = next((syms[n] for n in _TYPES_BASE if n in syms), None)
+    base = next((syms[n] + s.load_bias() for n in _TYPES_BASE if n in syms), None)
     if base is None:
         try:
             base = s.client.eval("runtime.firstmoduledata.types").as_int()
@@ -82,22 +82,22 @@ def run_to(s: Session, location: str) -> Location:
         raise TargetError(f"no such location: {location} ({e.message})") from None
     if not pcs:
         raise TargetError(f"no such location: {location}")
-    bp = s.client.create_breakpoint(BreakpointSpec(addrs=tuple(pcs)))
-    try:
-        while True:
-            st = s.client.command("continue")
-            if st.exited:
-                raise TargetError(
-                    f"the program exited (status {st.exit_status}) before reaching {location}"
-                )
-            for th in st.threads_at_breakpoints():
-                if th.breakpoint and th.breakpoint.id == bp.id:
-                    if st.current_goroutine_id != th.goroutine_id:
-                        s.client.command("switchGoroutine", goroutineID=th.goroutine_id)
-                    return Location(th.function, th.file, th.line)
-    finally:
-        if not s.client.conn.closed:
-            s.client.clear_breakpoint(bp.id)
+    bp = s.create_breakpoint(BreakpointSpec(addrs=tuple(pcs)))
+    while True:
+        st = s.client.command("continue")
+        if st.exited:
+            raise TargetError(
+                f"the program exited (status {st.exit_status}) before reaching {location}"
+            )
+        for th in st.threads_at_breakpoints():
+            if th.breakpoint and th.breakpoint.id == bp.id:
+                if st.current_goroutine_id != th.goroutine_id:
+                    s.client.command("switchGoroutine", goroutineID=th.goroutine_id)
+                s.clear_owned_breakpoints()
+                return Location(th.function, th.file, th.line)
+        if s.mode != "launch":  # the user's breakpoint, or a halt: theirs to handle
+            s.clear_owned_breakpoints()
+            raise TargetError(f"the program stopped before reaching {location}")
 
 
 def current_location(s: Session, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> Location:

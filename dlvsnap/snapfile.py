@@ -118,7 +118,10 @@ def save(
             ],
         },
     }
-    Path(path).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    try:
+        Path(path).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    except OSError as e:
+        raise SnapshotFileError(f"{path}: cannot write: {e.strerror}") from None
 
 
 def load(path: str | Path) -> SavedSnapshot:

@@ -78,7 +78,6 @@ from dlvsnap.session import Session
 from dlvsnap.target import elf_symbols
 from dlvsnap.verify import check_binary
 
-DELETE_FUNC_RE = r"^runtime\.(mapdelete(_fast32|_fast64|_faststr)?|mapclear)$"
 # The runtime entry points of each operation --ops can watch.
 OPS = {
     "delete": r"mapdelete(_fast32|_fast64|_faststr)?",
@@ -123,6 +122,10 @@ class Note:
     kind: str
     message: str
     data: dict[str, object] = field(default_factory=dict)
+
+
+class _UsersStopError(Exception):
+    """The user's breakpoint stopped the program while dlvsnap stepped out of a call."""
 
 
 @dataclass
@@ -286,10 +289,18 @@ class MapWatch:
 
     def events(self) -> Iterator[DeleteEvent]:
         """The same watch as a generator: each event as it is recorded (after on_event).
-        Closing it early leaves the program stopped after the last delete yielded."""
+        Closing it early leaves the program stopped after the last delete yielded. dlvsnap's
+        breakpoints are removed at the end, except on Ctrl-C/SIGTERM, when a call may be in
+        flight on the connection: the Session's clean-up handles that case."""
         try:
             yield from self._loop()
-        finally:
+        except (GeneratorExit, Exception):
+            self._clear()
+            raise
+        self._clear()
+
+    def _clear(self) -> None:
+        if self.summary.exit_status is None:  # else the program and its breakpoints are gone
             self.s.clear_owned_breakpoints()
 
     def _loop(self) -> Iterator[DeleteEvent]:
@@ -306,11 +317,7 @@ class MapWatch:
                 t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids
             ]
             if not hits and self.s.mode != "launch":
-                other = next((t for t in st.threads_at_breakpoints() if t.breakpoint), None)
-                why = "a stop dlvsnap did not ask for (halt?)"
-                if other and other.breakpoint:
-                    where = Location(other.function, other.file, other.line)
-                    why = f"breakpoint {other.breakpoint.id} at {where}"
+                why = self._users_stop(st) or "a stop dlvsnap did not ask for (halt?)"
                 self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
                 self.summary.stopped_early = True
                 return
@@ -318,7 +325,16 @@ class MapWatch:
                 hit = self._parse_hit(th)
                 self._deletes_seen += 1
                 if self._is_watched(hit):
-                    yield self._record(hit, st)
+                    try:
+                        yield self._record(hit, st)
+                    except _UsersStopError as stop:
+                        msg = (
+                            f"the program stopped at {stop} during a watched call, which is "
+                            "not reported: watch ends here"
+                        )
+                        self.on_note(Note("stopped", msg))
+                        self.summary.stopped_early = True
+                        return
                     if (
                         self.opts.max_events is not None
                         and self.summary.events >= self.opts.max_events
@@ -326,6 +342,13 @@ class MapWatch:
                         self.summary.stopped_early = True
                         return
                     break  # stepOut resumed the target: other hits of this stop are gone
+
+    def _users_stop(self, st: DebuggerState) -> str:
+        """A breakpoint of someone else's in this stop ("" if none)."""
+        for t in st.threads_at_breakpoints():
+            if t.breakpoint and t.breakpoint.id not in self.s.owned_breakpoints:
+                return f"breakpoint {t.breakpoint.id} at {Location(t.function, t.file, t.line)}"
+        return ""
 
     def _finish(self, st: DebuggerState) -> None:
         """At exit: nothing to say after a watched delete; else why none was seen."""
@@ -461,11 +484,15 @@ class MapWatch:
             self.c.command("switchGoroutine", goroutineID=hit.thread.goroutine_id)
         after_st = self.c.command("stepOut")
         while after_st.next_in_progress and not after_st.exited:
+            if self.s.mode != "launch" and self._users_stop(after_st):
+                # another goroutine stopped for the user mid-call: hand the program back
+                self.c.cancel_next()
+                raise _UsersStopError(self._users_stop(after_st))
             after_st = self.c.command("continue")  # another goroutine stopped first
         if after_st.exited:
             raise TargetError(f"the program exited inside {hit.entry}")
         after_addr = self._after_addr(hit, mem)
-        after, warnings = self._after(hit.typ, dec, after_addr, before, found=found, op=op)
+        after, warnings = self._after(hit.typ, dec, after_addr, before, found=found, op=op, key=key)
         d = diff(before, after)
         if check_before is not None:
             warnings += _crosscheck(d, diff(check_before, dec.snapshot(after_addr)))
@@ -501,6 +528,7 @@ class MapWatch:
         *,
         found: bool | None,
         op: str,
+        key: KeyValue,
     ) -> tuple[MapSnapshot, list[str]]:
         """The snapshot after the call: what ``before`` read, read again; with a warning
         (and whole snapshots from then on) if the count says the probe was wrong."""
@@ -512,12 +540,20 @@ class MapWatch:
             expect = before.count + (0 if found else 1)
         else:
             expect = before.count - (1 if found else 0)
-        if after.count != expect:
+        # an insert of a new key must have landed in what the probe read
+        landed = (
+            op != "assign"
+            or bool(found)
+            or not after.partial
+            or any(after.rows.key(int(p)) == key for p in np.flatnonzero(after.full_mask))
+        )
+        if after.count != expect or not landed:
+            where = "" if landed else ", and the new key is not where the probe looked"
             warnings.append(
                 f"the probe found the key {'present' if found else 'absent'} but the "
-                f"count went {before.count} -> {after.count}: whole snapshots from now on"
+                f"count went {before.count} -> {after.count}{where}: whole snapshots from now on"
             )
-            self._hashers[typ] = "its hash disagreed with a delete"
+            self._hashers[typ] = f"its hash disagreed with the {op} of {key!r}"
         if self.opts.live_keys and after.partial:
             after = dec.snapshot(addr)
         return after, warnings
@@ -546,36 +582,44 @@ class MapWatch:
         t = self.s.target
         if t.goarch != "amd64":
             return f"dlvsnap hashes keys on amd64 only, not {t.goarch}"
-        syms = elf_symbols(t.path, [*HASHERS, *AESKEYSCHED, *USE_AESHASH])
+        bias = self.s.load_bias()  # non-zero for a position-independent executable
+        syms = {
+            n: a + bias
+            for n, a in elf_symbols(t.path, [*HASHERS, *AESKEYSCHED, *USE_AESHASH]).items()
+        }
         ks = next((syms[n] for n in AESKEYSCHED if n in syms), None)
         use = next((syms[n] for n in USE_AESHASH if n in syms), None)
         if ks is None or use is None:
             return "the binary has no aeskeysched symbol"
-        if mem.read(use, 1) == b"\x00":
-            return "the target runs without AES hashing (runtime.useAeshash is false)"
         try:
+            if mem.read(use, 1) == b"\x00":
+                return "the target runs without AES hashing (runtime.useAeshash is false)"
             pc = int.from_bytes(mem.read(mt.hasher, t.ptr_size), self.layout.order)
-        except MemoryReadError:
-            return "cannot read the map type's hash function"
-        name = next((n for n, a in syms.items() if a == pc and n in HASHERS), None)
-        if name is None:
-            return f"dlvsnap does not hash {mt.key.kind_name} keys this way (hasher at {pc:#x})"
-        return ("pending", KeyHasher(name, mem.read(ks, 128)))
+            name = next((n for n, a in syms.items() if a == pc and n in HASHERS), None)
+            if name is None:
+                return f"dlvsnap does not hash {mt.key.kind_name} keys this way (hasher at {pc:#x})"
+            return ("pending", KeyHasher(name, mem.read(ks, 128)))
+        except MemoryReadError as e:
+            return f"cannot read the hash function's state: {e}"
 
     def _check_hasher(self, typ: int, dec: Decoder, h: KeyHasher, snap: MapSnapshot) -> None:
-        """Trust the hasher once it places up to 64 live keys of a whole snapshot where the
-        runtime put them (h2/tophash, and table/probe sequence or bucket)."""
+        """Trust the hasher once it places at least 8 (up to 64) live keys of a whole
+        snapshot where the runtime put them (h2/tophash: 7-8 bits each, and table or
+        bucket). Until a snapshot has 8 keys it can hash, the hasher stays pending."""
         full = np.flatnonzero(snap.full_mask)
-        if len(full) == 0:
-            return  # nothing to check against yet
         seed = int(snap.header["seed" if snap.impl == "swiss" else "hash0"])
+        checked = 0
         for pos in full[:: max(1, len(full) // 64)][:64].tolist():
             data = dec.keys.hash_input(snap.rows.key(pos))
-            if data is None or not _placed(snap, pos, h(data, seed), self.layout.ptr_size):
+            if data is None:
+                continue  # a key dlvsnap cannot hash (a NaN, a cut string): no evidence
+            if not dec.placed(snap, pos, h(data, seed)):
                 self._hashers[typ] = f"dlvsnap's {h.name} does not place this map's keys"
                 self.on_note(Note("snapshots", f"whole-map snapshots: {self._hashers[typ]}"))
                 return
-        self._hashers[typ] = h
+            checked += 1
+        if checked >= 8:
+            self._hashers[typ] = h
 
     def _after_addr(self, hit: _Hit, mem: MemoryReader) -> int:
         """A stack-resident header moves if the stack grew during the call: follow it."""
@@ -624,33 +668,6 @@ def _int_var(var: dict[str, Variable], name: str) -> int:
         return v.as_int()
     except ValueError:
         return 0
-
-
-def _placed(snap: MapSnapshot, pos: int, hash_: int, ptr_size: int) -> bool:
-    """Whether ``hash_`` puts a key where the snapshot has it (slot ``pos``)."""
-    rows = snap.rows
-    r = pos // rows.slots_per_row
-    byte = int(rows.ctrl[pos])
-    if snap.impl == "classic":
-        top = hash_ >> (8 * ptr_size - 8)
-        min_top = snap.states.index("full")
-        top = top + min_top if top < min_top else top
-        # while growing, which array holds a key depends on evacuation: check the top only
-        growing = bool(rows.old[r] or snap.header["oldbuckets"])
-        bucket = hash_ & ((1 << int(snap.header["B"])) - 1)
-        return byte == top and (growing or int(rows.index[r]) == bucket)
-    if byte != hash_ & 0x7F or not snap.tables:
-        return byte == hash_ & 0x7F  # a small map has one group
-    dir_len = int(snap.header["dirLen"])
-    di = 0 if dir_len == 1 else hash_ >> (int(snap.header["globalShift"]) & 63)
-    table = max((t for t in snap.tables if t.index <= di), key=lambda t: t.index)
-    mask = table.n_groups - 1
-    offset, group = (hash_ >> 7) & mask, int(rows.index[r])
-    seq = set()
-    for step in range(1, table.n_groups + 1):
-        seq.add(offset)
-        offset = (offset + step) & mask
-    return table.index == int(rows.table[r]) and group in seq
 
 
 def _crosscheck(d: MapDiff, full: MapDiff) -> list[str]:

@@ -42,7 +42,7 @@ from dlvsnap.model import DeleteEvent, MapSnapshot  # noqa: E402
 from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402
 from dlvsnap.toolchain import Variant, pick_dlv  # noqa: E402
-from dlvsnap.watch import DELETE_FUNC_RE, MapWatch, WatchOptions  # noqa: E402
+from dlvsnap.watch import DEFAULT_OPS, MapWatch, WatchOptions, ops_regex  # noqa: E402
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Bench:
 
 def _first_stop(s: Session) -> tuple[int, int]:
     """Run to the first delete of `table`; return (map type address, header address)."""
-    funcs = s.client.list_functions(DELETE_FUNC_RE)
+    funcs = s.client.list_functions(ops_regex(DEFAULT_OPS))
     v = s.client.eval("main.table", cfg=LoadConfig())
     arg = "m" if s.target.map_impl == "swiss" else "h"
     bps = [
@@ -204,7 +204,7 @@ def stop_pair_bench(b: Bench, n: int, deletes: int, rounds: int = 3) -> tuple[fl
 
 def _bare_pairs(b: Bench, n: int, deletes: int) -> float:
     with Session.launch(b.dlv(), b.prog(), [str(n), str(deletes)], sink=None) as s:
-        funcs = s.client.list_functions(DELETE_FUNC_RE)
+        funcs = s.client.list_functions(ops_regex(DEFAULT_OPS))
         v = s.client.eval("main.table", cfg=LoadConfig())
         arg = "m" if s.target.map_impl == "swiss" else "h"
         for f in funcs:

@@ -15,6 +15,7 @@ chain's head) and the header.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -137,9 +138,7 @@ class ClassicDecoder(BaseDecoder):
             return None
         hash_ = hash_of(int(h["hash0"]))
         bucket = hash_ & ((1 << int(h["B"])) - 1)
-        top = hash_ >> (8 * self.layout.ptr_size - 8)
-        if top < self.min_top:
-            top += self.min_top
+        top = self._top(hash_)
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
         hits = np.flatnonzero(rows.ctrl == top)
         found = any(rows.key(int(p)) == key for p in hits)
@@ -162,8 +161,25 @@ class ClassicDecoder(BaseDecoder):
             return self.snapshot(addr)
         bucket = int(prior.rows.index[0])
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
-        memory = self._memory_count(prior.memory, int(h["count"]))
-        return self._make(addr, h, rows, memory, shape=prior.shape, partial=True)
+        return self._make(addr, h, rows, prior.memory, shape=prior.shape, partial=True)
+
+    def _top(self, hash_: int) -> int:
+        """The tophash byte of a hash (runtime tophash: the top byte, moved past the
+        reserved states)."""
+        top = hash_ >> (8 * self.layout.ptr_size - 8)
+        return top + self.min_top if top < self.min_top else top
+
+    def placed(self, snap: MapSnapshot, pos: int, hash_: int) -> bool:
+        """Whether ``hash_`` is the hash of the key in slot ``pos`` of a whole snapshot, as
+        far as its place tells: its tophash, and its bucket unless the map is growing
+        (then which array holds it depends on evacuation)."""
+        rows = snap.rows
+        r = pos // rows.slots_per_row
+        if int(rows.ctrl[pos]) != self._top(hash_):
+            return False
+        if rows.old[r] or snap.header["oldbuckets"]:
+            return True
+        return int(rows.index[r]) == hash_ & ((1 << int(snap.header["B"])) - 1)
 
     # -- reading -------------------------------------------------------------------------------
     def _array(
@@ -188,9 +204,9 @@ class ClassicDecoder(BaseDecoder):
             if len(live) == 0:
                 break
             bucket, nxt = bucket[live], nxt[live]
-            for a in nxt.tolist():
+            for b, a in zip(bucket.tolist(), nxt.tolist(), strict=True):
                 if a in seen:
-                    raise LayoutError(f"bucket {int(bucket[0])}: overflow chain loops at {a:#x}")
+                    raise LayoutError(f"bucket {b}: overflow chain loops at {a:#x}")
                 seen.add(a)
             chained.append(nxt)
             depth[bucket] = d
@@ -261,19 +277,6 @@ class ClassicDecoder(BaseDecoder):
             old=old,
         )
 
-    def _memory_count(self, m: Memory, count: int) -> Memory:
-        return Memory(
-            header=m.header,
-            directory=m.directory,
-            tables=m.tables,
-            groups=m.groups,
-            indirect=count * self.mt.indirect_bytes,
-            live_entries=count,
-            entry_bytes=m.entry_bytes,
-            overflow=m.overflow,
-            old=m.old,
-        )
-
     def _make(
         self,
         addr: int,
@@ -296,7 +299,9 @@ class ClassicDecoder(BaseDecoder):
             tables=(),
             rows=rows,
             states=self.states,
-            memory=self._memory_count(memory, count),
+            memory=dataclasses.replace(
+                memory, indirect=count * self.mt.indirect_bytes, live_entries=count
+            ),
             tombstones=0,
             warnings=tuple(warnings),
             shape=shape,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 from typing import Any
 
@@ -158,17 +159,10 @@ class KeyDecoder:
         elif isinstance(key, int) and kind in _INT_KINDS:
             out = key.to_bytes(size, self.order, signed=_INT_KINDS[kind])
         elif isinstance(key, float) and kind in (KIND_FLOAT32, KIND_FLOAT64):
-            out = struct.pack(self.fmt + ("d" if size == 8 else "f"), key)
+            # a NaN hashes randomly (the runtime never finds it): None, read the whole map
+            fmt = self.fmt + ("d" if size == 8 else "f")
+            out = None if math.isnan(key) else struct.pack(fmt, key)
         return out
-
-    def from_slot(self, raw: bytes) -> KeyValue:
-        """Decode a key as stored in a slot (follows the pointer of an indirect key)."""
-        if self.kt.indirect:
-            ptr = int.from_bytes(raw[: self.ptr_size], self.order)
-            if ptr == 0:
-                return None
-            raw = self.mem.read(ptr, self.kt.size)
-        return self.from_value(raw)
 
     def from_value(self, raw: bytes) -> KeyValue:
         """Decode the key's own bytes (``size`` bytes, never a pointer to them)."""

@@ -185,10 +185,8 @@ class SwissDecoder(BaseDecoder):
             snap = self._make(addr, hdr, d, [], rows, warnings=warnings, partial=False)
             return snap, found
         hash_ = hash_of(int(hdr["seed"]))
-        dir_len = int(hdr["dirLen"])
-        di = 0 if dir_len == 1 else hash_ >> (int(hdr["globalShift"]) & 63)
+        di, h2 = _home(hdr, hash_)
         t = d.table(d.find(di))
-        h2 = hash_ & 0x7F
         if insert:
             rows = self._rows([(t.index, 0, t.n_groups)])
             found = any(rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl == h2))
@@ -264,6 +262,18 @@ class SwissDecoder(BaseDecoder):
             warnings=tuple(warnings),
         )
 
+    def placed(self, snap: MapSnapshot, pos: int, hash_: int) -> bool:
+        """Whether ``hash_`` is the hash of the key in slot ``pos`` of a whole snapshot, as
+        far as its place tells: its h2 byte, and its table (any group of the table can be
+        on its probe sequence)."""
+        di, h2 = _home(snap.header, hash_)
+        if int(snap.rows.ctrl[pos]) != h2:
+            return False
+        if not snap.tables:
+            return True  # a small map: one group
+        table = max((t for t in snap.tables if t.index <= di), key=lambda t: t.index)
+        return table.index == int(snap.rows.table[pos // snap.rows.slots_per_row])
+
     # -- helpers -------------------------------------------------------------------------------
     def _prepare(self, addr: int, hdr: dict[str, Any], warnings: list[str]) -> _Dir:
         d = self._directory(addr, hdr, warnings)
@@ -329,6 +339,13 @@ class SwissDecoder(BaseDecoder):
             partial=partial,
             n_tables=len(d),
         )
+
+
+def _home(hdr: dict[str, Any], hash_: int) -> tuple[int, int]:
+    """The directory index (Map.directoryIndex) and the h2 byte of a hash; the probe
+    sequence starts at group h1 & lengthMask, h1 = hash >> 7 (map.go)."""
+    di = 0 if int(hdr["dirLen"]) <= 1 else hash_ >> (int(hdr["globalShift"]) & 63)
+    return di, hash_ & 0x7F
 
 
 class _Dir:

@@ -194,7 +194,7 @@ def test_saved_snapshot_decodes_again_to_the_live_one(tmp_path: Path) -> None:
             pass
         m.save(tmp_path / "b.json")
     offline = dlvsnap.load(tmp_path / "a.json").snapshot
-    d = dlvsnap.diff(offline, live)
+    d = dlvsnap.compare(offline, live)
     assert (d.changes, d.header_changes, d.table_changes) == ((), {}, {})
     assert offline.live_keys() == live.live_keys() and len(live.live_keys()) == 40
     # the CLI compares the two saved stops: item-00 was deleted between them
@@ -255,3 +255,35 @@ def test_ctrl_c_during_watch_connect_halts_and_removes_only_dlvsnaps_breakpoints
         assert _breakpoints(user) == bps
         assert user.command("continue").exited  # the user's client takes it to the end
         user.conn.close()
+
+
+def test_watch_attach_then_release() -> None:
+    prog = build_fixture("interactive")
+    p = subprocess.Popen(
+        [str(prog), "100000", "5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert p.stdout is not None
+        assert p.stdout.readline().startswith("interactive: round 0")
+        r = _dlvsnap(
+            "watch",
+            "--attach",
+            str(p.pid),
+            "--map",
+            "main.Inventory",
+            "--json",
+            "--max-events",
+            "2",
+        )
+        assert r.returncode == 0, r.stderr
+        deletes = [json.loads(ln) for ln in r.stdout.splitlines() if '"event":"delete"' in ln]
+        assert len(deletes) == 2 and all(d["key_present"] for d in deletes)
+        assert int(deletes[1]["key"][-2:]) == (int(deletes[0]["key"][-2:]) + 1) % 40
+        # released, with no breakpoint left in it: it goes on running (a breakpoint left
+        # behind would kill it with SIGTRAP at the next delete)
+        rounds = [p.stdout.readline() for _ in range(5)]
+        assert all(x.startswith("interactive: round") for x in rounds), rounds
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait(timeout=30)
