@@ -30,6 +30,7 @@ def test_live_keys_equal_delves_own_view(dlv: str, fixture: str, expr: str, n: i
             assert sorted(k for k in ev.after.live_keys() if isinstance(k, int)) == delve_keys
             checked.append(ev.seq)
 
-        summary = MapWatch(s, WatchOptions(expr=expr), on_event).run()
+        # live_keys: the "after" snapshot holds the whole map (else only what a delete touches)
+        summary = MapWatch(s, WatchOptions(expr=expr, live_keys=True), on_event).run()
     assert checked == list(range(1, n + 1))
     assert summary.deletes == n
