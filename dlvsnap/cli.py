@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO, BinaryIO, NoReturn
+from typing import IO, Any, BinaryIO, NoReturn
 
 import click
 from tabulate import tabulate
@@ -86,35 +86,37 @@ def _session(
     binary: str | None,
     dlv_path: str | None,
     go_path: str | None,
-    sink: BinaryIO,
+    target_output: str | None,
     reader: str,
     verbose: bool,
     progress: Progress,
 ) -> Iterator[Session]:
-    """The three ways in: launch TARGET, attach to a PID, or connect to a Delve server."""
+    """The three ways in: launch TARGET, attach to a PID, or connect to a Delve server;
+    the program's output goes to ``target_output`` (default: dlvsnap's stderr)."""
     ways = sum(x is not None for x in (target, connect, attach))
     if ways != 1:
         raise click.UsageError("give exactly one of TARGET, --connect HOST:PORT, --attach PID")
     if (connect or attach) and program_args:
         raise click.UsageError("program arguments only go with a TARGET to launch")
-    if connect is not None:
-        progress.status(f"connecting to Delve at {connect} …")
-        with Session.connect(connect, binary, reader) as s:
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(_output_sink(target_output))
+        if connect is not None:
+            progress.status(f"connecting to Delve at {connect} …")
+            s = stack.enter_context(Session.connect(connect, binary, reader))
             _log(verbose, f"connected to Delve {s.version.short} at {connect}, pid {s.pid}")
-            yield s
-        return
-    if attach is not None:
-        progress.status(f"attaching to {attach} …")
-        with Session.attach(dlv_path, attach, sink, reader) as s:
+        elif attach is not None:
+            progress.status(f"attaching to {attach} …")
+            s = stack.enter_context(Session.attach(dlv_path, attach, sink, reader))
             _log(verbose, f"dlv attach {attach} with {s.dlv_path}")
-            yield s
-        return
-    assert target is not None
-    with _binary_for(target, go_path, verbose, progress) as path:
-        progress.status(f"starting Delve on {path.name} …")
-        with Session.launch(dlv_path, path, list(program_args), sink, reader) as s:
+        else:
+            assert target is not None
+            path = stack.enter_context(_binary_for(target, go_path, verbose, progress))
+            progress.status(f"starting Delve on {path.name} …")
+            s = stack.enter_context(
+                Session.launch(dlv_path, path, list(program_args), sink, reader)
+            )
             _log(verbose, f"dlv exec {path} with {s.dlv_path}")
-            yield s
+        yield s
 
 
 def _parse_ops(ops: str) -> tuple[str, ...]:
@@ -245,15 +247,9 @@ def watch(
     max_events: int | None,
     full: bool,
     ops: str,
-    connect: str | None,
-    attach: int | None,
-    binary: str | None,
-    dlv_path: str | None,
-    go_path: str | None,
-    target_output: str | None,
-    reader: str,
     color: bool | None,
     verbose: bool,
+    **ways: Any,  # the options of _ways_in that _session takes
 ) -> None:
     """Watch every delete from one map of TARGET (a Go package directory or a binary), of
     a running program (--attach) or of a program in a Delve server (--connect).
@@ -301,22 +297,7 @@ def watch(
             progress.clear()
             text.note(n.message)
 
-    with (
-        _output_sink(target_output) as sink,
-        _session(
-            target,
-            program_args,
-            connect=connect,
-            attach=attach,
-            binary=binary,
-            dlv_path=dlv_path,
-            go_path=go_path,
-            sink=sink,
-            reader=reader,
-            verbose=verbose,
-            progress=progress,
-        ) as s,
-    ):
+    with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
         t = s.target
         _log(verbose, f"Delve {s.version.short}; target {t.describe()}, pid {s.pid}")
         w = MapWatch(s, opts, on_event, on_note)
@@ -376,15 +357,9 @@ def snap(
     save: str | None,
     as_json: bool,
     limit: int,
-    connect: str | None,
-    attach: int | None,
-    binary: str | None,
-    dlv_path: str | None,
-    go_path: str | None,
-    target_output: str | None,
-    reader: str,
     color: bool | None,
     verbose: bool,
+    **ways: Any,  # the options of _ways_in that _session takes
 ) -> None:
     """One snapshot of a map, as a layout view: header, every group/bucket with each slot's
     state and key, memory accounting. The program is TARGET run to --at LOCATION, a running
@@ -397,22 +372,7 @@ def snap(
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
     progress = Progress.for_terminal(as_json)
-    with (
-        _output_sink(target_output) as sink,
-        _session(
-            target,
-            program_args,
-            connect=connect,
-            attach=attach,
-            binary=binary,
-            dlv_path=dlv_path,
-            go_path=go_path,
-            sink=sink,
-            reader=reader,
-            verbose=verbose,
-            progress=progress,
-        ) as s,
-    ):
+    with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
         if at:
             progress.status(f"running to {at} …")
             snapmod.run_to(s, at)
