@@ -163,24 +163,40 @@ def test_snap_at_a_location_with_frame_and_json() -> None:
     assert state["states"].count("F") == 20
 
 
-def test_snap_attach_releases_the_running_program() -> None:
+@contextlib.contextmanager
+def running_program(pause_ms: int) -> Iterator[subprocess.Popen[str]]:
+    """fixtures/interactive running on its own (not under a debugger), one round printed."""
     prog = build_fixture("interactive")
     p = subprocess.Popen(
-        [str(prog), "100000", "20"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        [str(prog), "100000", str(pause_ms)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert p.stdout is not None
         assert p.stdout.readline().startswith("interactive: round 0")
-        r = _dlvsnap("snap", "--attach", str(p.pid), "--map", "main.Inventory", "--json")
-        assert r.returncode == 0, r.stderr
-        assert json.loads(r.stdout)["count"] in (39, 40)  # attached between or in a round
-        # released: it goes on running and printing rounds
-        rounds = [p.stdout.readline() for _ in range(3)]
-        assert all(x.startswith("interactive: round") for x in rounds), rounds
-        assert p.poll() is None
+        yield p
     finally:
         p.kill()
         p.wait(timeout=30)
+
+
+def _goes_on_running(p: subprocess.Popen[str]) -> None:
+    """Released, with no breakpoint left in it (one left behind would kill it with SIGTRAP
+    at the next delete): it goes on printing rounds."""
+    assert p.stdout is not None
+    rounds = [p.stdout.readline() for _ in range(5)]
+    assert all(x.startswith("interactive: round") for x in rounds), rounds
+    assert p.poll() is None
+
+
+def test_snap_attach_releases_the_running_program() -> None:
+    with running_program(20) as p:
+        r = _dlvsnap("snap", "--attach", str(p.pid), "--map", "main.Inventory", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["count"] in (39, 40)  # attached between or in a round
+        _goes_on_running(p)
 
 
 def test_saved_snapshot_decodes_again_to_the_live_one(tmp_path: Path) -> None:
@@ -258,13 +274,7 @@ def test_ctrl_c_during_watch_connect_halts_and_removes_only_dlvsnaps_breakpoints
 
 
 def test_watch_attach_then_release() -> None:
-    prog = build_fixture("interactive")
-    p = subprocess.Popen(
-        [str(prog), "100000", "5"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert p.stdout is not None
-        assert p.stdout.readline().startswith("interactive: round 0")
+    with running_program(5) as p:
         r = _dlvsnap(
             "watch",
             "--attach",
@@ -279,11 +289,4 @@ def test_watch_attach_then_release() -> None:
         deletes = [json.loads(ln) for ln in r.stdout.splitlines() if '"event":"delete"' in ln]
         assert len(deletes) == 2 and all(d["key_present"] for d in deletes)
         assert int(deletes[1]["key"][-2:]) == (int(deletes[0]["key"][-2:]) + 1) % 40
-        # released, with no breakpoint left in it: it goes on running (a breakpoint left
-        # behind would kill it with SIGTRAP at the next delete)
-        rounds = [p.stdout.readline() for _ in range(5)]
-        assert all(x.startswith("interactive: round") for x in rounds), rounds
-        assert p.poll() is None
-    finally:
-        p.kill()
-        p.wait(timeout=30)
+        _goes_on_running(p)
