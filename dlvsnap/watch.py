@@ -191,6 +191,7 @@ class MapWatch:
         self.summary = Summary()
         self._decoders: dict[int, Decoder] = {}
         self._tried_in: set[str] = set()
+        self._not_map = ""  # the type EXPR had where an assign was seen, if not a map
         self._nil_seen: Location | None = None
         self._deletes_seen = 0
         # per map type: a hasher checked against the map (KeyHasher), not yet checked
@@ -359,6 +360,8 @@ class MapWatch:
                 f"nil map: {self.opts.expr} was nil when the program deleted from it "
                 f"({self._nil_seen}); delete on a nil map does nothing"
             )
+        if self.target.mode == "discover" and self._not_map:
+            raise MapResolutionError(f"not a map: {self.opts.expr} is {self._not_map}")
         if self.target.mode == "discover" and self._tried_in:
             raise MapResolutionError(
                 f"unknown variable: {self.opts.expr} is not visible in any function that "
@@ -434,6 +437,10 @@ class MapWatch:
             )
         except RPCError:
             self._tried_in.add(fn)
+            return False
+        if v.kind != KIND_MAP and op_of(hit.entry) == "assign":
+            # library code assigns to its own maps from frames where EXPR is something else
+            self._not_map = self._not_map or v.type
             return False
         self._check_kind(v)
         if v.base == 0:
