@@ -11,9 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
+import numpy as np
 
 from dlvsnap.delve.client import DelveClient
 from dlvsnap.errors import TargetError
@@ -177,17 +175,45 @@ def detect_map_impl(client: DelveClient) -> str:
 
 
 def elf_symbols(path: str | Path, names: Iterable[str]) -> dict[str, int]:
-    """Addresses of these symbols in the binary's symbol table (those it has)."""
-    want = set(names)
-    out: dict[str, int] = {}
+    """Addresses of these symbols in the binary's symbol table (those it has): each name is
+    found in .strtab, then its entry among the .symtab entries, read as one numpy array."""
     try:
-        with open(path, "rb") as f:
-            symtab = ELFFile(f).get_section_by_name(".symtab")
-            if not isinstance(symtab, SymbolTableSection):
-                return out
-            for sym in symtab.iter_symbols():
-                if sym.name in want:
-                    out[sym.name] = int(sym["st_value"])
-    except (OSError, ELFError):
+        data = Path(path).read_bytes()
+        _, le, ptr, sections = _elf_sections(data)
+    except (OSError, TargetError):
         return {}
+    symtab, strtab = sections.get(".symtab"), sections.get(".strtab")
+    if symtab is None or strtab is None:
+        return {}
+    e = "<" if le else ">"
+    fields = (
+        [
+            ("name", e + "u4"),
+            ("info", "u1"),
+            ("other", "u1"),
+            ("shndx", e + "u2"),
+            ("value", e + "u8"),
+            ("size", e + "u8"),
+        ]
+        if ptr == 8
+        else [
+            ("name", e + "u4"),
+            ("value", e + "u4"),
+            ("size", e + "u4"),
+            ("info", "u1"),
+            ("other", "u1"),
+            ("shndx", e + "u2"),
+        ]
+    )
+    dt = np.dtype(fields)
+    syms = np.frombuffer(data, dtype=dt, count=symtab.size // dt.itemsize, offset=symtab.offset)
+    strs = data[strtab.offset : strtab.offset + strtab.size]
+    out: dict[str, int] = {}
+    for name in names:
+        at = strs.find(b"\0" + name.encode() + b"\0")
+        if at < 0:
+            continue
+        hit = np.flatnonzero(syms["name"] == at + 1)
+        if len(hit):
+            out[name] = int(syms["value"][hit[0]])
     return out

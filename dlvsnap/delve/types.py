@@ -193,14 +193,18 @@ class DebuggerState:
     def from_json(cls, j: JSON) -> DebuggerState:
         ct = j.get("currentThread")
         cg = j.get("currentGoroutine") or {}
+        threads = tuple(Thread.from_json(t) for t in (j.get("Threads") or ()))
+        # the current thread is one of Threads: parse its breakpoint info (a stack trace,
+        # arguments) once
+        current = next((t for t in threads if ct and t.id == ct.get("id")), None)
         return cls(
             pid=int(j.get("Pid", 0)),
             running=bool(j.get("Running", False)),
             exited=bool(j.get("exited", False)),
             exit_status=int(j.get("exitStatus", 0)),
             next_in_progress=bool(j.get("NextInProgress", False)),
-            current_thread=Thread.from_json(ct) if ct else None,
-            threads=tuple(Thread.from_json(t) for t in (j.get("Threads") or ())),
+            current_thread=current or (Thread.from_json(ct) if ct else None),
+            threads=threads,
             current_goroutine_id=int(cg.get("id", 0)),
             stop_reason=j.get("stopReason", ""),
         )
