@@ -269,15 +269,20 @@ class MapWatch:
                         function_name=fn,
                         cond=cond,
                         stacktrace=STACK_DEPTH,
-                        variables=_HIT_VARS,
+                        variables=self._hit_vars(),
                         load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
                     )
                 )
             )
 
     def _set_conditions(self) -> None:
-        cond = self._cond()
-        self.bps = [self.c.amend_breakpoint_cond(bp, cond) for bp in self.bps]
+        cond, hit_vars = self._cond(), self._hit_vars()
+        self.bps = [self.c.amend_breakpoint(bp, cond, hit_vars) for bp in self.bps]
+
+    def _hit_vars(self) -> tuple[str, ...]:
+        """The goroutine's stack bounds matter only while the map may be on a stack: each
+        variable costs Delve an evaluation at every hit."""
+        return _HIT_VARS if self.target.mode in ("discover", "stack") else ()
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Summary:

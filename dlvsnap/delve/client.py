@@ -124,10 +124,15 @@ class DelveClient:
     def clear_breakpoint(self, bp_id: int) -> None:
         self._call("ClearBreakpoint", {"Id": bp_id})
 
-    def amend_breakpoint_cond(self, bp: Breakpoint, cond: str) -> Breakpoint:
-        """AmendBreakpoint replaces every mutable field: send the whole object back."""
+    def amend_breakpoint(
+        self, bp: Breakpoint, cond: str, variables: tuple[str, ...] | None = None
+    ) -> Breakpoint:
+        """A new condition (and variables to evaluate at each hit, if given). AmendBreakpoint
+        replaces every mutable field: send the whole object back."""
         raw = dict(bp.raw)
         raw["Cond"] = cond
+        if variables is not None:
+            raw["variables"] = list(variables)
         self._call("AmendBreakpoint", {"Breakpoint": raw})
         return Breakpoint.from_json(raw)
 
