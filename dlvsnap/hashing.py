@@ -50,22 +50,38 @@ def _sbox() -> bytes:
 
 SBOX = _sbox()
 _XTIME = bytes(((b << 1) ^ 0x1B) & 0xFF if b & 0x80 else b << 1 for b in range(256))
-# ShiftRows on the column-major state (byte i is row i%4, column i//4): row r moves r left.
-_SHIFT = tuple((r + 4 * ((c + r) % 4)) for c in range(4) for r in range(4))
+
+
+def _tables() -> tuple[list[int], ...]:
+    """SubBytes and MixColumns folded into four tables of 32-bit column words (byte 0 of a
+    column is the word's low byte): the contribution of a column's row-r byte."""
+    out: tuple[list[int], ...] = ([], [], [], [])
+    for x in range(256):
+        s1 = SBOX[x]
+        s2 = _XTIME[s1]
+        s3 = s2 ^ s1
+        for r, col in enumerate(
+            ((s2, s1, s1, s3), (s3, s2, s1, s1), (s1, s3, s2, s1), (s1, s1, s3, s2))
+        ):
+            out[r].append(int.from_bytes(bytes(col), "little"))
+    return out
+
+
+_T0, _T1, _T2, _T3 = _tables()
 
 
 def aesenc(state: bytes, key: bytes) -> bytes:
-    """One AESENC: ShiftRows, SubBytes, MixColumns, then XOR the round key."""
-    s = [SBOX[state[i]] for i in _SHIFT]
-    out = bytearray(16)
-    for c in range(0, 16, 4):
-        a0, a1, a2, a3 = s[c], s[c + 1], s[c + 2], s[c + 3]
-        t = a0 ^ a1 ^ a2 ^ a3
-        out[c] = a0 ^ t ^ _XTIME[a0 ^ a1] ^ key[c]
-        out[c + 1] = a1 ^ t ^ _XTIME[a1 ^ a2] ^ key[c + 1]
-        out[c + 2] = a2 ^ t ^ _XTIME[a2 ^ a3] ^ key[c + 2]
-        out[c + 3] = a3 ^ t ^ _XTIME[a3 ^ a0] ^ key[c + 3]
-    return bytes(out)
+    """One AESENC: ShiftRows, SubBytes, MixColumns, then XOR the round key. The state is
+    column-major (byte i is row i%4 of column i//4); ShiftRows moves row r left by r, so
+    column c takes row r from column c+r."""
+    s = state
+    w = (
+        _T0[s[0]] ^ _T1[s[5]] ^ _T2[s[10]] ^ _T3[s[15]]
+        | (_T0[s[4]] ^ _T1[s[9]] ^ _T2[s[14]] ^ _T3[s[3]]) << 32
+        | (_T0[s[8]] ^ _T1[s[13]] ^ _T2[s[2]] ^ _T3[s[7]]) << 64
+        | (_T0[s[12]] ^ _T1[s[1]] ^ _T2[s[6]] ^ _T3[s[11]]) << 96
+    )
+    return (w ^ int.from_bytes(key, "little")).to_bytes(16, "little")
 
 
 def _xor(a: bytes, b: bytes) -> bytes:

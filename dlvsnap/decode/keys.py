@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from typing import Any
@@ -51,6 +52,10 @@ class KeyDecoder:
         """Bytes the key takes in a slot (a pointer when stored indirectly)."""
         return self.ptr_size if self.kt.indirect else self.kt.size
 
+    @functools.cached_property
+    def _scalar(self) -> np.dtype[Any] | None:
+        return self.scalar_dtype()
+
     def scalar_dtype(self) -> np.dtype[Any] | None:
         """The numpy type of a key stored by value as an integer, float or bool."""
         kind, size = self.kt.kind, self.kt.size
@@ -76,7 +81,7 @@ class KeyDecoder:
         array for scalar keys; else an object array, decoded where ``full`` (strings and
         indirect keys read with one ``read_many``)."""
         n = groups.shape[0]
-        dt = self.scalar_dtype()
+        dt = self._scalar
         if n == 0:
             return np.zeros(0, dtype=dt if dt is not None else object)
         if dt is not None:

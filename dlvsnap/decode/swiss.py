@@ -78,8 +78,14 @@ class SwissDecoder(BaseDecoder):
             raise LayoutError(f"map at {addr:#x}: dirLen {dir_len} is not a power of two")
         ptr_t = np.dtype(f"{'<' if lay.little_endian else '>'}u{lay.ptr_size}")
         entries = np.frombuffer(self.mem.read(dir_ptr, dir_len * lay.ptr_size), dtype=ptr_t)
-        _, first = np.unique(entries, return_index=True)
-        first.sort()
+        if dir_len <= 64:  # small directories: a dict is faster than a sort
+            seen: dict[int, int] = {}
+            for i, a in enumerate(entries.tolist()):
+                seen.setdefault(a, i)
+            first = np.fromiter(seen.values(), dtype=np.int64, count=len(seen))
+        else:
+            _, first = np.unique(entries, return_index=True)
+            first.sort()
         taddrs = entries[first].astype(np.uint64)
         th = np.frombuffer(self.mem.read_each(taddrs, ts.size), dtype=ts.dtype)
         mask = th["groups.lengthMask"].astype(np.int64)
@@ -104,6 +110,11 @@ class SwissDecoder(BaseDecoder):
         gs = self.mt.group_size
         raw = self.mem.read_many([(self._gaddr(t, g), n * gs) for t, g, n in where])
         groups = np.frombuffer(raw, dtype=np.uint8).reshape(-1, gs)
+        if len(where) == 1:  # one run (a probe's group, a table): no stitching
+            t, g, n = where[0]
+            index = np.arange(g, g + n, dtype=np.int64)
+            addr = np.uint64(self._gaddr(t, g)) + np.arange(n, dtype=np.uint64) * np.uint64(gs)
+            return self._decode_rows(groups, np.full(n, t, dtype=np.int32), index, addr)
         table = np.repeat(
             np.array([t for t, _, _ in where], dtype=np.int32), [n for *_, n in where]
         )

@@ -8,6 +8,7 @@ Field names follow the JSON keys of ``service/api/types.go`` (see
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,34 +185,44 @@ class DebuggerState:
     exited: bool
     exit_status: int
     next_in_progress: bool
-    current_thread: Thread | None
-    threads: tuple[Thread, ...]
     current_goroutine_id: int
     stop_reason: str
+    raw_threads: tuple[JSON, ...] = field(default=(), repr=False)
+    raw_current: JSON | None = field(default=None, repr=False)
 
     @classmethod
     def from_json(cls, j: JSON) -> DebuggerState:
-        ct = j.get("currentThread")
         cg = j.get("currentGoroutine") or {}
-        threads = tuple(Thread.from_json(t) for t in (j.get("Threads") or ()))
-        # the current thread is one of Threads: parse its breakpoint info (a stack trace,
-        # arguments) once
-        current = next((t for t in threads if ct and t.id == ct.get("id")), None)
         return cls(
             pid=int(j.get("Pid", 0)),
             running=bool(j.get("Running", False)),
             exited=bool(j.get("exited", False)),
             exit_status=int(j.get("exitStatus", 0)),
             next_in_progress=bool(j.get("NextInProgress", False)),
-            current_thread=current or (Thread.from_json(ct) if ct else None),
-            threads=threads,
             current_goroutine_id=int(cg.get("id", 0)),
             stop_reason=j.get("stopReason", ""),
+            raw_threads=tuple(j.get("Threads") or ()),
+            raw_current=j.get("currentThread"),
         )
+
+    # Threads are parsed when asked for: a stop lists every thread, and the one at a
+    # breakpoint carries a stack trace and arguments (most stops need one thread or none).
+    @functools.cached_property
+    def threads(self) -> tuple[Thread, ...]:
+        return tuple(Thread.from_json(t) for t in self.raw_threads)
+
+    @functools.cached_property
+    def current_thread(self) -> Thread | None:
+        ct = self.raw_current
+        return Thread.from_json(ct) if ct else None
+
+    @functools.cached_property
+    def _at_breakpoints(self) -> tuple[Thread, ...]:
+        return tuple(Thread.from_json(t) for t in self.raw_threads if t.get("breakPoint"))
 
     def threads_at_breakpoints(self) -> list[Thread]:
         """Every thread stopped on a breakpoint: simultaneous hits are all reported here."""
-        return [t for t in self.threads if t.breakpoint is not None]
+        return list(self._at_breakpoints)
 
 
 @dataclass(frozen=True)
