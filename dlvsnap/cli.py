@@ -263,6 +263,7 @@ def watch(
     progress = Progress.for_terminal(as_json)
     op_list = _parse_ops(ops)
     opts = WatchOptions(
+        pipeline=True,  # on_event only renders
         ops=op_list,
         expr=map_expr,
         in_func=in_func,

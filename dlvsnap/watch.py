@@ -34,6 +34,7 @@ dlvsnap does not (interfaces, structs...), both snapshots cover the whole map.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ from dlvsnap.delve.types import (
 )
 from dlvsnap.diff import diff
 from dlvsnap.errors import (
+    DlvsnapError,
     LayoutDriftError,
     LayoutError,
     MapResolutionError,
@@ -112,6 +114,10 @@ class WatchOptions:
     max_events: int | None = None
     full: bool = False  # snapshot the whole map around every delete
     ops: tuple[str, ...] = DEFAULT_OPS  # which map operations to watch (OPS)
+    # Resume the program as soon as an event's snapshots are read, and diff and render it
+    # while the program runs to the next stop. Only for an on_event that does not talk to
+    # Delve or expect the program stopped (the CLI's renderers).
+    pipeline: bool = False
     crosscheck: bool = False  # also take whole snapshots and report where the probe differs
 
 
@@ -198,6 +204,7 @@ class MapWatch:
         # ("pending", hasher), or not usable (a reason)
         self._hashers: dict[int, KeyHasher | tuple[str, KeyHasher] | str] = {}
         self._last: MapSnapshot | None = None  # the last snapshot of the watched map
+        self._resumed: int | None = None  # a continue sent ahead (pipeline): its request id
 
     def _check_inexact_layout(self) -> None:
         """A Go release newer than layouts/index.toml knows: its nearest older layout is used
@@ -306,6 +313,12 @@ class MapWatch:
         self._clear()
 
     def _clear(self) -> None:
+        if self._resumed is not None:  # stopped mid-pipeline (an error): stop the program
+            with contextlib.suppress(DlvsnapError):
+                self.c.send_command("halt")
+                st = self.c.command_reply(self._resumed, timeout=10.0)
+                self.summary.exit_status = st.exit_status if st.exited else None
+            self._resumed = None
         if self.summary.exit_status is None:  # else the program and its breakpoints are gone
             self.s.clear_owned_breakpoints()
 
@@ -314,7 +327,10 @@ class MapWatch:
         self._place_breakpoints()
         ids = {bp.id for bp in self.bps}
         while True:
-            st = self.c.command("continue")
+            if self._resumed is not None:
+                st, self._resumed = self.c.command_reply(self._resumed), None
+            else:
+                st = self.c.command("continue")
             if st.exited:
                 self.summary.exit_status = st.exit_status
                 self._finish(st)
@@ -505,9 +521,14 @@ class MapWatch:
             raise TargetError(f"the program exited inside {hit.entry}")
         after_addr = self._after_addr(hit, mem)
         after, warnings = self._after(hit.typ, dec, after_addr, before, found=found, op=op, key=key)
+        check_after = dec.snapshot(after_addr) if check_before is not None else None
+        last = self.opts.max_events is not None and self.summary.events + 1 >= self.opts.max_events
+        if self.opts.pipeline and not last:
+            # every byte of this event is read: let the program run while it is rendered
+            self._resumed = self.c.send_command("continue")
         d = diff(before, after)
-        if check_before is not None:
-            warnings += _crosscheck(d, diff(check_before, dec.snapshot(after_addr)))
+        if check_before is not None and check_after is not None:
+            warnings += _crosscheck(d, diff(check_before, check_after))
         self.summary.count(op, before.count, after.count)
         if self.summary.first is None:
             self.summary.first = before

@@ -231,7 +231,7 @@ def _watched(b: Bench, n: int, deletes: int) -> float:
         stamps.append(time.perf_counter())
 
     with Session.launch(b.dlv(), b.prog(), [str(n), str(deletes)], sink=None) as s:
-        w = MapWatch(s, WatchOptions(expr="main.table"), on_event)
+        w = MapWatch(s, WatchOptions(expr="main.table", pipeline=True), on_event)
         w.run()
     # from the first watched delete to the last: the first one's whole snapshot (which
     # checks the hash) is a one-off

@@ -113,6 +113,10 @@ class DelveClient:
         """Send a command without waiting (used for ``halt`` while a continue is pending)."""
         return self.conn.send("Command", {"name": name})
 
+    def command_reply(self, req_id: int, timeout: float | None = None) -> DebuggerState:
+        """The state a command sent with ``send_command`` ends in (blocks until then)."""
+        return DebuggerState.from_json(self.conn.wait(req_id, "Command", timeout)["State"])
+
     def cancel_next(self) -> None:
         self._call("CancelNext")
 
