@@ -329,9 +329,8 @@ def watch(
     "--at",
     "at",
     metavar="LOCATION",
-    help="With TARGET: run the program to LOCATION (file:line or a function) first "
-    "(default: its first delete from a map is not waited for; the snapshot is taken at "
-    "LOCATION only).",
+    help="With a TARGET (and only then, where it is required): run the program to "
+    "LOCATION (file:line or a function) and take the snapshot there.",
 )
 @click.option(
     "--goroutine", type=int, default=-1, metavar="ID", help="Evaluate EXPR in this goroutine."

@@ -218,6 +218,10 @@ class Session:
         if self.mode == "connect" or self.dlv is None:
             if interrupted and self.owned_breakpoints:
                 self._interrupted_connect_cleanup()
+            elif self.owned_breakpoints and not conn.closed:  # an error left some behind
+                with contextlib.suppress(DlvsnapError, OSError):
+                    if not self.client.state(non_blocking=True).running:
+                        self.clear_owned_breakpoints()
             conn.close()  # someone else's server and target: leave both as they are
             return
         if not interrupted and not conn.closed:
@@ -281,9 +285,6 @@ class Session:
             with contextlib.suppress(DelveError):  # already gone (or the program ended)
                 c.clear_breakpoint(bp_id)
             self.owned_breakpoints.discard(bp_id)
-
-    def alive(self) -> bool:
-        return self.pid > 0 and os.path.exists(f"/proc/{self.pid}")
 
     def __enter__(self) -> Session:
         return self
