@@ -20,7 +20,16 @@ import pytest
 import dlvsnap
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.rpc import JsonRpcConnection
-from tests.support import FIXTURES, ROOT, build_fixture, dlv_binary, go_toolchain
+from tests.support import (
+    FIXTURES,
+    ROOT,
+    Variant,
+    build_fixture,
+    dlv_binary,
+    dlv_for,
+    go_toolchain,
+    variants,
+)
 
 pytestmark = pytest.mark.live
 
@@ -143,10 +152,16 @@ def test_connect_refuses_a_single_client_server(tmp_path: Path) -> None:
         dlv.wait(timeout=30)
 
 
-def test_snap_at_a_location_with_frame_and_json() -> None:
+@pytest.mark.parametrize("v", variants(), ids=lambda v: v.id)
+def test_snap_at_a_location_saved_and_decoded_again(tmp_path: Path, v: Variant) -> None:
+    """Every release of the matrix: the type descriptor found through DWARF, a local map
+    read in the caller's frame, the state as JSON, and the saved file decoded offline."""
+    saved = tmp_path / "local.json"
     r = _dlvsnap(
         "snap",
-        str(build_fixture("interactive")),
+        str(build_fixture("interactive", variant=v)),
+        "--dlv",
+        dlv_for(v),
         "--at",
         "main.checkpoint",
         "--map",
@@ -154,13 +169,19 @@ def test_snap_at_a_location_with_frame_and_json() -> None:
         "--frame",
         "1",
         "--json",
+        "--save",
+        str(saved),
         "--target-output",
         os.devnull,
     )
     assert r.returncode == 0, r.stderr
     state = json.loads(r.stdout)
+    assert state["impl"] == v.impl
     assert state["count"] == 20 and sorted(state["live_keys"]) == list(range(20))
     assert state["states"].count("F") == 20
+    offline = dlvsnap.load(saved).snapshot
+    assert sorted(offline.live_keys()) == list(range(20))  # type: ignore[type-var]
+    assert offline.layout == state["layout"] and offline.count == 20
 
 
 @contextlib.contextmanager
