@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dlvsnap.decode import Decoder, decode_map_type, make_decoder
+from dlvsnap.decode import Decoder, SwissDecoder, decode_map_type, make_decoder
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.types import (
@@ -498,19 +498,17 @@ class MapWatch:
         op = op_of(hit.entry)
         hasher = self._hasher(hit.typ, dec, mem) if op != "clear" and decoded else None
         data = dec.keys.hash_input(key) if isinstance(hasher, KeyHasher) else None
-        probed = None
-        if data is not None and isinstance(hasher, KeyHasher) and self._last is not None:
-            h = hasher
-            probed = dec.probe(
-                hit.map_addr, key, lambda seed: h(data, seed), self._last, insert=op == "assign"
-            )
+        if st.current_goroutine_id != hit.thread.goroutine_id:
+            self.c.command("switchGoroutine", goroutineID=hit.thread.goroutine_id)
+        probed, stepping, check_before = self._probe(
+            hit, dec, hasher=hasher, data=data, key=key, op=op
+        )
         before, found = probed if probed else (dec.snapshot(hit.map_addr), None)
         if isinstance(hasher, tuple) and not before.partial:
             self._check_hasher(hit.typ, dec, hasher[1], before)
-        check_before = dec.snapshot(hit.map_addr) if self.opts.crosscheck else None
-        if st.current_goroutine_id != hit.thread.goroutine_id:
-            self.c.command("switchGoroutine", goroutineID=hit.thread.goroutine_id)
-        after_st = self.c.command("stepOut")
+        if stepping is None and self.opts.crosscheck:
+            check_before = dec.snapshot(hit.map_addr)
+        after_st = self.c.command("stepOut") if stepping is None else self.c.command_reply(stepping)
         while after_st.next_in_progress and not after_st.exited:
             if self.s.mode != "launch" and self._users_stop(after_st):
                 # another goroutine stopped for the user mid-call: hand the program back
@@ -551,6 +549,42 @@ class MapWatch:
         )
         self.on_event(ev)
         return ev
+
+    def _probe(
+        self,
+        hit: _Hit,
+        dec: Decoder,
+        *,
+        hasher: KeyHasher | tuple[str, KeyHasher] | str | None,
+        data: bytes | None,
+        key: KeyValue,
+        op: str,
+    ) -> tuple[tuple[MapSnapshot, bool] | None, int | None, MapSnapshot | None]:
+        """The probe's snapshot (None: read the whole map), and, when the call was already
+        resumed (pipeline: a delete's bytes read raw, stepOut sent, then decoded during the
+        step), the stepOut's request id and the crosscheck's whole snapshot taken first."""
+        if data is None or not isinstance(hasher, KeyHasher) or self._last is None:
+            return None, None, None
+        h, base = hasher, self._last
+        hash_of: Callable[[int], int] = lambda seed: h(data, seed)  # noqa: E731
+        if self.opts.pipeline and op == "delete" and dec.keys.scalar_dtype() is not None:
+            captured = (
+                dec.capture(hit.map_addr, hash_of)
+                if isinstance(dec, SwissDecoder)
+                else dec.capture(hit.map_addr, hash_of, base)
+            )
+            if captured is not None:
+                check = dec.snapshot(hit.map_addr) if self.opts.crosscheck else None
+                stepping = self.c.send_command("stepOut")
+                later = dec.over(captured)
+                assert isinstance(later, type(dec))
+                try:
+                    return later.probe(hit.map_addr, key, hash_of, base), stepping, check
+                except DlvsnapError:
+                    self.c.command_reply(stepping)  # let the step end before giving up
+                    raise
+        probed = dec.probe(hit.map_addr, key, hash_of, base, insert=op == "assign")
+        return probed, None, None
 
     def _after(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
@@ -24,3 +26,11 @@ class BaseDecoder:
 
     def byte_state(self, b: int) -> str:
         raise NotImplementedError
+
+    def over(self, mem: MemoryReader) -> BaseDecoder:
+        """The same decoder reading ``mem`` (for example bytes captured earlier)."""
+        other = copy.copy(self)
+        other.mem = mem
+        other.keys = copy.copy(self.keys)
+        other.keys.mem = mem
+        return other

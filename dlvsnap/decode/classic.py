@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
-from dlvsnap.memory import MemoryReader
+from dlvsnap.memory import MemoryReader, SparseMem
 from dlvsnap.model import (
     EMPTY_ONE,
     EMPTY_REST,
@@ -162,6 +162,27 @@ class ClassicDecoder(BaseDecoder):
         bucket = int(prior.rows.index[0])
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
         return self._make(addr, h, rows, prior.memory, shape=prior.shape, partial=True)
+
+    def capture(
+        self, addr: int, hash_of: Callable[[int], int], base: MapSnapshot
+    ) -> SparseMem | None:
+        """Every byte ``probe`` reads for a delete, read raw: the header and the key's bucket
+        chain; None when ``probe`` would not probe (a growing map, another structure)."""
+        hs = self.layout.struct("hmap")
+        raw_hdr = self.mem.read(addr, hs.size)
+        h = hs.parse(raw_hdr)
+        if h["oldbuckets"] or not h["buckets"] or _structure(h) != base.shape[1:-1]:
+            return None
+        out = SparseMem({addr: raw_hdr})
+        bucket = hash_of(int(h["hash0"])) & ((1 << int(h["B"])) - 1)
+        at, depth = int(h["buckets"]) + bucket * self.bsize, 0
+        p = self.layout.ptr_size
+        while at and depth <= MAX_OVERFLOW:
+            raw = self.mem.read(at, self.bsize)
+            out.add(at, raw)
+            at = int.from_bytes(raw[self.bsize - p :], self.layout.order)
+            depth += 1
+        return out
 
     def _top(self, hash_: int) -> int:
         """The tophash byte of a hash (runtime tophash: the top byte, moved past the

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
-from dlvsnap.memory import MemoryReader
+from dlvsnap.memory import MemoryReader, SparseMem
 from dlvsnap.model import (
     DELETED,
     EMPTY,
@@ -272,6 +272,38 @@ class SwissDecoder(BaseDecoder):
             tombstones=prior.tombstones - t0.tombstones + t.tombstones,
             warnings=tuple(warnings),
         )
+
+    def capture(self, addr: int, hash_of: Callable[[int], int]) -> SparseMem:
+        """Every byte ``probe`` can read for a delete, read raw (little decoding): the
+        header, the directory, every table header and the whole group array of the key's
+        table (or the small map's group), so that ``probe`` can run on them later, while
+        the program runs the delete."""
+        hs = self.layout.struct("Map")
+        raw_hdr = self.mem.read(addr, hs.size)
+        hdr = hs.parse(raw_hdr)
+        out = SparseMem({addr: raw_hdr})
+        dir_len, dir_ptr = int(hdr["dirLen"]), int(hdr["dirPtr"])
+        if dir_len == 0:
+            if dir_ptr:
+                out.add(dir_ptr, self.mem.read(dir_ptr, self.mt.group_size))
+            return out
+        p = self.layout.ptr_size
+        raw_dir = self.mem.read(dir_ptr, dir_len * p)
+        out.add(dir_ptr, raw_dir)
+        ptr_t = np.dtype(f"{'<' if self.layout.little_endian else '>'}u{p}")
+        entries = np.frombuffer(raw_dir, dtype=ptr_t)
+        ts = self.layout.struct("table")
+        taddrs = np.array(list(dict.fromkeys(entries.tolist())), dtype=np.uint64)
+        raw_tables = self.mem.read_each(taddrs, ts.size)
+        for i, a in enumerate(taddrs.tolist()):
+            out.add(a, bytes(raw_tables[i * ts.size : (i + 1) * ts.size]))
+        di, _ = _home(hdr, hash_of(int(hdr["seed"])))
+        t = ts.parse(out.read(int(entries[min(di, dir_len - 1)]), ts.size))
+        groups = int(t["groups"]["data"])
+        n = int(t["groups"]["lengthMask"]) + 1
+        if 0 < n <= MAX_GROUPS_PER_TABLE:
+            out.add(groups, self.mem.read(groups, n * self.mt.group_size))
+        return out
 
     def placed(self, snap: MapSnapshot, pos: int, hash_: int) -> bool:
         """Whether ``hash_`` is the hash of the key in slot ``pos`` of a whole snapshot, as
