@@ -273,11 +273,12 @@ class SwissDecoder(BaseDecoder):
             warnings=tuple(warnings),
         )
 
-    def capture(self, addr: int, hash_of: Callable[[int], int]) -> SparseMem:
+    def capture(self, addr: int, hash_of: Callable[[int], int]) -> SparseMem | None:
         """Every byte ``probe`` can read for a delete, read raw (little decoding): the
         header, the directory, every table header and the whole group array of the key's
         table (or the small map's group), so that ``probe`` can run on them later, while
-        the program runs the delete."""
+        the program runs the delete. None for a directory of more than 64 entries: the
+        table headers are then cheaper to read and decode in bulk, at once."""
         hs = self.layout.struct("Map")
         raw_hdr = self.mem.read(addr, hs.size)
         hdr = hs.parse(raw_hdr)
@@ -287,6 +288,8 @@ class SwissDecoder(BaseDecoder):
             if dir_ptr:
                 out.add(dir_ptr, self.mem.read(dir_ptr, self.mt.group_size))
             return out
+        if dir_len > 64:
+            return None
         p = self.layout.ptr_size
         raw_dir = self.mem.read(dir_ptr, dir_len * p)
         out.add(dir_ptr, raw_dir)
