@@ -60,16 +60,7 @@ class MapHandle:
         """Snapshot and save it with its bytes (what `dlvsnap snap --save` writes)."""
         s = self.debugger.session
         snap, mem = snapmod.snapshot(s, self.ref)
-        snapfile.save(
-            path,
-            snap,
-            target=s.target,
-            expr=self.ref.expr,
-            type_addr=self.ref.type_addr,
-            type_name=self.ref.type_name,
-            regions=mem.regions,
-            location=self.debugger.location(),
-        )
+        snapmod.save(path, s, self.ref, snap, mem=mem, location=self.debugger.location())
         return snap
 
 

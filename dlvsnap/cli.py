@@ -383,16 +383,7 @@ def snap(
         progress.clear()
         _log(verbose, f"memory read through {mem.name}: {sum(map(len, mem.regions.values())):,} B")
         if save:
-            snapfile.save(
-                save,
-                taken,
-                target=s.target,
-                expr=map_expr,
-                type_addr=ref.type_addr,
-                type_name=ref.type_name,
-                regions=mem.regions,
-                location=where,
-            )
+            snapmod.save(save, s, ref, taken, mem=mem, location=where)
             _log(verbose, f"saved {save}")
         if as_json:
             click.echo(json.dumps(snapfile.state_of(taken), separators=(",", ":")))

@@ -9,7 +9,9 @@ no such call, so it comes from the binary: DWARF gives the type's offset from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+from dlvsnap import snapfile
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
 from dlvsnap.delve.types import KIND_MAP, LoadConfig
@@ -71,6 +73,28 @@ def snapshot(s: Session, ref: MapRef) -> tuple[MapSnapshot, RecordingMem]:
     mem = RecordingMem(s.memory(ref.addr, 8))
     mt = decode_map_type(layout, mem, ref.type_addr)
     return make_decoder(layout, mem, mt).snapshot(ref.addr), mem
+
+
+def save(
+    path: str | Path,
+    s: Session,
+    ref: MapRef,
+    taken: MapSnapshot,
+    *,
+    mem: RecordingMem,
+    location: Location | None,
+) -> None:
+    """Write ``taken`` (from ``snapshot``) with the bytes it was decoded from."""
+    snapfile.save(
+        path,
+        taken,
+        target=s.target,
+        expr=ref.expr,
+        type_addr=ref.type_addr,
+        type_name=ref.type_name,
+        regions=mem.regions,
+        location=location,
+    )
 
 
 def run_to(s: Session, location: str) -> Location:

@@ -134,7 +134,7 @@ class ClassicDecoder(BaseDecoder):
         the whole map), judged conservatively (a load of 6 per bucket, 1.21's, is below
         every release's; the overflow threshold is tooManyOverflowBuckets')."""
         h = self.header(addr)
-        if h["oldbuckets"] or not h["buckets"] or _structure(h) != base.shape[1:-1]:
+        if not _probeable(h, base):
             return None
         hash_ = hash_of(int(h["hash0"]))
         bucket = hash_ & ((1 << int(h["B"])) - 1)
@@ -157,7 +157,7 @@ class ClassicDecoder(BaseDecoder):
         """The chain of ``prior`` read again (the whole map if the structure changed: the
         header tells, so ``structural`` needs nothing more here)."""
         h = self.header(addr)
-        if not prior.partial or h["oldbuckets"] or _structure(h) != prior.shape[1:-1]:
+        if not prior.partial or not _probeable(h, prior):
             return self.snapshot(addr)
         bucket = int(prior.rows.index[0])
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
@@ -171,7 +171,7 @@ class ClassicDecoder(BaseDecoder):
         hs = self.layout.struct("hmap")
         raw_hdr = self.mem.read(addr, hs.size)
         h = hs.parse(raw_hdr)
-        if h["oldbuckets"] or not h["buckets"] or _structure(h) != base.shape[1:-1]:
+        if not _probeable(h, base):
             return None
         out = SparseMem({addr: raw_hdr})
         bucket = hash_of(int(h["hash0"])) & ((1 << int(h["B"])) - 1)
@@ -340,6 +340,12 @@ def _structure(h: dict[str, Any]) -> tuple[object, ...]:
         int(h["noverflow"]),
         bool(h["extra"]),
     )
+
+
+def _probeable(h: dict[str, Any], known: MapSnapshot) -> bool:
+    """Whether one bucket chain is all a delete can change: the map is not growing and its
+    arrays and overflow count are those of a snapshot whose accounting is known."""
+    return not h["oldbuckets"] and bool(h["buckets"]) and _structure(h) == known.shape[1:-1]
 
 
 def _prealloc(b: int) -> int:
