@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import socket
 import threading
 from typing import Any
+
+import orjson
 
 from dlvsnap.errors import ConnectionClosedError, RPCError, RPCTimeoutError
 
@@ -39,7 +40,7 @@ class JsonRpcConnection:
         """Send one request and return its id without waiting for the answer."""
         req_id = next(self._ids)
         payload = {"method": "RPCServer." + method, "params": [params], "id": req_id}
-        data = json.dumps(payload, separators=(",", ":")).encode() + b"\n"
+        data = orjson.dumps(payload) + b"\n"
         try:
             self._sock.sendall(data)
         except OSError as e:
@@ -73,7 +74,7 @@ class JsonRpcConnection:
                 line = bytes(self._buf[:nl])
                 del self._buf[: nl + 1]
                 if line.strip():
-                    obj = json.loads(line)
+                    obj = orjson.loads(line)
                     if not isinstance(obj, dict):
                         raise ConnectionClosedError(f"unexpected reply from Delve: {line[:80]!r}")
                     return obj
