@@ -89,19 +89,37 @@ class CompiledStruct:
         return self.field(field).offset
 
     def parse(self, data: bytes) -> dict[str, Any]:
-        """Parse ``data`` (at least ``size`` bytes) into a plain dict (nested for structs)."""
+        """Parse ``data`` (at least ``size`` bytes) into a plain dict (nested for structs),
+        with the numpy dtype: the same values as ``struct.parse`` (a unit test compares
+        them on every layout), several times faster."""
         if len(data) < self.size:
             raise LayoutError(f"{self.name}: {len(data)} bytes read, {self.size} needed")
-        names = self.dtype.names or ()
-        if names == tuple(f.name for f in self.fields):  # no nested struct: numpy is faster
-            rec = np.frombuffer(data, dtype=self.dtype, count=1)[0]
-            return dict(zip(names, rec.tolist(), strict=True))
+        values = np.frombuffer(data, dtype=self.dtype, count=1)[0].tolist()
+        paths = self._paths
+        if paths is None:  # no nested struct
+            return dict(zip(self.dtype.names or (), values, strict=True))
+        out: dict[str, Any] = {}
+        for path, v in zip(paths, values, strict=True):
+            d = out
+            for p in path[:-1]:
+                d = d.setdefault(p, {})
+            d[path[-1]] = v
+        return out
+
+    def parse_construct(self, data: bytes) -> dict[str, Any]:
+        """``parse`` through the construct struct."""
         try:
             parsed = self.struct.parse(data[: self.size])
         except cs.ConstructError as e:
             raise LayoutError(f"{self.name}: cannot parse: {e}") from e
         plain: dict[str, Any] = _plain(parsed)
         return plain
+
+    @functools.cached_property
+    def _paths(self) -> list[list[str]] | None:
+        """Each dtype field's path in the nested dict; None when no field is a struct."""
+        names = self.dtype.names or ()
+        return [n.split(".") for n in names] if any("." in n for n in names) else None
 
 
 def _plain(obj: Any) -> Any:

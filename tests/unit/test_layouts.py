@@ -3,6 +3,7 @@ sizes (../shared/reference/go-map-layouts.md, B.1 and B.2.2)."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,26 @@ def test_every_layout_file_named_by_the_index_compiles() -> None:
             for ptr in (4, 8):
                 lay = load_layout(family, f"go{release}.0", ptr, True)
                 assert lay.family == family
+
+
+def test_numpy_parse_equals_construct_parse_on_every_layout() -> None:
+    """parse (numpy) and parse_construct agree on every struct of every layout file, for
+    both pointer sizes and byte orders, on bytes that set every field."""
+    rng = random.Random(4)
+    checked = 0
+    for family, release in [
+        ("classic", "go1.19.0"),
+        ("classic", "go1.21.0"),
+        ("classic", "go1.24.0"),
+        ("swiss", "go1.24.0"),
+        ("swiss", "go1.25.0"),
+        ("swiss", "go1.27.0"),
+    ]:
+        for ptr, little in [(8, True), (4, True), (8, False)]:
+            lay = load_layout(family, release, ptr, little)
+            for name, st in lay.structs.items():
+                for _ in range(3):
+                    raw = bytes(rng.randrange(256) for _ in range(st.size))
+                    assert st.parse(raw) == st.parse_construct(raw), (lay.name, name)
+                    checked += 1
+    assert checked > 100
