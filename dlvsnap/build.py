@@ -37,11 +37,17 @@ def build_package(
 
 
 def build_cached(
-    module_dir: Path, package: str, go: str, env: dict[str, str] | None = None, ldflags: str = ""
+    module_dir: Path,
+    package: str,
+    go: str,
+    env: dict[str, str] | None = None,
+    ldflags: str = "",
+    gcflags: str = DEBUG_GCFLAGS,
 ) -> Path:
-    """Build ``./package`` of the Go module in ``module_dir`` with -gcflags=all=-N -l, cached
-    in the per-user cache by the module's sources, the toolchain, GOEXPERIMENT, GOARCH and
-    flags (as Delve's own test fixtures are)."""
+    """Build ``./package`` of the Go module in ``module_dir`` with -gcflags=all=-N -l (or
+    ``gcflags``; "" for an optimised build), cached in the per-user cache by the module's
+    sources, the toolchain, GOEXPERIMENT, GOARCH and flags (as Delve's own test fixtures
+    are)."""
     env = {"GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOEXPERIMENT": "", **(env or {})}
     h = hashlib.sha256()
     for p in sorted(module_dir.rglob("*")):
@@ -52,13 +58,15 @@ def build_cached(
     for k in ("GOEXPERIMENT", "GOARCH"):
         h.update(f"{k}={env.get(k, '')}".encode())
     h.update(ldflags.encode())
+    if gcflags != DEBUG_GCFLAGS:
+        h.update(f"gcflags={gcflags}".encode())
     out_dir = cache_dir() / "fixtures" / h.hexdigest()[:16]
     out = out_dir / package
     if out.exists():
         return out
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{package}.{os.getpid()}"
-    cmd = [go, "build", f"-gcflags={DEBUG_GCFLAGS}", "-o", str(tmp)]
+    cmd = [go, "build", *([f"-gcflags={gcflags}"] if gcflags else []), "-o", str(tmp)]
     if ldflags:
         cmd.append(f"-ldflags={ldflags}")
     proc = subprocess.run(

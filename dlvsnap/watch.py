@@ -49,6 +49,7 @@ from dlvsnap.delve.types import (
     KIND_STRING,
     Breakpoint,
     DebuggerState,
+    Frame,
     LoadConfig,
     Thread,
     Variable,
@@ -104,6 +105,11 @@ _REFLECT_ENTRY = re.compile(r"^reflect\.map(delete|delete_faststr|clear)$")
 STACK_DEPTH = 12
 # Evaluated by Delve at every hit and returned with the stop: no extra round trip.
 _HIT_VARS = ("runtime.curg.stack.lo", "runtime.curg.stack.hi", "uintptr(runtime.curg)")
+# The entry point's return address: on amd64 the CALL pushed it just below the frame's
+# canonical frame address (runtime.frameoff is that address minus the stack's top). Once the
+# map is known, hits carry this instead of a stack trace, which costs Delve a stack walk and
+# a larger reply at every hit; the caller's location is then looked up once per call site.
+_RET_VAR = "*(*uintptr)(uintptr(runtime.curg.stack.hi) + uintptr(runtime.frameoff) - 8)"
 
 
 @dataclass
@@ -147,6 +153,13 @@ class _Hit:
     user_frame: int
     location: Location
     via: str
+
+
+@dataclass(frozen=True)
+class _Caller:
+    frame: int  # the caller's frame in the goroutine's stack (0: the entry point's)
+    location: Location
+    via: str  # the reflect entry point the call went through, if any
 
 
 @dataclass
@@ -205,6 +218,7 @@ class MapWatch:
         self._hashers: dict[int, KeyHasher | tuple[str, KeyHasher] | str] = {}
         self._last: MapSnapshot | None = None  # the last snapshot of the watched map
         self._resumed: int | None = None  # a continue sent ahead (pipeline): its request id
+        self._callers: dict[int, _Caller] = {}  # by return address (see _caller)
 
     def _check_inexact_layout(self) -> None:
         """A Go release newer than layouts/index.toml knows: its nearest older layout is used
@@ -275,7 +289,7 @@ class MapWatch:
                     BreakpointSpec(
                         function_name=fn,
                         cond=cond,
-                        stacktrace=STACK_DEPTH,
+                        stacktrace=0 if self._light() else STACK_DEPTH,
                         variables=self._hit_vars(),
                         load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
                     )
@@ -284,12 +298,19 @@ class MapWatch:
 
     def _set_conditions(self) -> None:
         cond, hit_vars = self._cond(), self._hit_vars()
-        self.bps = [self.c.amend_breakpoint(bp, cond, hit_vars) for bp in self.bps]
+        depth = 0 if self._light() else STACK_DEPTH
+        self.bps = [self.c.amend_breakpoint(bp, cond, hit_vars, depth) for bp in self.bps]
 
     def _hit_vars(self) -> tuple[str, ...]:
         """The goroutine's stack bounds matter only while the map may be on a stack: each
         variable costs Delve an evaluation at every hit."""
-        return _HIT_VARS if self.target.mode in ("discover", "stack") else ()
+        stack = _HIT_VARS if self.target.mode in ("discover", "stack") else ()
+        return stack + ((_RET_VAR,) if self._light() else ())
+
+    def _light(self) -> bool:
+        """Hits without a stack trace (see _RET_VAR): once the map is known (discovery
+        evaluates EXPR in the caller's frame), on amd64."""
+        return self.target.mode != "discover" and self.s.target.goarch == "amd64"
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> Summary:
@@ -400,13 +421,7 @@ class MapWatch:
         if len(args) < 2:
             raise TargetError(f"{th.function}: Delve returned {len(args)} arguments, expected t, m")
         var = {v.name: v for v in info.variables}
-        frames = info.stacktrace
-        user = next(
-            (i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
-            1 if len(frames) > 1 else 0,
-        )
-        via = next((f.function for f in frames[1:user] if _REFLECT_ENTRY.match(f.function)), "")
-        uf = frames[user] if frames else None
+        caller = self._caller(th, info.stacktrace, _int_var(var, _RET_VAR))
         return _Hit(
             thread=th,
             entry=th.function,
@@ -416,10 +431,37 @@ class MapWatch:
             stack_lo=_int_var(var, _HIT_VARS[0]),
             stack_hi=_int_var(var, _HIT_VARS[1]),
             g_addr=_int_var(var, _HIT_VARS[2]),
-            user_frame=user,
-            location=Location(uf.function, uf.file, uf.line) if uf else Location("?", "?", 0),
-            via=via,
+            user_frame=caller.frame,
+            location=caller.location,
+            via=caller.via,
         )
+
+    def _caller(self, th: Thread, frames: tuple[Frame, ...], ret: int) -> _Caller:
+        """Where the program called the entry point: the first frame outside the runtime,
+        reflect and generic map code, and the reflect entry on the way, if any. A hit with
+        no stack trace (``_light``) gives its return address ``ret``: the call site's answer
+        is kept when every frame up to the caller's is at that address (the caller, and
+        functions inlined into it, called the entry point directly); else a stack trace
+        is asked for at this hit."""
+        if not frames:
+            known = self._callers.get(ret) if ret else None
+            if known is not None:
+                return known
+            frames = tuple(self.c.stacktrace(th.goroutine_id, STACK_DEPTH))
+        user = next(
+            (i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
+            1 if len(frames) > 1 else 0,
+        )
+        via = next((f.function for f in frames[1:user] if _REFLECT_ENTRY.match(f.function)), "")
+        uf = frames[user] if frames else None
+        out = _Caller(
+            user,
+            Location(uf.function, uf.file, uf.line) if uf else Location("?", "?", 0),
+            via,
+        )
+        if ret and user > 0 and all(f.pc == ret for f in frames[1 : user + 1]):
+            self._callers[ret] = out
+        return out
 
     def _is_watched(self, hit: _Hit) -> bool:
         t = self.target

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from dlvsnap.build import build_cached
+from dlvsnap.build import DEBUG_GCFLAGS, build_cached
 from dlvsnap.toolchain import Variant, cache_dir, default_dlv, matrix, pick_dlv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,11 +105,14 @@ def build_fixture(
     env: dict[str, str] | None = None,
     ldflags: str = "",
     variant: Variant | None = None,
+    optimized: bool = False,
 ) -> Path:
-    """Build fixtures/<name> with -gcflags=all=-N -l, cached by sources, toolchain and flags."""
+    """Build fixtures/<name> with -gcflags=all=-N -l (``optimized``: with the compiler's
+    defaults, inlining included), cached by sources, toolchain and flags."""
     if variant is not None:
         go, env = go_for(variant), {**variant.env(), **(env or {})}
-    return build_cached(FIXTURES, name, go or go_toolchain(), env, ldflags)
+    gcflags = "" if optimized else DEBUG_GCFLAGS
+    return build_cached(FIXTURES, name, go or go_toolchain(), env, ldflags, gcflags)
 
 
 ORACLE_RE = re.compile(

@@ -129,14 +129,21 @@ class DelveClient:
         self._call("ClearBreakpoint", {"Id": bp_id})
 
     def amend_breakpoint(
-        self, bp: Breakpoint, cond: str, variables: tuple[str, ...] | None = None
+        self,
+        bp: Breakpoint,
+        cond: str,
+        variables: tuple[str, ...] | None = None,
+        stacktrace: int | None = None,
     ) -> Breakpoint:
-        """A new condition (and variables to evaluate at each hit, if given). AmendBreakpoint
-        replaces every mutable field: send the whole object back."""
+        """A new condition (and, if given, the variables to evaluate and the stack depth to
+        return at each hit). AmendBreakpoint replaces every mutable field: send the whole
+        object back."""
         raw = dict(bp.raw)
         raw["Cond"] = cond
         if variables is not None:
             raw["variables"] = list(variables)
+        if stacktrace is not None:
+            raw["stacktrace"] = stacktrace
         self._call("AmendBreakpoint", {"Breakpoint": raw})
         return Breakpoint.from_json(raw)
 

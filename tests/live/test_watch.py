@@ -247,3 +247,49 @@ def test_max_events_stops_the_program(dlv: str, tmp_path: Path) -> None:
     assert len(run.of("delete")) == 3
     summary = run.of("summary")[0]
     assert summary["stopped_early"] is True and summary["exit_status"] is None
+
+
+def _site_lines(fixture: str) -> dict[str, int]:
+    """Line numbers of the `// site:NAME` markers in fixtures/<fixture>/main.go."""
+    text = (FIXTURES / fixture / "main.go").read_text().splitlines()
+    return {
+        line.split("// site:")[1].split()[0]: i
+        for i, line in enumerate(text, 1)
+        if "// site:" in line and not line.lstrip().startswith("//")
+    }
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["debug-build", "optimized-build"])
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_every_call_site_is_located(tmp_path: Path, v: Variant, optimized: bool) -> None:
+    """The caller of each delete (its function and line, and the reflect entry on the way) is
+    where the source deletes: through a direct call, a helper called from two places
+    (inlined in the optimised build), a generic function, reflect, and twice from a loop.
+    The watched map is known before the first delete, so each call site's location is
+    looked up once from its return address and every later hit there reuses it."""
+    dlv_for(v)
+    binary = build_fixture("callers", variant=v, optimized=optimized)
+    run = run_watch(binary, "main.m", tmp=tmp_path)
+    assert run.returncode == 0, run.stderr
+    lines = _site_lines("callers")
+    want = {
+        1: ("main.main", lines["direct"], None),
+        2: ("main.del", lines["helper"], None),
+        3: ("main.del", lines["helper"], None),
+        4: ("main.drop", lines["generic"], None),
+        5: ("main.main", lines["reflect"], "reflect."),
+        6: ("main.main", lines["loop"], None),
+        7: ("main.main", lines["loop"], None),
+        8: ("main.main", lines["direct2"], None),
+    }
+    got = {
+        e["key"]: (e["function"], e["line"], e["via"])
+        for e in run.of("delete")
+        if e["file"].endswith("callers/main.go")
+    }
+    assert sorted(got) == sorted(want), run.stdout
+    for key, (fn, line, via) in want.items():
+        gfn, gline, gvia = got[key]
+        assert gfn == fn or gfn.startswith(fn + "["), (key, got[key])  # drop[...]: generic
+        assert gline == line, (key, got[key])
+        assert (gvia or "").startswith(via) if via else gvia is None, (key, got[key])
