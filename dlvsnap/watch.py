@@ -560,12 +560,31 @@ class MapWatch:
         if after_st.exited:
             raise TargetError(f"the program exited inside {hit.entry}")
         after_addr = self._after_addr(hit, mem)
-        after, warnings = self._after(hit.typ, dec, after_addr, before, found=found, op=op, key=key)
-        check_after = dec.snapshot(after_addr) if check_before is not None else None
         last = self.opts.max_events is not None and self.summary.events + 1 >= self.opts.max_events
-        if self.opts.pipeline and not last:
-            # every byte of this event is read: let the program run while it is rendered
+        pipelined = self.opts.pipeline and not last
+        # pipeline, a delete's scalar keys: the bytes the read after it needs, read raw now
+        # and decoded once the program runs again
+        captured = (
+            dec.recapture(after_addr, before)
+            if pipelined
+            and op == "delete"
+            and not self.opts.live_keys
+            and dec.keys.scalar_dtype() is not None
+            else None
+        )
+
+        def read_after(reader: Decoder) -> tuple[MapSnapshot, list[str]]:
+            return self._after(hit.typ, reader, after_addr, before, found=found, op=op, key=key)
+
+        if captured is None:
+            after, warnings = read_after(dec)
+        check_after = dec.snapshot(after_addr) if check_before is not None else None
+        if pipelined:
+            # every byte of this event is read: let the program run while it is decoded,
+            # diffed and rendered
             self._resumed = self.c.send_command("continue")
+        if captured is not None:
+            after, warnings = read_after(dec.over(captured))
         d = diff(before, after)
         if check_before is not None and check_after is not None:
             warnings += _crosscheck(d, diff(check_before, check_after))
@@ -619,7 +638,6 @@ class MapWatch:
                 check = dec.snapshot(hit.map_addr) if self.opts.crosscheck else None
                 stepping = self.c.send_command("stepOut")
                 later = dec.over(captured)
-                assert isinstance(later, type(dec))
                 try:
                     return later.probe(hit.map_addr, key, hash_of, base), stepping, check
                 except DlvsnapError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Self
 
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.errors import LayoutError
@@ -27,7 +28,7 @@ class BaseDecoder:
     def byte_state(self, b: int) -> str:
         raise NotImplementedError
 
-    def over(self, mem: MemoryReader) -> BaseDecoder:
+    def over(self, mem: MemoryReader) -> Self:
         """The same decoder reading ``mem`` (for example bytes captured earlier)."""
         other = copy.copy(self)
         other.mem = mem

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
-from dlvsnap.memory import MemoryReader, SparseMem
+from dlvsnap.memory import MemoryReader, RecordingMem, SparseMem
 from dlvsnap.model import (
     DELETED,
     EMPTY,
@@ -237,17 +237,10 @@ class SwissDecoder(BaseDecoder):
             where = [(t.index, 0, t.n_groups) for t in tables]
             rows = self._rows(where)
             return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=True)
-        t0 = prior.tables[0] if prior.partial and len(prior.tables) == 1 else None
-        if t0 is None or (hdr["dirPtr"], hdr["dirLen"]) != (
-            prior.header["dirPtr"],
-            prior.header["dirLen"],
-        ):
+        t = self._same_table(hdr, prior)
+        if t is None:
             return self.snapshot(addr)
-        ts = self.layout.struct("table")
-        th = np.frombuffer(self.mem.read(t0.addr, ts.size), dtype=ts.dtype)
-        t = _Dir(np.array([t0.index], dtype=np.int64), th, [t0.addr]).table(0)
-        if (t.groups_addr, t.n_groups) != (t0.groups_addr, t0.n_groups):
-            return self.snapshot(addr)
+        t0 = prior.tables[0]
         self._group_base = {t.index: t.groups_addr}
         rows = self._rows(
             [(int(x), int(g), 1) for x, g in zip(prior.rows.table, prior.rows.index, strict=True)]
@@ -272,6 +265,32 @@ class SwissDecoder(BaseDecoder):
             tombstones=prior.tombstones - t0.tombstones + t.tombstones,
             warnings=tuple(warnings),
         )
+
+    def _same_table(self, hdr: dict[str, Any], prior: MapSnapshot) -> Table | None:
+        """The table of ``prior`` (a probe) read again, if the directory and the table's
+        group array are those ``prior`` read (a delete changes neither); else None."""
+        t0 = prior.tables[0] if prior.partial and len(prior.tables) == 1 else None
+        if t0 is None or (hdr["dirPtr"], hdr["dirLen"]) != (
+            prior.header["dirPtr"],
+            prior.header["dirLen"],
+        ):
+            return None
+        ts = self.layout.struct("table")
+        th = np.frombuffer(self.mem.read(t0.addr, ts.size), dtype=ts.dtype)
+        t = _Dir(np.array([t0.index], dtype=np.int64), th, [t0.addr]).table(0)
+        return t if (t.groups_addr, t.n_groups) == (t0.groups_addr, t0.n_groups) else None
+
+    def recapture(self, addr: int, prior: MapSnapshot) -> SparseMem | None:
+        """Every byte ``reread`` reads after a delete, read raw (the header, the probe's
+        table header and groups), so that it can run on them later, while the program
+        runs; None when it would read the whole map instead."""
+        rec = RecordingMem(self.mem)
+        me = self.over(rec)
+        if me._same_table(me.header(addr), prior) is None:
+            return None
+        gs = self.mt.group_size
+        rec.read_many([(a, gs) for a in prior.rows.addr.tolist()])
+        return SparseMem(rec.regions)
 
     def capture(self, addr: int, hash_of: Callable[[int], int]) -> SparseMem | None:
         """Every byte ``probe`` can read for a delete, read raw (little decoding): the
