@@ -42,6 +42,7 @@ def build_cached(
     go: str,
     env: dict[str, str] | None = None,
     ldflags: str = "",
+    *,
     gcflags: str = DEBUG_GCFLAGS,
 ) -> Path:
     """Build ``./package`` of the Go module in ``module_dir`` with -gcflags=all=-N -l (or

@@ -175,10 +175,19 @@ class SparseMem:
         for addr, data in (segments or {}).items():
             self.add(addr, data)
 
-    def add(self, addr: int, data: bytes) -> None:
+    def add(self, addr: int, data: bytes | bytearray) -> None:
         if addr not in self.segments:
             bisect.insort(self._starts, addr)
         self.segments[addr] = bytes(data)
+
+    @classmethod
+    def of(cls, regions: Sequence[tuple[int, int]], data: bytes | bytearray) -> SparseMem:
+        """The regions, read into ``data`` one after the other (by ``read_many``)."""
+        out, off = cls(), 0
+        for addr, size in regions:
+            out.add(addr, data[off : off + size])
+            off += size
+        return out
 
     def read(self, addr: int, size: int) -> bytes:
         i = bisect.bisect_right(self._starts, addr) - 1

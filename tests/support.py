@@ -105,6 +105,7 @@ def build_fixture(
     env: dict[str, str] | None = None,
     ldflags: str = "",
     variant: Variant | None = None,
+    *,
     optimized: bool = False,
 ) -> Path:
     """Build fixtures/<name> with -gcflags=all=-N -l (``optimized``: with the compiler's
@@ -112,7 +113,7 @@ def build_fixture(
     if variant is not None:
         go, env = go_for(variant), {**variant.env(), **(env or {})}
     gcflags = "" if optimized else DEBUG_GCFLAGS
-    return build_cached(FIXTURES, name, go or go_toolchain(), env, ldflags, gcflags)
+    return build_cached(FIXTURES, name, go or go_toolchain(), env, ldflags, gcflags=gcflags)
 
 
 ORACLE_RE = re.compile(

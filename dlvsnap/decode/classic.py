@@ -167,19 +167,18 @@ class ClassicDecoder(BaseDecoder):
         """Every byte ``reread`` reads after a delete, read raw (the header and the chain),
         so that it can run on them later, while the program runs; None when it would read
         the whole map instead, or the chain's links changed (a delete changes none)."""
-        hs = self.layout.struct("hmap")
-        raw_hdr = self.mem.read(addr, hs.size)
-        if not prior.partial or not _probeable(hs.parse(raw_hdr), prior):
+        if not prior.partial:
             return None
+        hs = self.layout.struct("hmap")
         chain = prior.rows.addr.tolist()
-        raw = self.mem.read_many([(a, self.bsize) for a in chain])
-        level = np.frombuffer(raw, dtype=np.uint8).reshape(len(chain), self.bsize)
+        regions = [(addr, hs.size), *((a, self.bsize) for a in chain)]
+        raw = self.mem.read_many(regions)
+        if not _probeable(hs.parse(raw), prior):
+            return None
+        level = np.frombuffer(raw, dtype=np.uint8, offset=hs.size).reshape(len(chain), -1)
         if self._next(level).tolist() != [*chain[1:], 0]:
             return None
-        out = SparseMem({addr: raw_hdr})
-        for i, a in enumerate(chain):
-            out.add(a, bytes(raw[i * self.bsize : (i + 1) * self.bsize]))
-        return out
+        return SparseMem.of(regions, raw)
 
     def capture(
         self, addr: int, hash_of: Callable[[int], int], base: MapSnapshot

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from dlvsnap.decode.base import BaseDecoder
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
-from dlvsnap.memory import MemoryReader, RecordingMem, SparseMem
+from dlvsnap.memory import MemoryReader, SparseMem
 from dlvsnap.model import (
     DELETED,
     EMPTY,
@@ -284,13 +284,17 @@ class SwissDecoder(BaseDecoder):
         """Every byte ``reread`` reads after a delete, read raw (the header, the probe's
         table header and groups), so that it can run on them later, while the program
         runs; None when it would read the whole map instead."""
-        rec = RecordingMem(self.mem)
-        me = self.over(rec)
-        if me._same_table(me.header(addr), prior) is None:
+        if not prior.partial or len(prior.tables) != 1:
             return None
         gs = self.mt.group_size
-        rec.read_many([(a, gs) for a in prior.rows.addr.tolist()])
-        return SparseMem(rec.regions)
+        regions = [
+            (addr, self.layout.struct("Map").size),
+            (prior.tables[0].addr, self.layout.struct("table").size),
+            *((a, gs) for a in prior.rows.addr.tolist()),
+        ]
+        out = SparseMem.of(regions, self.mem.read_many(regions))
+        me = self.over(out)
+        return out if me._same_table(me.header(addr), prior) is not None else None
 
     def capture(self, addr: int, hash_of: Callable[[int], int]) -> SparseMem | None:
         """Every byte ``probe`` can read for a delete, read raw (little decoding): the
