@@ -162,6 +162,14 @@ class _Caller:
     via: str  # the reflect entry point the call went through, if any
 
 
+@dataclass(frozen=True)
+class _Lean:
+    """A breakpoint whose hits no longer carry the entry point's arguments (_make_lean)."""
+
+    typ: int  # the map type, from its first hit
+    key: str  # the key parameter's name ("" for mapclear)
+
+
 @dataclass
 class _Target:
     """How the watched map is recognised in breakpoint conditions."""
@@ -219,6 +227,7 @@ class MapWatch:
         self._last: MapSnapshot | None = None  # the last snapshot of the watched map
         self._resumed: int | None = None  # a continue sent ahead (pipeline): its request id
         self._callers: dict[int, _Caller] = {}  # by return address (see _caller)
+        self._lean: dict[int, _Lean] = {}  # by breakpoint id
 
     def _check_inexact_layout(self) -> None:
         """A Go release newer than layouts/index.toml knows: its nearest older layout is used
@@ -415,19 +424,29 @@ class MapWatch:
         )
 
     def _parse_hit(self, th: Thread) -> _Hit:
-        info = th.breakpoint_info
-        assert info is not None
-        args = info.arguments
-        if len(args) < 2:
-            raise TargetError(f"{th.function}: Delve returned {len(args)} arguments, expected t, m")
+        info, bp = th.breakpoint_info, th.breakpoint
+        assert info is not None and bp is not None
         var = {v.name: v for v in info.variables}
+        lean = self._lean.get(bp.id)
+        if lean is not None:
+            typ, map_addr = lean.typ, self._lean_map_addr(var)
+            key_arg = var.get(lean.key) if lean.key else None
+        else:
+            args = info.arguments
+            if len(args) < 2:
+                n = len(args)
+                raise TargetError(f"{th.function}: Delve returned {n} arguments, expected t, m")
+            typ, map_addr = _pointer_arg(th, args[0]), _pointer_arg(th, args[1])
+            key_arg = args[2] if len(args) > 2 else None
+            if self._light():
+                self._make_lean(bp.id, typ, args)
         caller = self._caller(th, info.stacktrace, _int_var(var, _RET_VAR))
         return _Hit(
             thread=th,
             entry=th.function,
-            typ=_pointer_arg(th, args[0]),
-            map_addr=_pointer_arg(th, args[1]),
-            key_arg=args[2] if len(args) > 2 else None,
+            typ=typ,
+            map_addr=map_addr,
+            key_arg=key_arg,
             stack_lo=_int_var(var, _HIT_VARS[0]),
             stack_hi=_int_var(var, _HIT_VARS[1]),
             g_addr=_int_var(var, _HIT_VARS[2]),
@@ -435,6 +454,32 @@ class MapWatch:
             location=caller.location,
             via=caller.via,
         )
+
+    def _make_lean(self, bp_id: int, typ: int, args: tuple[Variable, ...]) -> None:
+        """After a breakpoint's first hit once the map is known: it stops loading the entry
+        point's arguments, which Delve converts at every hit. Its hits then carry only the
+        key, evaluated by the name this hit gave it (names differ between entry points and
+        releases); the map type is this hit's (the watched map's type never changes) and
+        the map's address follows from the condition (``_lean_map_addr``)."""
+        key = args[2].name if len(args) > 2 else ""
+        i = next(i for i, b in enumerate(self.bps) if b.id == bp_id)
+        hit_vars = self._hit_vars() + ((key,) if key else ())
+        self.bps[i] = self.c.amend_breakpoint(
+            self.bps[i], self._cond(), hit_vars, 0, load_args=False
+        )
+        self._lean[bp_id] = _Lean(typ, key)
+
+    def _lean_map_addr(self, var: dict[str, Variable]) -> int:
+        """The map a lean breakpoint's condition matched: the variable's map (var), the
+        header at its offset from the goroutine's stack top (stack), or the map (heap)."""
+        t = self.target
+        if t.mode == "stack":
+            return _int_var(var, _HIT_VARS[1]) - t.stack_off
+        if t.mode == "var":
+            p = self.layout.ptr_size
+            raw = self.s.memory(t.var_addr, p).read(t.var_addr, p)
+            return int.from_bytes(raw, self.layout.order)
+        return t.base
 
     def _caller(self, th: Thread, frames: tuple[Frame, ...], ret: int) -> _Caller:
         """Where the program called the entry point: the first frame outside the runtime,

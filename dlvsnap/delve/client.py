@@ -134,16 +134,20 @@ class DelveClient:
         cond: str,
         variables: tuple[str, ...] | None = None,
         stacktrace: int | None = None,
+        *,
+        load_args: bool = True,
     ) -> Breakpoint:
         """A new condition (and, if given, the variables to evaluate and the stack depth to
-        return at each hit). AmendBreakpoint replaces every mutable field: send the whole
-        object back."""
+        return at each hit; ``load_args=False``: no arguments any more). AmendBreakpoint
+        replaces every mutable field: send the whole object back."""
         raw = dict(bp.raw)
         raw["Cond"] = cond
         if variables is not None:
             raw["variables"] = list(variables)
         if stacktrace is not None:
             raw["stacktrace"] = stacktrace
+        if not load_args:
+            raw["LoadArgs"] = None
         self._call("AmendBreakpoint", {"Breakpoint": raw})
         return Breakpoint.from_json(raw)
 
