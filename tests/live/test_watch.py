@@ -264,9 +264,13 @@ def _site_lines(fixture: str) -> dict[str, int]:
 def test_every_call_site_is_located(tmp_path: Path, v: Variant, optimized: bool) -> None:
     """The caller of each delete (its function and line, and the reflect entry on the way) is
     where the source deletes: through a direct call, a helper called from two places
-    (inlined in the optimised build), a generic function, reflect, and twice from a loop.
-    The watched map is known before the first delete, so each call site's location is
-    looked up once from its return address and every later hit there reuses it."""
+    (inlined in the optimised build) and from other goroutines, a generic function,
+    reflect, twice from a loop, a goroutine's closure, and a helper that deletes from the
+    watched map and another in turn. The watched map is known before the first delete, so
+    each call site's location is looked up once from its return address, and its calls
+    end at a breakpoint there (their goroutine in its condition) instead of stepOut: the
+    deletes from the other map end that for their call site. Every delete of the watched
+    map is seen once, with its count going down by one, and the program is not disturbed."""
     dlv_for(v)
     binary = build_fixture("callers", variant=v, optimized=optimized)
     run = run_watch(binary, "main.m", tmp=tmp_path)
@@ -281,6 +285,12 @@ def test_every_call_site_is_located(tmp_path: Path, v: Variant, optimized: bool)
         6: ("main.main", lines["loop"], None),
         7: ("main.main", lines["loop"], None),
         8: ("main.main", lines["direct2"], None),
+        9: ("main.dropFrom", lines["shared"], None),
+        10: ("main.dropFrom", lines["shared"], None),
+        11: ("main.dropFrom", lines["shared"], None),
+        12: ("main.main.func1", lines["goroutine"], None),
+        13: ("main.del", lines["helper"], None),
+        14: ("main.del", lines["helper"], None),
     }
     got = {
         e["key"]: (e["function"], e["line"], e["via"])
@@ -288,6 +298,10 @@ def test_every_call_site_is_located(tmp_path: Path, v: Variant, optimized: bool)
         if e["file"].endswith("callers/main.go")
     }
     assert sorted(got) == sorted(want), run.stdout
+    counts = [(e["count_before"], e["count_after"]) for e in run.of("delete")]
+    assert counts == [(64 - i, 63 - i) for i in range(len(want))], counts
+    assert "callers: 50 entries left" in run.target_output
+    assert not [e for e in run.of("delete") if e.get("warnings")], run.stdout
     for key, (fn, line, via) in want.items():
         gfn, gline, gvia = got[key]
         assert gfn == fn or gfn.startswith(fn + "["), (key, got[key])  # drop[...]: generic
