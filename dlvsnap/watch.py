@@ -241,6 +241,7 @@ class MapWatch:
         # steps out (its breakpoint stopped a call dlvsnap did not watch)
         self._returns: dict[int, _Return | None] = {}
         self._return_ids: dict[int, int] = {}  # return breakpoint id -> return address
+        self._users_stop_after = ""  # a breakpoint of the user's where a watched call ended
 
     def _check_inexact_layout(self) -> None:
         """A Go release newer than layouts/index.toml knows: its nearest older layout is used
@@ -384,9 +385,7 @@ class MapWatch:
             if self._drop_returns(st) and not hits and not self._users_stop(st):
                 continue
             if not hits and self.s.mode != "launch":
-                why = self._users_stop(st) or "a stop dlvsnap did not ask for (halt?)"
-                self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
-                self.summary.stopped_early = True
+                self._stopped(self._users_stop(st) or "a stop dlvsnap did not ask for (halt?)")
                 return
             for th in hits:
                 hit = self._parse_hit(th)
@@ -402,6 +401,9 @@ class MapWatch:
                         self.on_note(Note("stopped", msg))
                         self.summary.stopped_early = True
                         return
+                    if self._users_stop_after:
+                        self._stopped(self._users_stop_after)
+                        return
                     if (
                         self.opts.max_events is not None
                         and self.summary.events >= self.opts.max_events
@@ -409,6 +411,10 @@ class MapWatch:
                         self.summary.stopped_early = True
                         return
                     break  # stepOut resumed the target: other hits of this stop are gone
+
+    def _stopped(self, why: str) -> None:
+        self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
+        self.summary.stopped_early = True
 
     def _users_stop(self, st: DebuggerState) -> str:
         """A breakpoint of someone else's in this stop ("" if none)."""
@@ -492,15 +498,20 @@ class MapWatch:
         a ``continue`` then ends the call, cheaper for Delve than ``stepOut`` (no stack walk,
         no temporary breakpoint set and cleared at each call). Its condition names the
         calling goroutine, amended when another one calls from there. None (step out) where
-        the return address is unknown, the caller is not the call site (reflect), or that
-        site's breakpoint once stopped a call dlvsnap did not watch (see _drop_returns)."""
+        the return address is unknown, the caller is not the call site (reflect), another
+        breakpoint is already there, or that site's breakpoint once stopped a call dlvsnap
+        did not watch (see _drop_returns)."""
         g = hit.thread.goroutine_id
         if not hit.ret or g <= 0 or (hit.ret in self._returns and not self._returns[hit.ret]):
             return None
         cond = f"runtime.curg.goid == {g}"
         site = self._returns.get(hit.ret)
         if site is None:
-            bp = self.s.create_breakpoint(BreakpointSpec(addrs=(hit.ret,), cond=cond))
+            try:
+                bp = self.s.create_breakpoint(BreakpointSpec(addrs=(hit.ret,), cond=cond))
+            except RPCError:  # a breakpoint of the user's there (--connect): step out
+                self._returns[hit.ret] = None
+                return None
             site = self._returns[hit.ret] = _Return(bp, g)
             self._return_ids[bp.id] = hit.ret
         elif site.goroutine != g:
@@ -513,15 +524,18 @@ class MapWatch:
         the watch); a return breakpoint hit by a call dlvsnap did not watch is dropped."""
         g, entries = hit.thread.goroutine_id, {bp.id for bp in self.bps}
         while not st.exited:
-            if site is None and not st.next_in_progress:
-                return st
             ours = site is not None and any(
                 t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
                 for t in st.threads_at_breakpoints()
             )
-            self._drop_returns(st, site)
-            if ours:
+            if ours or (site is None and not st.next_in_progress):
+                self._drop_returns(st, site)
+                # a breakpoint of the user's at the same stop (on the return address, or
+                # another goroutine's): the event is reported, then the watch ends there
+                if self.s.mode != "launch":
+                    self._users_stop_after = self._users_stop(st)
                 return st
+            self._drop_returns(st, site)
             if self.s.mode != "launch" and self._users_stop(st):
                 # another goroutine stopped for the user mid-call: hand the program back
                 if site is None:
@@ -686,7 +700,7 @@ class MapWatch:
             raise TargetError(f"the program exited inside {hit.entry}")
         after_addr = self._after_addr(hit, mem)
         last = self.opts.max_events is not None and self.summary.events + 1 >= self.opts.max_events
-        pipelined = self.opts.pipeline and not last
+        pipelined = self.opts.pipeline and not last and not self._users_stop_after
         # pipeline, a delete's scalar keys: the bytes the read after it needs, read raw now
         # and decoded once the program runs again
         captured = (

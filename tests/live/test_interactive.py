@@ -311,3 +311,38 @@ def test_watch_attach_then_release() -> None:
         assert len(deletes) == 2 and all(d["key_present"] for d in deletes)
         assert int(deletes[1]["key"][-2:]) == (int(deletes[0]["key"][-2:]) + 1) % 40
         _goes_on_running(p)
+
+
+def test_watch_connect_ends_at_a_users_breakpoint_on_the_return_address(tmp_path: Path) -> None:
+    """The user's breakpoint is on the line right after a watched delete, where the call
+    returns: dlvsnap cannot put its own return breakpoint there, steps out instead, reports
+    the delete, and ends the watch at the user's breakpoint instead of passing it."""
+    line = next(
+        i
+        for i, text in enumerate((FIXTURES / "interactive" / "main.go").read_text().splitlines(), 1)
+        if "delete(local, r%20)" in text
+    )
+    with users_delve_server(tmp_path) as (port, _server):
+        user = DelveClient(JsonRpcConnection("127.0.0.1", port))
+        user.set_api_version(2)
+        user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
+        user.command("continue")  # checkpoint(0)
+        for bp_id, *_ in _breakpoints(user):
+            user.clear_breakpoint(bp_id)
+        after = user.find_location(f"main.go:{line}")
+        user.create_breakpoint(BreakpointSpec(addrs=tuple(after)))
+        bps, address = _breakpoints(user), f"127.0.0.1:{port}"
+        watch = _dlvsnap("watch", "--connect", address, "--map", "main.Inventory", "--json")
+        assert watch.returncode == 0, watch.stderr
+        records = [json.loads(ln) for ln in watch.stdout.splitlines()]
+        deletes = [r for r in records if r["event"] == "delete"]
+        assert [(d["key"], d["key_present"]) for d in deletes] == [("item-00", True)]
+        notes = [r for r in records if r["event"] == "note" and r["kind"] == "stopped"]
+        assert len(notes) == 1 and f"main.go:{line}" in notes[0]["message"], records
+        assert _breakpoints(user) == bps
+        assert _where(user)[:2] == ("main.main", line)
+        for bp_id, *_ in bps:
+            user.clear_breakpoint(bp_id)
+        st = user.command("continue")
+        assert st.exited and st.exit_status == 0
+        user.conn.close()
