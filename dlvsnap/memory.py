@@ -57,6 +57,12 @@ if _vm_readv is not None:
     _vm_readv.restype = ctypes.c_ssize_t
 
 
+# read_each reads regions as spans when there are at least this many, and a span's gaps
+# between regions are at most this many bytes (see ProcMem._read_spans)
+_SPAN_MIN_REGIONS = 64
+_SPAN_GAP = 4096
+
+
 class ProcMem:
     """The local fast path: pread on /proc/PID/mem (the target must be stopped)."""
 
@@ -111,6 +117,9 @@ class ProcMem:
         n = len(addrs)
         if _vm_readv is None or ctypes.sizeof(ctypes.c_void_p) != 8 or n < 4 or size == 0:
             return self.read_many([(int(a), size) for a in addrs])
+        near = self._read_spans(addrs, size)
+        if near is not None:
+            return near
         out = bytearray(n * size)
         buf = (ctypes.c_char * len(out)).from_buffer(out)
         local, remote = np.empty(n, _IOVEC_NP), np.empty(n, _IOVEC_NP)
@@ -132,6 +141,35 @@ class ProcMem:
                 out[i * size : (i + k) * size] = _concat(self, part)
         del buf
         return out
+
+    def _read_spans(self, addrs: NDArray[np.uint64], size: int) -> bytearray | None:
+        """Many regions lying close together (a swiss map's table headers, allocated side by
+        side: 2,044 of them in 20 pages at 1,000,000 entries) read as the few spans that
+        hold them: the kernel then walks a handful of iovecs instead of one per region.
+        None when that would not save much, or a span (gaps included) is not readable."""
+        n = len(addrs)
+        if n < _SPAN_MIN_REGIONS:
+            return None
+        order = np.argsort(addrs, kind="stable")
+        a = addrs[order].astype(np.uint64)
+        end = a + np.uint64(size)
+        cut = np.flatnonzero(a[1:] > end[:-1] + np.uint64(_SPAN_GAP)) + 1
+        first = np.concatenate(([0], cut))
+        last = np.concatenate((cut, [n])) - 1
+        start, length = a[first], end[last] - a[first]
+        if len(first) * 4 > n or int(length.sum()) > 16 * n * size:
+            return None
+        try:
+            raw = self.read_many(list(zip(start.tolist(), length.tolist(), strict=True)))
+        except MemoryReadError:
+            return None
+        span_off = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.uint64)
+        span = np.repeat(np.arange(len(first)), last - first + 1)
+        off = (span_off[span] + (a - start[span])).astype(np.int64)
+        regions = np.frombuffer(raw, dtype=np.uint8)[off[:, None] + np.arange(size)]
+        out = np.empty_like(regions)
+        out[order] = regions
+        return bytearray(out.tobytes())
 
     def close(self) -> None:
         os.close(self._fd)

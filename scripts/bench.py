@@ -38,7 +38,7 @@ from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
 from dlvsnap.delve.types import LoadConfig  # noqa: E402
 from dlvsnap.layouts import load_layout  # noqa: E402
 from dlvsnap.memory import DelveMem, ProcMem, RecordingMem  # noqa: E402
-from dlvsnap.model import DeleteEvent, MapSnapshot  # noqa: E402
+from dlvsnap.model import DeleteEvent  # noqa: E402
 from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402
 from dlvsnap.toolchain import Variant, pick_dlv  # noqa: E402
@@ -135,12 +135,13 @@ def snapshot_bench(b: Bench, n: int, eval_load: bool) -> None:
         big = sum(z for _, z in regions)
         exam = _time(lambda: [delve.read(a, z) for a, z in regions])
         dec = make_decoder(layout, proc, mt)
+        # timed like the raw read (best of 3), then once more under tracemalloc for the
+        # peak (tracing every allocation slows it down)
+        took = _time(lambda: dec.snapshot(addr), repeat=3)
         tracemalloc.start()
-        snap_box: list[MapSnapshot] = []
-        took = _time(lambda: snap_box.append(dec.snapshot(addr)))
+        snap = dec.snapshot(addr)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        snap = snap_box[0]
         map_bytes = snap.memory.held
         label = f"{n:,}-entry map[int]int, {t.map_impl}"
         b.rows.append(
@@ -283,7 +284,7 @@ def main() -> None:
                 paired=ratios,
             )
         )
-        _, watched_big = stop_pair_bench(b, big, 30, rounds=1)
+        _, watched_big = stop_pair_bench(b, big, 30, rounds=3)
         b.rows.append(
             Row(
                 f"per-delete time, {big:,} vs 1,000 entries",

@@ -22,8 +22,10 @@ VARIANTS = variants()
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
 def test_proc_and_examine_memory_agree(v: Variant) -> None:
     """Header, directory/tables and every group or bucket array of a 5,000-entry map; the
-    classic bucket array (147 KB) spans several ExamineMemory calls."""
+    classic bucket array (147 KB) spans several ExamineMemory calls; scattered reads, one
+    by one and as spans."""
     compared: list[int] = []
+    spans: list[int] = []
     with Session.launch(dlv_for(v), build_fixture("large", variant=v), [], sink=None) as s:
 
         def on_event(ev: DeleteEvent) -> None:
@@ -42,11 +44,19 @@ def test_proc_and_examine_memory_agree(v: Variant) -> None:
             assert proc.read_many(regions) == delve.read_many(regions)
             starts = np.array([a for a, _ in regions], dtype=np.uint64)
             assert proc.read_each(starts, 16) == delve.read_each(starts, 16)
+            if not snap.partial:  # hundreds of regions side by side, shuffled: as spans
+                near = np.random.default_rng(1).permutation(snap.rows.addr[:512])
+                near = near.astype(np.uint64)
+                assert len(near) >= 64 and proc._read_spans(near, 16) is not None
+                one_by_one = b"".join(proc.read(int(a), 16) for a in near.tolist())
+                assert proc.read_each(near, 16) == one_by_one
+                assert proc.read_each(near[:64], 16) == delve.read_each(near[:64], 16)
+                spans.append(len(near))
             proc.close()
 
         MapWatch(s, WatchOptions(expr="main.table", max_events=2), on_event).run()
     assert sum(compared) > 65536 * 2 or v.impl == "swiss", compared
-    assert len(compared) >= 2
+    assert len(compared) >= 2 and spans
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
