@@ -165,11 +165,12 @@ class ProcMem:
             return None
         span_off = np.concatenate(([0], np.cumsum(length)[:-1])).astype(np.uint64)
         span = np.repeat(np.arange(len(first)), last - first + 1)
-        off = (span_off[span] + (a - start[span])).astype(np.int64)
-        regions = np.frombuffer(raw, dtype=np.uint8)[off[:, None] + np.arange(size)]
-        out = np.empty_like(regions)
-        out[order] = regions
-        return bytearray(out.tobytes())
+        at = np.empty(n, dtype=np.int64)  # each region's offset in raw, in the order asked
+        at[order] = (span_off[span] + (a - start[span])).astype(np.int64)
+        windows = np.lib.stride_tricks.sliding_window_view(np.frombuffer(raw, np.uint8), size)
+        out = bytearray(n * size)
+        np.frombuffer(out, np.uint8).reshape(n, size)[:] = windows[at]
+        return out
 
     def close(self) -> None:
         os.close(self._fd)
