@@ -410,7 +410,7 @@ class MapWatch:
                     ):
                         self.summary.stopped_early = True
                         return
-                    break  # stepOut resumed the target: other hits of this stop are gone
+                    break  # ending the call resumed the target: other hits of this stop are gone
 
     def _stopped(self, why: str) -> None:
         self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
