@@ -198,7 +198,7 @@ def snapshot_bench(b: Bench, n: int, eval_load: bool) -> None:
         proc.close()
 
 
-def stop_pair_bench(b: Bench, n: int, deletes: int, rounds: int = 7) -> tuple[float, float]:
+def stop_pair_bench(b: Bench, n: int, deletes: int, rounds: int = 9) -> tuple[float, float]:
     """(bare Delve stop pair per delete, dlvsnap watched delete) in seconds, same program:
     the medians of ``rounds`` rounds, each one run of both, back to back, in alternating
     order (stop timings drift from run to run)."""
