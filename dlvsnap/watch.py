@@ -110,6 +110,10 @@ _HIT_VARS = ("runtime.curg.stack.lo", "runtime.curg.stack.hi", "uintptr(runtime.
 # map is known, hits carry this instead of a stack trace, which costs Delve a stack walk and
 # a larger reply at every hit; the caller's location is then looked up once per call site.
 _RET_VAR = "*(*uintptr)(uintptr(runtime.curg.stack.hi) + uintptr(runtime.frameoff) - 8)"
+# Key kinds (reflect.Kind) whose hashing cannot panic: booleans, numbers, strings, pointers,
+# channels. An interface key holding a slice, map or func panics inside the call, which then
+# never returns to its call site (structs and arrays may hold interfaces).
+_SAFE_KEY_KINDS = frozenset([*range(1, 17), 18, 22, 24, 26])
 
 
 @dataclass
@@ -459,7 +463,10 @@ class MapWatch:
                 raise TargetError(f"{th.function}: Delve returned {n} arguments, expected t, m")
             typ, map_addr = _pointer_arg(th, args[0]), _pointer_arg(th, args[1])
             key_arg = args[2] if len(args) > 2 else None
-            if self._light():
+            if self._light() and self.target.mode in ("var", "heap") and map_addr:
+                # the condition matched the watched map itself (a package variable may
+                # still be nil, and a nil map of any type matches it then; a stack offset
+                # may be another frame's map)
                 self._make_lean(bp.id, typ, args)
         ret = _int_var(var, _RET_VAR)
         caller = self._caller(th, info.stacktrace, ret)
@@ -500,7 +507,8 @@ class MapWatch:
         calling goroutine, amended when another one calls from there. None (step out) where
         the return address is unknown, the caller is not the call site (reflect), another
         breakpoint is already there, or that site's breakpoint once stopped a call dlvsnap
-        did not watch (see _drop_returns)."""
+        did not watch (see _drop_returns). Not asked for keys whose hashing may panic
+        (_SAFE_KEY_KINDS): stepOut also stops in the caller's deferred calls."""
         g = hit.thread.goroutine_id
         if not hit.ret or g <= 0 or (hit.ret in self._returns and not self._returns[hit.ret]):
             return None
@@ -681,7 +689,7 @@ class MapWatch:
         op = op_of(hit.entry)
         hasher = self._hasher(hit.typ, dec, mem) if op != "clear" and decoded else None
         data = dec.keys.hash_input(key) if isinstance(hasher, KeyHasher) else None
-        site = self._return_site(hit)
+        site = self._return_site(hit) if dec.keys.kt.kind in _SAFE_KEY_KINDS else None
         if site is None and st.current_goroutine_id != hit.thread.goroutine_id:
             self.c.command("switchGoroutine", goroutineID=hit.thread.goroutine_id)
         resume = "stepOut" if site is None else "continue"  # to the call's end

@@ -307,3 +307,33 @@ def test_every_call_site_is_located(tmp_path: Path, v: Variant, optimized: bool)
         assert gfn == fn or gfn.startswith(fn + "["), (key, got[key])  # drop[...]: generic
         assert gline == line, (key, got[key])
         assert (gvia or "").startswith(via) if via else gvia is None, (key, got[key])
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_a_nil_package_variable_matches_other_nil_maps_first(tmp_path: Path, v: Variant) -> None:
+    """While main.Watched is nil, deletes on nil maps of other types (map[int]int, and
+    map[string]bool through the same entry point as Watched's) match its breakpoint
+    condition: they are not reported, and the map type dlvsnap keeps for later hits is
+    Watched's own, so its two deletes decode right."""
+    run = _watch(v, "nilfirst", "main.Watched", tmp_path)
+    assert run.returncode == 0, run.stderr
+    deletes = run.of("delete")
+    assert [(d["key"], d["count_before"], d["count_after"]) for d in deletes] == [
+        ("a", 3, 2),
+        ("b", 2, 1),
+    ], run.stdout
+    assert not [d for d in deletes if d.get("warnings")], run.stdout
+    assert "nilfirst: 1 left" in run.target_output
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_a_delete_that_panics_inside_the_runtime(tmp_path: Path, v: Variant) -> None:
+    """map[any]int: deleting a slice key panics inside the runtime (hash of unhashable
+    type) and the caller recovers. That call never returns to its call site: dlvsnap must
+    not wait for it there. Each of the three deletes is reported, the panicking one with
+    the map unchanged, and the program runs to its end."""
+    run = _watch(v, "panicky", "main.M", tmp_path)
+    assert run.returncode == 0, run.stderr
+    counts = [(d["count_before"], d["count_after"]) for d in run.of("delete")]
+    assert counts == [(3, 2), (2, 2), (2, 1)], run.stdout
+    assert "panicky: 1 left" in run.target_output
