@@ -35,6 +35,7 @@ dlvsnap does not (interfaces, structs...), both snapshots cover the whole map.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -246,6 +247,7 @@ class MapWatch:
         self._returns: dict[int, _Return | None] = {}
         self._return_ids: dict[int, int] = {}  # return breakpoint id -> return address
         self._users_stop_after = ""  # a breakpoint of the user's where a watched call ended
+        self._entry_ids: set[int] = set()  # the breakpoints on the map's entry points
 
     def _check_inexact_layout(self) -> None:
         """A Go release newer than layouts/index.toml knows: its nearest older layout is used
@@ -373,7 +375,7 @@ class MapWatch:
     def _loop(self) -> Iterator[DeleteEvent]:
         self._resolve_static()
         self._place_breakpoints()
-        ids = {bp.id for bp in self.bps}
+        self._entry_ids = {bp.id for bp in self.bps}  # amending keeps a breakpoint's id
         while True:
             if self._resumed is not None:
                 st, self._resumed = self.c.command_reply(self._resumed), None
@@ -384,7 +386,9 @@ class MapWatch:
                 self._finish(st)
                 return
             hits = [
-                t for t in st.threads_at_breakpoints() if t.breakpoint and t.breakpoint.id in ids
+                t
+                for t in st.threads_at_breakpoints()
+                if t.breakpoint and t.breakpoint.id in self._entry_ids
             ]
             if self._drop_returns(st) and not hits and not self._users_stop(st):
                 continue
@@ -530,27 +534,26 @@ class MapWatch:
         """The stop at the end of the call: stepOut's, or the call's goroutine at its
         return breakpoint. Other goroutines' stops on the way are passed (the user's end
         the watch); a return breakpoint hit by a call dlvsnap did not watch is dropped."""
-        g, entries = hit.thread.goroutine_id, {bp.id for bp in self.bps}
+        g = hit.thread.goroutine_id
         while not st.exited:
             ours = site is not None and any(
                 t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
                 for t in st.threads_at_breakpoints()
             )
+            self._drop_returns(st, site)
             if ours or (site is None and not st.next_in_progress):
-                self._drop_returns(st, site)
                 # a breakpoint of the user's at the same stop (on the return address, or
                 # another goroutine's): the event is reported, then the watch ends there
                 if self.s.mode != "launch":
                     self._users_stop_after = self._users_stop(st)
                 return st
-            self._drop_returns(st, site)
             if self.s.mode != "launch" and self._users_stop(st):
                 # another goroutine stopped for the user mid-call: hand the program back
                 if site is None:
                     self.c.cancel_next()
                 raise _UsersStopError(self._users_stop(st))
             if site is not None and any(
-                t.goroutine_id == g and t.breakpoint and t.breakpoint.id in entries
+                t.goroutine_id == g and t.breakpoint and t.breakpoint.id in self._entry_ids
                 for t in st.threads_at_breakpoints()
             ):
                 raise TargetError(
@@ -776,7 +779,8 @@ class MapWatch:
         if data is None or not isinstance(hasher, KeyHasher) or self._last is None:
             return None, None, None
         h, base = hasher, self._last
-        hash_of: Callable[[int], int] = lambda seed: h(data, seed)  # noqa: E731
+        # capture and probe both hash the key with the map's seed: once is enough
+        hash_of: Callable[[int], int] = functools.cache(lambda seed: h(data, seed))
         if self.opts.pipeline and op == "delete" and dec.keys.scalar_dtype() is not None:
             captured = (
                 dec.capture(hit.map_addr, hash_of)
