@@ -1,7 +1,7 @@
 # Every target here is what CI runs; see .ci/run.
 PY := .venv/bin/python
 
-.PHONY: setup toolchains demo test lint typecheck unit live matrix regress bench clean
+.PHONY: setup toolchains demo test lint typecheck unit live matrix regress bench stress clean
 
 setup:            ## virtualenv, pinned Delve, Go 1.24 for the refusal test (idempotent)
 	scripts/setup --dev >/dev/null
@@ -33,6 +33,9 @@ matrix: setup     ## every Go release 1.19-1.27 (installs them): live tests and 
 	scripts/toolchains
 	DLVSNAP_MATRIX=full $(PY) -m pytest tests/live -q -ra
 	.venv/bin/dlvsnap regress --all
+
+stress: setup     ## interrupt watch --attach/--connect 50 times per signal (issue 10's race)
+	DLVSNAP_STRESS=$${DLVSNAP_STRESS:-50} $(PY) -m pytest tests/live/test_leaving.py -q -k interrupting
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

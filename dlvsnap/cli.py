@@ -104,6 +104,14 @@ def _session(
             progress.status(f"connecting to Delve at {connect} …")
             s = stack.enter_context(Session.connect(connect, binary, reader))
             _log(verbose, f"connected to Delve {s.version.short} at {connect}, pid {s.pid}")
+            if s.single_client:
+                progress.clear()
+                click.echo(
+                    f"dlvsnap: note: the Delve server at {connect} serves a single client (no "
+                    "--accept-multiclient): its session ends when dlvsnap disconnects, which "
+                    "kills a program it launched or releases one it attached to",
+                    err=True,
+                )
         elif attach is not None:
             progress.status(f"attaching to {attach} …")
             s = stack.enter_context(Session.attach(dlv_path, attach, sink, reader))

@@ -28,6 +28,13 @@ class DlvsnapError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
 
 
+class UsageError(DlvsnapError):
+    """A bad command line that only the target can tell (--map that does not parse, an
+    --in function the binary does not have)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class MapResolutionError(DlvsnapError):
     exit_code = ExitCode.MAP
 

@@ -1,30 +1,39 @@
 """A Session is one connection to a Delve server and the target behind it, three ways:
 
-* ``launch``: dlvsnap runs ``dlv exec``; on every exit path (normal end, error, Ctrl-C) the
-  target is killed and dlv is gone: Detach(kill) when the connection is usable; otherwise
-  closing the socket (single-client Delve then kills the target and exits), then
-  SIGTERM/SIGKILL to dlv's process group, then SIGKILL to the target's pid if it is still
-  there.
-* ``attach``: dlvsnap runs ``dlv attach PID``; at the end the target is released and left
-  running (Detach without kill; on Ctrl-C closing the socket has single-client Delve
-  detach), never killed.
+* ``launch``: dlvsnap runs ``dlv exec`` (single client); on every exit path (normal end,
+  error, Ctrl-C) the target is killed and dlv is gone: Detach(kill) when the connection is
+  usable; otherwise closing the socket (single-client Delve then kills the target and
+  exits), then SIGTERM/SIGKILL to dlv's process group, then SIGKILL to the target's pid if
+  it is still there. A SIGKILL of dlvsnap closes the socket too.
+* ``attach``: dlvsnap runs ``dlv attach PID --accept-multiclient``; at the end the target
+  is released, running: stopped, cleared of dlvsnap's breakpoints, and detached without
+  kill once no stray SIGTRAP is pending (release.py). On Ctrl-C/SIGTERM the release goes
+  through a second connection (the first may be mid-call); after a SIGKILL of dlvsnap, a
+  guardian process (guardian.py) does it.
 * ``connect``: a headless Delve someone else started with ``--accept-multiclient`` (their
-  client may be connected too). dlvsnap never kills, detaches or resumes the target on
-  its own; at the end it closes its connection, nothing else. A server without
-  multiclient is refused: closing the connection would end that debug session.
+  client may be connected too). dlvsnap never kills or detaches the target; it leaves it
+  stopped, with only the user's breakpoints, on every exit path (a second connection on
+  Ctrl-C/SIGTERM, the guardian after a SIGKILL), and closes its connection. A single-client
+  server that answers is used, and ends with dlvsnap's connection (README).
+
+dlvsnap's breakpoints carry a name with the session's prefix: that is how they are told
+from the user's, in a stop and in clean-up, by this process or the guardian.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import signal
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from dlvsnap.delve import release
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
+from dlvsnap.delve.guardian import Guardian
 from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.rpc import JsonRpcConnection
 from dlvsnap.delve.types import Breakpoint, Version
@@ -32,6 +41,8 @@ from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError, TargetEr
 from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
 from dlvsnap.target import TargetInfo, detect_map_impl, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
+
+_SESSIONS = itertools.count(1)
 
 
 class Session:
@@ -46,8 +57,12 @@ class Session:
         dlv_path: str,
         reader: str = "auto",
         mode: str = "launch",
+        guardian: Guardian | None = None,
+        single_client: bool = False,
     ) -> None:
-        self.mode = mode  # "launch" | "attach" | "connect"
+        self.mode = mode
+        # connect: dlvsnap is the server's one client; the session ends when it disconnects
+        self.single_client = single_client  # "launch" | "attach" | "connect"
         self.dlv = dlv
         self.dlv_path = dlv_path
         self.reader_choice = reader  # "auto" | "proc" | "delve"
@@ -57,8 +72,20 @@ class Session:
         self.pid = pid
         self._reader: MemoryReader | None = None
         self._closed = False
-        self.owned_breakpoints: set[int] = set()  # created by dlvsnap: removed by dlvsnap
+        # the names of dlvsnap's breakpoints: created by dlvsnap, removed by dlvsnap
+        self.bp_prefix = f"dlvsnap{os.getpid()}x{next(_SESSIONS)}n"
+        self._bp_names = itertools.count(1)
         self._bias: int | None = None
+        self.guardian = guardian  # attach, connect: releases the program if dlvsnap cannot
+        if guardian is not None and client.conn.port:
+            guardian.tell(
+                "server",
+                client.conn.host,
+                client.conn.port,
+                pid,
+                int(mode == "attach"),
+                self.bp_prefix,
+            )
 
     @classmethod
     def launch(
@@ -92,33 +119,54 @@ class Session:
         cls, dlv_path: str | None, pid: int, sink: BinaryIO | None = None, reader: str = "auto"
     ) -> Session:
         """``dlv attach PID``: the running program stops until the session closes, then is
-        released (left running)."""
+        released (left running), on every exit path (see the module docstring)."""
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError as e:
             raise TargetError(f"no process {pid} to attach to ({e.strerror})") from None
         info = identify(exe.removesuffix(" (deleted)"))
-        return cls._start(
-            dlv_path, info, ["attach", str(pid)], args=[], sink=sink, reader=reader, mode="attach"
-        )
+        guardian = Guardian.start()
+        try:
+            return cls._start(
+                dlv_path,
+                info,
+                ["attach", str(pid)],
+                args=[],
+                sink=sink,
+                reader=reader,
+                mode="attach",
+                guardian=guardian,
+            )
+        except BaseException:
+            guardian.dismiss()  # _start stopped dlv (it released the program)
+            raise
 
     @classmethod
     def connect(cls, address: str, binary: str | None = None, reader: str = "auto") -> Session:
-        """A headless Delve started with --accept-multiclient, at HOST:PORT. ``binary`` is the
-        program's executable when it is not readable as /proc/PID/exe (a remote server)."""
+        """A headless Delve at HOST:PORT, started with --accept-multiclient (else dlvsnap is
+        its one client, and the session ends with dlvsnap's connection: ``single_client``).
+        ``binary`` is the program's executable when it is not readable as /proc/PID/exe (a
+        remote server)."""
         host, _, port = address.rpartition(":")
         if not host or not port.isdigit():
             raise TargetError(f"--connect wants HOST:PORT, not {address!r}")
-        conn = JsonRpcConnection(host.strip("[]"), int(port))
+        try:
+            conn = JsonRpcConnection(host.strip("[]"), int(port))
+        except DelveError as e:
+            raise _amended(
+                e,
+                "a Delve server started without --accept-multiclient stops listening once "
+                "its first client connects",
+            ) from None
+        multi = True
         try:
             client = DelveClient(conn)
             client.set_api_version(2)  # per connection; Delve's own `dlv connect` does it too
             version = client.get_version()
-            if not client.is_multiclient():
-                raise DelveRefusedError(
-                    f"the Delve server at {address} was not started with --accept-multiclient:"
-                    " dlvsnap's disconnecting would end that debug session"
-                )
+            # Without --accept-multiclient, Delve ends the session (kills a program it
+            # launched, detaches one it attached to) when its one client disconnects,
+            # however it does: refusing would end it too, so dlvsnap does the job and says so.
+            multi = client.is_multiclient()
             if client.state(non_blocking=True).running:
                 raise TargetError(
                     f"the program behind {address} is running: stop it first (a breakpoint, "
@@ -137,9 +185,13 @@ class Session:
                 dlv_path="",
                 reader=reader,
                 mode="connect",
+                guardian=Guardian.start() if multi else None,
+                single_client=not multi,
             )
-        except BaseException:
+        except BaseException as e:
             conn.close()
+            if not multi and isinstance(e, DlvsnapError):
+                raise _amended(e, "and the single-client Delve session ended with it") from e
             raise
 
     @classmethod
@@ -153,10 +205,23 @@ class Session:
         sink: BinaryIO | None,
         reader: str,
         mode: str,
+        guardian: Guardian | None = None,
     ) -> Session:
         if dlv_path is None:  # $DLVSNAP_DLV is an explicit choice, like --dlv
             dlv_path = os.environ.get("DLVSNAP_DLV") or pick_dlv(info.go_version) or default_dlv()
-        dp = launch(dlv_path, mode_args, program_args=args, sink=sink)
+        # An attached program is released through a second connection when the first may
+        # be mid-call (Ctrl-C), never by closing the socket (release.py).
+        multi = ["--accept-multiclient"] if mode == "attach" else []
+        dp = launch(
+            dlv_path,
+            mode_args,
+            program_args=args,
+            sink=sink,
+            extra_flags=multi,
+            outlive_us=mode == "attach",
+        )
+        if guardian is not None:
+            guardian.tell("dlv", dp.proc.pid)
         client: DelveClient | None = None
         try:
             try:
@@ -185,6 +250,7 @@ class Session:
                 dlv_path=dlv_path,
                 reader=reader,
                 mode=mode,
+                guardian=guardian,
             )
         except BaseException:
             if client is not None:
@@ -214,40 +280,67 @@ class Session:
         self._closed = True
         if isinstance(self._reader, ProcMem):
             self._reader.close()
-        conn = self.client.conn
-        if self.mode == "connect" or self.dlv is None:
-            if interrupted and self.owned_breakpoints:
-                self._interrupted_connect_cleanup()
-            elif self.owned_breakpoints and not conn.closed:  # an error left some behind
-                with contextlib.suppress(DlvsnapError, OSError):
-                    if not self.client.state(non_blocking=True).running:
-                        self.clear_owned_breakpoints()
-            conn.close()  # someone else's server and target: leave both as they are
+        if self.mode == "launch":
+            self._close_launched(interrupted)
             return
+        # attach, connect: leave the program stopped without dlvsnap's breakpoints, and
+        # (attach) detached, running. On Ctrl-C the connection may be mid-call: a new one.
+        conn = self.client.conn
+        released = False
+        try:
+            with contextlib.suppress(DlvsnapError, OSError):
+                if (interrupted or conn.closed) and not self.single_client:
+                    self._release_through(self._second_client())
+                elif not conn.closed:
+                    self._release_through(self.client)
+                released = True
+        finally:
+            conn.close()
+            if self.guardian is not None:
+                if released:
+                    self.guardian.dismiss()
+                else:  # the guardian tries, and stops dlv if it cannot
+                    with contextlib.suppress(OSError):
+                        self.guardian.pipe.close()
+                    with contextlib.suppress(Exception):
+                        self.guardian.proc.wait(timeout=60.0)
+            if self.dlv is not None:
+                self.dlv.wait_exit(10.0)  # a released dlv exits on its own
+                if released:
+                    self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
+
+    def _second_client(self) -> DelveClient:
+        c = DelveClient(
+            JsonRpcConnection(self.client.conn.host, self.client.conn.port), default_timeout=10.0
+        )
+        c.set_api_version(2)
+        return c
+
+    def _release_through(self, c: DelveClient) -> None:
+        """Release the program through ``c``, then close ``c``. A single-client server
+        detaches an attached program itself when dlvsnap's connection closes: a stray
+        SIGTRAP is consumed first there too."""
+        try:
+            release.release(
+                c,
+                self.bp_prefix,
+                pid=self.pid,
+                detach=self.mode == "attach",
+                settle=self.mode == "attach" or self.single_client,
+            )
+        finally:
+            c.conn.close()
+
+    def _close_launched(self, interrupted: bool) -> None:
+        conn = self.client.conn
+        assert self.dlv is not None
         if not interrupted and not conn.closed:
             with contextlib.suppress(DlvsnapError, OSError):
-                if self.mode == "attach" and self.client.state(non_blocking=True).running:
-                    self.client.command("halt")
-                self.client.detach(kill=self.mode == "launch")
-        conn.close()  # single-client Delve: ends the session (kills launched, detaches attached)
-        self.dlv.wait_exit(10.0 if self.mode == "attach" else 5.0)
+                self.client.detach(kill=True)
+        conn.close()  # single-client Delve: ends the session and kills the target
+        self.dlv.wait_exit(5.0)
         self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
-        if self.mode == "launch":
-            self._kill_target()
-
-    def _interrupted_connect_cleanup(self) -> None:
-        """Ctrl-C while our connection may be mid-call (a continue in flight): a second
-        connection stops the target (it would run on without us) and removes dlvsnap's
-        breakpoints; the user's are left as they are."""
-        conn = self.client.conn
-        with contextlib.suppress(DlvsnapError, OSError):
-            c = DelveClient(JsonRpcConnection(conn.host, conn.port), default_timeout=10.0)
-            try:
-                if c.state(non_blocking=True).running:
-                    c.command("halt", timeout=10.0)
-                self.clear_owned_breakpoints(c)
-            finally:
-                c.conn.close()
+        self._kill_target()
 
     def _kill_target(self) -> None:
         if self.pid <= 0:
@@ -272,19 +365,18 @@ class Session:
         return self._bias
 
     def create_breakpoint(self, spec: BreakpointSpec) -> Breakpoint:
-        bp = self.client.create_breakpoint(spec)
-        self.owned_breakpoints.add(bp.id)
-        return bp
+        """A breakpoint of dlvsnap's: named with the session's prefix (see ``owns``)."""
+        name = f"{self.bp_prefix}{next(self._bp_names)}"
+        return self.client.create_breakpoint(dataclasses.replace(spec, name=name))
 
-    def clear_owned_breakpoints(self, client: DelveClient | None = None) -> None:
+    def owns(self, bp: Breakpoint | None) -> bool:
+        """Whether dlvsnap created this breakpoint (by its name: ids are reused)."""
+        return bp is not None and release.owned(bp.name, self.bp_prefix)
+
+    def clear_owned_breakpoints(self) -> None:
         """Remove dlvsnap's breakpoints (only those); needs a stopped target."""
-        c = client or self.client
-        if c.conn.closed:
-            return
-        for bp_id in sorted(self.owned_breakpoints):
-            with contextlib.suppress(DelveError):  # already gone (or the program ended)
-                c.clear_breakpoint(bp_id)
-            self.owned_breakpoints.discard(bp_id)
+        if not self.client.conn.closed:
+            release.clear_breakpoints(self.client, self.bp_prefix)
 
     def __enter__(self) -> Session:
         return self
@@ -294,6 +386,13 @@ class Session:
     ) -> None:
         # Ctrl-C, SIGTERM: the connection may be mid-call, so do not talk to Delve again.
         self.close(interrupted=e is not None and not isinstance(e, Exception))
+
+
+def _amended(e: DlvsnapError, why: str) -> DlvsnapError:
+    """The same error (and exit code), with a reason added."""
+    out = DlvsnapError(f"{e} ({why})")
+    out.exit_code = e.exit_code
+    return out
 
 
 def _exe_of(pid: int) -> str:

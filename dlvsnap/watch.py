@@ -65,6 +65,7 @@ from dlvsnap.errors import (
     NoDeletesError,
     RPCError,
     TargetError,
+    UsageError,
 )
 from dlvsnap.hashing import AESKEYSCHED, HASHERS, USE_AESHASH, KeyHasher
 from dlvsnap.layouts import Layout, load_layout
@@ -195,6 +196,23 @@ class _Target:
     stack_off: int = 0  # stack.hi - base, for a header on a goroutine stack
 
 
+# Delve's answer to an expression it cannot parse: "1:3: expected operand, found 'EOF'"
+_PARSE_ERROR = re.compile(r"^\d+:\d+: ")
+_ROOT = re.compile(r'^[*&(\s]*(?:"([^"]+)"|([A-Za-z_]\w*))\.([A-Za-z_]\w*)')
+
+
+def _package_root(expr: str) -> tuple[str, str] | None:
+    """The package and package variable an expression starts with if its first name is a
+    package's: ``main.srv.byID`` -> ("main", "main.srv"), ``"example.com/p".V[1]`` ->
+    ("example.com/p", "example.com/p.V"). ``c.items`` gives ("c", "c.items"): whether
+    ``c`` is a package or a local is for the binary to say. None for ``m``, ``(*c).x``."""
+    m = _ROOT.match(expr)
+    if not m:
+        return None
+    pkg = m.group(1) or m.group(2)
+    return pkg, f"{pkg}.{m.group(3)}"
+
+
 def normalise_expr(expr: str) -> str:
     """``example.com/pkg.Var`` -> ``"example.com/pkg".Var`` (Delve's package-path syntax)."""
     if "/" in expr and not expr.startswith('"'):
@@ -271,18 +289,41 @@ class MapWatch:
 
     # -- set-up ------------------------------------------------------------------------------
     def _resolve_static(self) -> None:
-        """A package variable can be checked before the program runs."""
+        """An expression rooted at a package variable (``main.cache``, ``main.srv.byID``,
+        ``"example.com/pkg".Var``) is checked before the program runs, and followed as that
+        variable. Anything else is resolved at the first delete, in the caller's frame,
+        even when it evaluates where the program is stopped now (a local of the frame
+        ``--connect`` or ``--attach`` found: its stack slot would not follow the map).
+        A syntax error, or a package variable that does not exist, is refused at once."""
+        root = _package_root(self.expr)
         try:
             v = self.c.eval(self.expr, cfg=LoadConfig())
         except RPCError as e:
             msg = e.message
-            if msg.startswith("could not find symbol value for"):
+            if _PARSE_ERROR.match(msg):
+                raise UsageError(f"--map {self.opts.expr} is not an expression: {msg}") from None
+            if root is None or not self._is_package(root[0]):
                 return  # a local: resolved at the first delete, in the caller's frame
-            if msg.startswith("could not find symbol"):
-                raise MapResolutionError(f"unknown variable: {self.opts.expr} ({msg})") from None
-            return  # other errors (no goroutine yet...): try again at the first delete
+            if not self.c.list_package_vars(f"^{re.escape(root[1])}$"):
+                raise MapResolutionError(
+                    f"unknown variable: {self.opts.expr} ({root[0]} has no package "
+                    f"variable {root[1].removeprefix(root[0] + '.')})"
+                ) from None
+            raise MapResolutionError(f"cannot evaluate {self.opts.expr}: {msg}") from None
+        if root is None or not self.c.list_package_vars(f"^{re.escape(root[1])}$"):
+            return  # not rooted at a package variable: at the first delete
         self._check_kind(v)
         self.target = _Target("var", var_addr=v.addr)
+
+    def _is_package(self, pkg: str) -> bool:
+        """Whether the binary has a package of that path (code or variables in it)."""
+        rx = f"^{re.escape(pkg)}\\."
+        return bool(self.c.list_functions(rx) or self.c.list_package_vars(rx))
+
+    def _check_in_func(self) -> None:
+        f = self.opts.in_func
+        if f and not self.c.list_functions(f"^{re.escape(f)}$"):
+            raise UsageError(f"--in {f}: the binary has no function of that name")
 
     def _check_kind(self, v: Variable) -> None:
         if v.kind != KIND_MAP:
@@ -369,10 +410,10 @@ class MapWatch:
                 st = self.c.command_reply(self._resumed, timeout=10.0)
                 self.summary.exit_status = st.exit_status if st.exited else None
             self._resumed = None
-        if self.summary.exit_status is None:  # else the program and its breakpoints are gone
-            self.s.clear_owned_breakpoints()
+        self.s.clear_owned_breakpoints()  # after an exit too: a restart would set them again
 
     def _loop(self) -> Iterator[DeleteEvent]:
+        self._check_in_func()
         self._resolve_static()
         self._place_breakpoints()
         self._entry_ids = {bp.id for bp in self.bps}  # amending keeps a breakpoint's id
@@ -427,7 +468,7 @@ class MapWatch:
     def _users_stop(self, st: DebuggerState) -> str:
         """A breakpoint of someone else's in this stop ("" if none)."""
         for t in st.threads_at_breakpoints():
-            if t.breakpoint and t.breakpoint.id not in self.s.owned_breakpoints:
+            if t.breakpoint and not self.s.owns(t.breakpoint):
                 return f"breakpoint {t.breakpoint.id} at {Location(t.function, t.file, t.line)}"
         return ""
 
@@ -572,7 +613,6 @@ class MapWatch:
             if bp_id in self._return_ids and (awaited is None or bp_id != awaited.bp.id):
                 self._returns[self._return_ids.pop(bp_id)] = None
                 self.c.clear_breakpoint(bp_id)
-                self.s.owned_breakpoints.discard(bp_id)
                 dropped = True
         return dropped
 

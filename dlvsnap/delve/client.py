@@ -159,6 +159,12 @@ class DelveClient:
     def list_functions(self, regex: str) -> list[str]:
         return list(self._call("ListFunctions", {"Filter": regex}).get("Funcs") or ())
 
+    def list_package_vars(self, regex: str) -> list[str]:
+        """The names of the package variables matching ``regex`` (their values unloaded)."""
+        cfg = LoadConfig(max_string_len=0, max_struct_fields=0)
+        out = self._call("ListPackageVars", {"Filter": regex, "Cfg": cfg.to_json()})
+        return [str(v.get("name", "")) for v in out.get("Variables") or ()]
+
     def list_types(self, regex: str) -> list[str]:
         return list(self._call("ListTypes", {"Filter": regex}).get("Types") or ())
 

@@ -15,6 +15,7 @@ import re
 import select
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -60,6 +61,31 @@ class DlvProcess:
             t = threading.Thread(target=self._drain, args=(stream, keep), daemon=True)
             t.start()
             self._threads.append(t)
+
+    def start_file_drain(self, fd: int, rest: bytes) -> None:
+        """dlv's output appended to a file (``outlive_us``): read as it grows."""
+        if rest:
+            self._stderr_tail.append(rest)
+            self._write(rest)
+        t = threading.Thread(target=self._drain_file, args=(fd,), daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    def _drain_file(self, fd: int) -> None:
+        try:
+            while True:
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    self._stderr_tail.append(chunk)
+                    self._write(chunk)
+                elif self.proc.poll() is not None:
+                    return
+                else:
+                    time.sleep(0.05)
+        except OSError:
+            return
+        finally:
+            os.close(fd)
 
     def _drain(self, stream: BinaryIO, keep_tail: bool) -> None:
         fd = stream.fileno()
@@ -118,11 +144,16 @@ def launch(
     extra_flags: Sequence[str] = (),
     start_timeout: float = 60.0,
     cwd: str | None = None,
+    outlive_us: bool = False,
 ) -> DlvProcess:
     """Run ``dlv <mode_args> --headless ... -- <program_args>`` and wait for its port.
 
     ``mode_args`` is for example ``["exec", "/path/prog"]``. Raises DelveRefusedError with
     Delve's own words when it exits before listening or right after (version check).
+    ``outlive_us``: dlv writes its output to a file (unlinked at once, read by dlvsnap)
+    instead of pipes: a Go program writing to a broken pipe on fd 1 or 2 dies of SIGPIPE,
+    and dlv must survive dlvsnap's death until the program it attached to is released
+    (guardian.py). Not for a launch: the program's own output goes through dlv's.
     """
     if not os.path.isfile(dlv) or not os.access(dlv, os.X_OK):
         raise DelveNotFoundError(
@@ -138,6 +169,8 @@ def launch(
     ]
     if program_args:
         cmd += ["--", *program_args]
+    if outlive_us:
+        return _launch_to_file(cmd, sink, start_timeout, cwd)
     try:
         proc = subprocess.Popen(
             cmd,
@@ -181,6 +214,60 @@ def launch(
         dp._stderr_tail.append(err)
         dp._write(err)
     dp.start_drain(rest)
+    return dp
+
+
+def _launch_to_file(
+    cmd: list[str], sink: BinaryIO | None, start_timeout: float, cwd: str | None
+) -> DlvProcess:
+    """``launch`` with dlv's stdout and stderr appended to one unlinked file."""
+    fd, path = tempfile.mkstemp(prefix="dlvsnap-dlv-", suffix=".log")
+    os.close(fd)
+    try:
+        wfd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        rfd = os.open(path, os.O_RDONLY)
+    finally:
+        os.unlink(path)
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=wfd,
+            stderr=wfd,
+            start_new_session=True,
+            cwd=cwd,
+            env=_dlv_env(),
+        )
+    except OSError as e:
+        os.close(rfd)
+        raise DelveNotFoundError(f"cannot run dlv at {cmd[0]}: {e.strerror}") from e
+    finally:
+        os.close(wfd)
+    buf = bytearray()
+    deadline = time.monotonic() + start_timeout
+    while not (m := LISTEN_RE.search(buf)):
+        chunk = os.read(rfd, 65536)
+        if chunk:
+            buf += chunk
+            continue
+        if proc.poll() is not None:
+            buf += os.read(rfd, 1 << 20)
+            if LISTEN_RE.search(buf):
+                continue
+            os.close(rfd)
+            _kill(proc)
+            raise DelveRefusedError(_first_error_line(bytes(buf)))
+        if time.monotonic() > deadline:
+            os.close(rfd)
+            _kill(proc)
+            raise DelveError(f"dlv did not start listening within {start_timeout:g}s")
+        time.sleep(0.02)
+    dp = DlvProcess(proc=proc, host=m.group(1).decode(), port=int(m.group(2)), _sink=sink)
+    before = bytes(buf[: m.start()])
+    if before.strip():
+        dp._stderr_tail.append(before)
+        dp._write(before)
+    dp.start_file_drain(rfd, bytes(buf[m.end() :]).lstrip(b"\r\n"))
     return dp
 
 

@@ -131,27 +131,6 @@ def test_snap_and_watch_connect_leave_the_users_session_as_it_was(tmp_path: Path
         user.conn.close()
 
 
-def test_connect_refuses_a_single_client_server(tmp_path: Path) -> None:
-    prog = build_fixture("interactive")
-    dlv = subprocess.Popen(
-        [dlv_binary(), "exec", str(prog), "--headless", "--api-version=2", "--listen=127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        assert dlv.stdout is not None
-        m = LISTEN_RE.search(dlv.stdout.readline())
-        assert m, "dlv exec did not start"
-        address = f"127.0.0.1:{m.group(1).decode()}"
-        r = _dlvsnap("snap", "--connect", address, "--map", "main.Inventory")
-        assert r.returncode == 6, r.stderr
-        assert "not started with --accept-multiclient" in r.stderr
-        assert r.stderr.count("\n") == 1
-    finally:
-        dlv.kill()
-        dlv.wait(timeout=30)
-
-
 @pytest.mark.parametrize("v", variants(), ids=lambda v: v.id)
 def test_snap_at_a_location_saved_and_decoded_again(tmp_path: Path, v: Variant) -> None:
     """Every release of the matrix: the type descriptor found through DWARF, a local map
