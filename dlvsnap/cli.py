@@ -29,7 +29,7 @@ from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
 from dlvsnap.toolchain import matrix
 from dlvsnap.verify import check_binary
-from dlvsnap.watch import DEFAULT_OPS, OPS, MapWatch, Note, WatchOptions
+from dlvsnap.watch import DEFAULT_OPS, OPS, MapWatch, Note, WatchOptions, exit_words
 
 
 class Terminated(BaseException):
@@ -327,6 +327,9 @@ def watch(
             jsonl.summary(out, summary, used)
         else:
             text.summary(summary)
+        if summary.exit_status is not None and summary.exit_status < 0:
+            # what was seen is reported above; the run itself did not end as the program would
+            raise TargetError(f"the program {exit_words(summary.exit_status)} during the watch")
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
+import signal
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -473,8 +474,16 @@ class MapWatch:
         return ""
 
     def _finish(self, st: DebuggerState) -> None:
-        """At exit: nothing to say after a watched delete; else why none was seen."""
+        """At exit: how the program ended if not with status 0; why no delete was seen."""
         if self.summary.events:
+            if st.exit_status:
+                self.on_note(
+                    Note(
+                        "exited",
+                        f"the program {exit_words(st.exit_status)}",
+                        {"exit_status": st.exit_status},
+                    )
+                )
             return
         if self._nil_seen is not None:
             raise MapResolutionError(
@@ -489,9 +498,7 @@ class MapWatch:
                 f"deleted from a map ({', '.join(sorted(self._tried_in))})"
             )
         where = f" from {self.opts.expr}" if self._deletes_seen else ""
-        raise NoDeletesError(
-            f"the program exited (status {st.exit_status}) before any delete{where}"
-        )
+        raise NoDeletesError(f"the program {exit_words(st.exit_status)} before any delete{where}")
 
     def _parse_hit(self, th: Thread) -> _Hit:
         info, bp = th.breakpoint_info, th.breakpoint
@@ -970,6 +977,17 @@ class MapWatch:
         except (ValueError, OverflowError, LayoutError, MemoryReadError):
             return None, False
         return key, True
+
+
+def exit_words(status: int) -> str:
+    """How a program ended, from Delve's exit status (minus the signal that killed it)."""
+    if status >= 0:
+        return f"exited (status {status})"
+    try:
+        name = signal.Signals(-status).name
+    except ValueError:
+        name = "a signal"
+    return f"was killed by {name} (signal {-status})"
 
 
 def _pointer_arg(th: Thread, v: Variable) -> int:

@@ -3,6 +3,9 @@ running."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -30,12 +33,52 @@ def _one_line_error(stderr: str) -> str:
         ("main.NotAMap", ExitCode.MAP, "not a map: main.NotAMap is []int"),
         ("nilMap", ExitCode.MAP, "nil map: nilMap"),
         ("main.Never", ExitCode.NO_DELETES, "exited (status 0) before any delete"),
+        # a package variable's field that does not exist: Delve's reason, before the run
+        ("main.Never.items", ExitCode.MAP, "cannot evaluate main.Never.items: main.Never"),
+        ("used[", ExitCode.USAGE, "--map used[ is not an expression: 1:6: expected operand"),
     ],
 )
 def test_bad_map(dlv: str, tmp_path: Path, expr: str, code: int, words: str) -> None:
     run = run_watch(build_fixture("errcases"), expr, tmp=tmp_path)
     assert run.returncode == code, run.stderr
     assert words in _one_line_error(run.stderr)
+
+
+def test_in_a_function_the_binary_does_not_have(dlv: str, tmp_path: Path) -> None:
+    run = run_watch(build_fixture("errcases"), "used", "--in", "main.nosuch", tmp=tmp_path)
+    assert run.returncode == ExitCode.USAGE, run.stderr
+    line = _one_line_error(run.stderr)
+    assert "--in main.nosuch: the binary has no function of that name" in line
+    assert "slow" not in run.target_output  # refused before the program ran
+
+
+def _children(pid: int) -> list[int]:
+    return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_program_killed_during_the_watch(dlv: str, tmp_path: Path) -> None:
+    """The events seen are reported, then a note and an error line say how it ended."""
+    prog, out_file = build_fixture("slow"), tmp_path / "out.txt"
+    cmd = [sys.executable, "-m", "dlvsnap", "watch", str(prog), "--map", "m", "--json"]
+    p = subprocess.Popen(
+        [*cmd, "--target-output", str(out_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout is not None
+    while '"event":"delete"' not in p.stdout.readline():
+        assert p.poll() is None
+    (dlv_pid,) = _children(p.pid)
+    (target,) = _children(dlv_pid)
+    os.kill(target, signal.SIGKILL)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == ExitCode.TARGET, err
+    assert "killed by SIGKILL (signal 9) during the watch" in _one_line_error(err)
+    records = [json.loads(ln) for ln in out.splitlines()]
+    notes = [r for r in records if r["event"] == "note" and r["kind"] == "exited"]
+    assert len(notes) == 1 and "killed by SIGKILL" in notes[0]["message"]
+    assert records[-1]["event"] == "summary" and records[-1]["exit_status"] == -9
 
 
 def test_binary_without_debug_info(dlv: str, tmp_path: Path) -> None:
