@@ -60,9 +60,9 @@ class Session:
         guardian: Guardian | None = None,
         single_client: bool = False,
     ) -> None:
-        self.mode = mode
+        self.mode = mode  # "launch" | "attach" | "connect"
         # connect: dlvsnap is the server's one client; the session ends when it disconnects
-        self.single_client = single_client  # "launch" | "attach" | "connect"
+        self.single_client = single_client
         self.dlv = dlv
         self.dlv_path = dlv_path
         self.reader_choice = reader  # "auto" | "proc" | "delve"
@@ -155,8 +155,8 @@ class Session:
         except DelveError as e:
             raise _amended(
                 e,
-                "a Delve server started without --accept-multiclient stops listening once "
-                "its first client connects",
+                "is a Delve server listening there? One started without --accept-multiclient "
+                "stops listening once its first client connects",
             ) from None
         multi = True
         try:

@@ -283,7 +283,7 @@ def test_a_single_client_server_with_its_client_connected_is_not_disturbed() -> 
             check=False,
         )
         assert r.returncode == 6, r.stderr
-        assert r.stderr.count("\n") == 1 and "without --accept-multiclient" in r.stderr
+        assert r.stderr.count("\n") == 1 and "without --accept-multiclient" in r.stderr, r.stderr
         assert user.state(non_blocking=True).pid > 0  # still served
         st = user.command("continue")
         assert st.exited and st.exit_status == 0
