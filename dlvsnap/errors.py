@@ -85,3 +85,18 @@ class RPCTimeoutError(DelveError):
 
 class ConnectionClosedError(DelveError):
     pass
+
+
+class ProtocolError(DelveError):
+    """The peer answered something that is not Delve's JSON-RPC: not JSON, no request id,
+    or a reply over the size cap. The connection is closed."""
+
+
+class UsageError(DlvsnapError):
+    """A bad argument: on the command line, a bad command line (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class AddressError(UsageError, ValueError):
+    """A Delve server's address that is not HOST:PORT or [IPv6]:PORT with a port in 1-65535."""
