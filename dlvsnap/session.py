@@ -26,9 +26,15 @@ from typing import BinaryIO
 
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.launcher import DlvProcess, launch
-from dlvsnap.delve.rpc import JsonRpcConnection
+from dlvsnap.delve.rpc import JsonRpcConnection, parse_address
 from dlvsnap.delve.types import Breakpoint, Version
-from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError, TargetError
+from dlvsnap.errors import (
+    DelveError,
+    DelveRefusedError,
+    DlvsnapError,
+    TargetError,
+    attach_permission_error,
+)
 from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
 from dlvsnap.target import TargetInfo, detect_map_impl, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
@@ -95,6 +101,8 @@ class Session:
         released (left running)."""
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
+        except PermissionError:  # it exists: not "no process"
+            raise attach_permission_error(pid) from None
         except OSError as e:
             raise TargetError(f"no process {pid} to attach to ({e.strerror})") from None
         info = identify(exe.removesuffix(" (deleted)"))
@@ -106,10 +114,7 @@ class Session:
     def connect(cls, address: str, binary: str | None = None, reader: str = "auto") -> Session:
         """A headless Delve started with --accept-multiclient, at HOST:PORT. ``binary`` is the
         program's executable when it is not readable as /proc/PID/exe (a remote server)."""
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise TargetError(f"--connect wants HOST:PORT, not {address!r}")
-        conn = JsonRpcConnection(host.strip("[]"), int(port))
+        conn = JsonRpcConnection(*parse_address(address))
         try:
             client = DelveClient(conn)
             client.set_api_version(2)  # per connection; Delve's own `dlv connect` does it too
