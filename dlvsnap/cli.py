@@ -21,6 +21,7 @@ from tabulate import tabulate
 from dlvsnap import __version__, snapfile
 from dlvsnap import snap as snapmod
 from dlvsnap.build import build_package
+from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.delve.rpc import parse_address
 from dlvsnap.diff import diff
 from dlvsnap.errors import (
@@ -353,9 +354,18 @@ def watch(
     "LOCATION (file:line or a function) and take the snapshot there.",
 )
 @click.option(
-    "--goroutine", type=int, default=-1, metavar="ID", help="Evaluate EXPR in this goroutine."
+    "--goroutine",
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="Evaluate EXPR in this goroutine (default: the current one).",
 )
-@click.option("--frame", type=int, default=0, metavar="N", help="Evaluate EXPR in this frame.")
+@click.option(
+    "--frame",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Evaluate EXPR in this frame of the goroutine (0: the innermost).",
+)
 @click.option("--save", metavar="FILE", help="Save the snapshot (docs/snapshot-format.md).")
 @click.option("--json", "as_json", is_flag=True, help="The decoded state as JSON on stdout.")
 @click.option(
@@ -372,7 +382,7 @@ def snap(
     program_args: tuple[str, ...],
     map_expr: str,
     at: str | None,
-    goroutine: int,
+    goroutine: int | None,
     frame: int,
     save: str | None,
     as_json: bool,
@@ -392,6 +402,8 @@ def snap(
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
     progress = Progress.for_terminal(as_json)
+    if goroutine is None:
+        goroutine = CURRENT_GOROUTINE
     with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
         if at:
             progress.status(f"running to {at} …")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dlvsnap.errors import ExitCode
-from tests.support import go_toolchain
+from tests.support import build_fixture, go_toolchain
 
 pytestmark = pytest.mark.live
 
@@ -126,3 +126,89 @@ def test_interrupting_the_build_leaves_nothing_behind(tmp_path: Path, how: str) 
     assert not left, f"left running after dlvsnap exited: {left}"
     assert not files, f"left in $TMPDIR: {files}"
     shutil.rmtree(tmp_path / "gocache", ignore_errors=True)  # read-only files: go's own cache
+
+
+# ------------------------------------------------------------------ snap: where to evaluate
+
+
+def _dlvsnap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dlvsnap", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_snap_in_a_goroutine_that_does_not_exist(dlv: str) -> None:
+    """The user's mistake about the program, like a --map that names nothing: exit 3, one
+    line that says so (it was exit 6 with Delve's "Stacktrace: unknown goroutine")."""
+    prog = build_fixture("interactive")
+    p = _dlvsnap(
+        "snap", str(prog), "--at", "main.checkpoint", "--map", "main.Inventory",
+        "--goroutine", "999999", "--dlv", dlv, "--", "5",
+    )  # fmt: skip
+    assert p.returncode == ExitCode.MAP, p.stderr
+    line = _one_line_error(p.stderr)
+    assert line == "dlvsnap: no goroutine 999999 in the program: --map cannot be evaluated there"
+
+
+# ------------------------------------------------------------------ a reader that goes away
+
+
+def _in_dir(path: Path) -> list[str]:
+    """Processes whose command line names something under ``path``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        st = _proc_stat(d.name) if d.name.isdigit() else None
+        if st is None or st[0] == "Z":
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in cmd:
+            out.append(f"{d.name} {cmd}")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("args", "first_line"),
+    [
+        (("watch", "--json"), b'{"v":1,"event":"start","map":"m"'),
+        (("watch",), b"watching m in deletes: "),
+        (("snap", "--at", "main.del"), b""),
+    ],
+    ids=["watch-json", "watch-text", "snap"],
+)
+def test_a_reader_that_goes_away(
+    dlv: str, tmp_path: Path, args: tuple[str, ...], first_line: bytes
+) -> None:
+    """`dlvsnap watch ... | head -1`: exit 0, nothing on stderr, the program and dlv gone
+    (it was exit 1). snap's reader closes before anything is written (`| head -0`)."""
+    prog = tmp_path / "deletes"  # a path of its own: what runs from it is this test's
+    shutil.copy(build_fixture("deletes"), prog)
+    cmd, *rest = args
+    out = tmp_path / "out.txt"  # the program's output: stderr is dlvsnap's own
+    argv = [sys.executable, "-m", "dlvsnap", cmd, str(prog), "--map", "m", "--dlv", dlv]
+    argv += [*rest, "--target-output", str(out)]
+    r, w = os.pipe()
+    p = subprocess.Popen(
+        argv,
+        stdout=w,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(w)
+    with os.fdopen(r, "rb") as reader:
+        first = reader.readline() if first_line else b""
+    try:
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert first.startswith(first_line), first
+    assert (p.returncode, err) == (0, ""), err
+    assert not _in_dir(tmp_path), "left running after dlvsnap exited"

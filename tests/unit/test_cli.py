@@ -107,6 +107,25 @@ def test_the_api_refuses_a_bad_address() -> None:
         dlvsnap.connect("nonsense")
 
 
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        (("--goroutine", "0"), "invalid value for '--goroutine': 0 is not in the range x>=1"),
+        (("--frame", "-1"), "invalid value for '--frame': -1 is not in the range x>=0"),
+    ],
+)
+def test_snap_bad_goroutine_or_frame_is_a_bad_command_line(
+    tmp_path: Path, option: tuple[str, str], words: str
+) -> None:
+    """Refused before anything runs (they reached Delve: exit 6 "unknown goroutine 0", exit
+    3 "Internal debugger error: runtime error: slice bounds out of range [-1:]")."""
+    prog = tmp_path / "prog"
+    prog.write_bytes(b"")
+    p = _dlvsnap("snap", str(prog), "--at", "main.main", "--map", "m", *option)
+    assert p.returncode == ExitCode.USAGE, p.stderr
+    assert _one_line_error(p) == f"{words} (dlvsnap snap --help)"
+
+
 @contextmanager
 def _not_delve(family: socket.AddressFamily, host: str) -> Iterator[int]:
     """A peer that answers like an HTTP server, whatever it is sent."""
