@@ -174,7 +174,10 @@ def _unreadable_process() -> tuple[int, list[str]]:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
             pytest.skip("running as root without setpriv to run dlvsnap as another user")
-        return os.getpid(), [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        if _dlvsnap("--version", user=nobody).returncode != 0:
+            pytest.skip("running as root, and user nobody cannot run this Python and dlvsnap")
+        return os.getpid(), nobody
     try:
         os.readlink("/proc/1/exe")
     except PermissionError:
