@@ -28,6 +28,13 @@ class DlvsnapError(Exception):
     exit_code: ExitCode = ExitCode.INTERNAL
 
 
+class UsageError(DlvsnapError):
+    """A bad command line that only the target can tell (--map that does not parse, an
+    --in function the binary does not have)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class MapResolutionError(DlvsnapError):
     exit_code = ExitCode.MAP
 
@@ -92,14 +99,9 @@ class ProtocolError(DelveError):
     or a reply over the size cap. The connection is closed."""
 
 
-class UsageError(DlvsnapError):
-    """A bad argument: on the command line, a bad command line (exit 2)."""
-
-    exit_code = ExitCode.USAGE
-
-
 class AddressError(UsageError, ValueError):
-    """A Delve server's address that is not HOST:PORT or [IPv6]:PORT with a port in 1-65535."""
+    """A Delve server's address that is not HOST:PORT or [IPv6]:PORT with a port in 1-65535
+    (a bad command line; in the Python API, a ValueError)."""
 
 
 def attach_permission_error(pid: int) -> TargetError:
