@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import select
 import signal
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, BinaryIO, NoReturn
@@ -19,8 +21,16 @@ from tabulate import tabulate
 from dlvsnap import __version__, snapfile
 from dlvsnap import snap as snapmod
 from dlvsnap.build import build_package
+from dlvsnap.delve.client import CURRENT_GOROUTINE
+from dlvsnap.delve.rpc import parse_address
 from dlvsnap.diff import diff
-from dlvsnap.errors import DlvsnapError, ExitCode, LayoutDriftError, TargetError
+from dlvsnap.errors import (
+    AddressError,
+    DlvsnapError,
+    ExitCode,
+    LayoutDriftError,
+    TargetError,
+)
 from dlvsnap.model import DeleteEvent
 from dlvsnap.progress import Progress
 from dlvsnap.regress import Regress
@@ -137,6 +147,16 @@ def _parse_ops(ops: str) -> tuple[str, ...]:
     return op_list
 
 
+def _check_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--connect: HOST:PORT or [IPv6]:PORT, checked as Session.connect checks it."""
+    if value is not None:
+        try:
+            parse_address(value)
+        except AddressError as e:
+            raise click.BadParameter(str(e), ctx=ctx, param=param) from None
+    return value
+
+
 def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
     """The options of the three ways in, shared by watch and snap."""
     for opt in reversed(
@@ -144,13 +164,14 @@ def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
             click.option(
                 "--connect",
                 metavar="HOST:PORT",
+                callback=_check_address,
                 help="A headless Delve started with --accept-multiclient (your own client may "
                 "stay connected): dlvsnap leaves the program where it is and removes only "
                 "the breakpoints it created.",
             ),
             click.option(
                 "--attach",
-                type=int,
+                type=click.IntRange(min=1),
                 metavar="PID",
                 help="Attach to a running program; it is released (left running) at the end.",
             ),
@@ -344,9 +365,18 @@ def watch(
     "LOCATION (file:line or a function) and take the snapshot there.",
 )
 @click.option(
-    "--goroutine", type=int, default=-1, metavar="ID", help="Evaluate EXPR in this goroutine."
+    "--goroutine",
+    type=click.IntRange(min=1),
+    metavar="ID",
+    help="Evaluate EXPR in this goroutine (default: the current one).",
 )
-@click.option("--frame", type=int, default=0, metavar="N", help="Evaluate EXPR in this frame.")
+@click.option(
+    "--frame",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Evaluate EXPR in this frame of the goroutine (0: the innermost).",
+)
 @click.option("--save", metavar="FILE", help="Save the snapshot (docs/snapshot-format.md).")
 @click.option("--json", "as_json", is_flag=True, help="The decoded state as JSON on stdout.")
 @click.option(
@@ -363,7 +393,7 @@ def snap(
     program_args: tuple[str, ...],
     map_expr: str,
     at: str | None,
-    goroutine: int,
+    goroutine: int | None,
     frame: int,
     save: str | None,
     as_json: bool,
@@ -383,6 +413,8 @@ def snap(
     if color is None:
         color = out.isatty() and not os.environ.get("NO_COLOR")
     progress = Progress.for_terminal(as_json)
+    if goroutine is None:
+        goroutine = CURRENT_GOROUTINE
     with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
         if at:
             progress.status(f"running to {at} …")
@@ -557,26 +589,83 @@ def regress(
         raise TargetError(f"{len(bad)} fixture run(s) failed")
 
 
+def _usage_line(e: click.ClickException) -> str:
+    """Click's message on one line, its meaning kept: ``Missing option '--map'.`` becomes
+    ``missing option '--map' (dlvsnap watch --help)``."""
+    msg = " ".join(e.format_message().split()).replace(". (", " (").removesuffix(".")
+    words = msg.split(" ", 1)
+    if words[0][:1].isupper() and words[0][1:].islower():  # click's "Missing", "No", "Invalid"
+        msg = msg[0].lower() + msg[1:]
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, click.UsageError) and ctx is not None:
+        msg += f" ({ctx.command_path} --help)"
+    return msg
+
+
+def _error(msg: str) -> None:
+    """One line on stderr; a stderr that is gone (``2>&1 | head``) is not an error of its own."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(f"dlvsnap: {msg}\n")
+        sys.stderr.flush()
+
+
+def _reader_gone(fd: int) -> bool:
+    """True when ``fd`` is a pipe or socket whose reading end is closed."""
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLOUT)
+        return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in p.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _quiet(stream: IO[str]) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so that the flush at interpreter exit of
+    what is still buffered cannot fail again (Python's docs, "Note on SIGPIPE")."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+
+
+def run(args: Sequence[str]) -> int:
+    """Run one command line; the exit code (README, "Exit codes"). Every error is one line
+    on stderr, ``dlvsnap: <what happened>``."""
+    try:
+        with cli.make_context("dlvsnap", list(args)) as ctx:
+            cli.invoke(ctx)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is seen while it can be handled
+        return ExitCode.OK
+    except click.exceptions.Exit as e:  # --help, --version
+        return e.exit_code
+    except click.ClickException as e:  # bad command line (click's or ours), unopenable file
+        _error(_usage_line(e))
+        return ExitCode.USAGE
+    except DlvsnapError as e:
+        _error(str(e))
+        return e.exit_code
+    except (KeyboardInterrupt, Terminated, click.exceptions.Abort):
+        _error("interrupted")
+        return ExitCode.INTERRUPTED
+    except OSError as e:
+        if e.errno != errno.EPIPE:
+            raise
+        gone = [s for s in (sys.stdout, sys.stderr) if _reader_gone(s.fileno())]
+        if not gone:
+            raise  # a pipe of dlvsnap's own, not its output: a bug
+        for stream in gone:  # `dlvsnap watch --json | head -1`: the reader has what it wanted
+            _quiet(stream)
+        return ExitCode.OK
+
+
 def main() -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
+    code = run(sys.argv[1:])
     try:
-        rv = cli.main(standalone_mode=False)
-        if isinstance(rv, int) and rv:
-            sys.exit(rv)
-    except click.exceptions.Abort:
-        click.echo("dlvsnap: interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(ExitCode.USAGE)
-    except DlvsnapError as e:
-        click.echo(f"dlvsnap: {e}", err=True)
-        sys.exit(e.exit_code)
-    except (KeyboardInterrupt, Terminated):
-        click.echo("dlvsnap: interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        sys.exit(ExitCode.OK)
+        sys.stdout.flush()
+    except OSError:
+        _quiet(sys.stdout)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

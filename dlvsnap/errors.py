@@ -92,3 +92,32 @@ class RPCTimeoutError(DelveError):
 
 class ConnectionClosedError(DelveError):
     pass
+
+
+class ProtocolError(DelveError):
+    """The peer answered something that is not Delve's JSON-RPC: not JSON, no request id,
+    or a reply over the size cap. The connection is closed."""
+
+
+class AddressError(UsageError, ValueError):
+    """A Delve server's address that is not HOST:PORT or [IPv6]:PORT with a port in 1-65535
+    (a bad command line; in the Python API, a ValueError)."""
+
+
+def attach_permission_error(pid: int) -> TargetError:
+    """``--attach PID`` of a process that exists but /proc/PID/exe is not readable: say so,
+    and what ptrace would need (Yama's kernel.yama.ptrace_scope, when it is there)."""
+    try:
+        with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+            scope = int(f.read().strip())
+    except (OSError, ValueError):
+        scope = 0
+    need = {
+        0: "run dlvsnap as its user, or as root (CAP_SYS_PTRACE)",
+        1: "attaching needs root (CAP_SYS_PTRACE): kernel.yama.ptrace_scope is 1",
+        2: "attaching needs root (CAP_SYS_PTRACE): kernel.yama.ptrace_scope is 2",
+    }.get(scope, f"kernel.yama.ptrace_scope is {scope}: no process may be attached to")
+    return TargetError(
+        f"cannot attach to process {pid}: permission denied reading /proc/{pid}/exe (it runs as "
+        f"another user, or is not dumpable); {need}"
+    )

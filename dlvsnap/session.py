@@ -35,9 +35,15 @@ from dlvsnap.delve import release
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.guardian import Guardian
 from dlvsnap.delve.launcher import DlvProcess, launch
-from dlvsnap.delve.rpc import JsonRpcConnection
+from dlvsnap.delve.rpc import JsonRpcConnection, parse_address
 from dlvsnap.delve.types import Breakpoint, Version
-from dlvsnap.errors import DelveError, DelveRefusedError, DlvsnapError, TargetError
+from dlvsnap.errors import (
+    DelveError,
+    DelveRefusedError,
+    DlvsnapError,
+    TargetError,
+    attach_permission_error,
+)
 from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
 from dlvsnap.target import TargetInfo, detect_map_impl, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
@@ -122,6 +128,8 @@ class Session:
         released (left running), on every exit path (see the module docstring)."""
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
+        except PermissionError:  # it exists: not "no process"
+            raise attach_permission_error(pid) from None
         except OSError as e:
             raise TargetError(f"no process {pid} to attach to ({e.strerror})") from None
         info = identify(exe.removesuffix(" (deleted)"))
@@ -146,12 +154,10 @@ class Session:
         """A headless Delve at HOST:PORT, started with --accept-multiclient (else dlvsnap is
         its one client, and the session ends with dlvsnap's connection: ``single_client``).
         ``binary`` is the program's executable when it is not readable as /proc/PID/exe (a
-        remote server)."""
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise TargetError(f"--connect wants HOST:PORT, not {address!r}")
+        remote server). A malformed address is an AddressError (a ValueError)."""
+        host, port = parse_address(address)
         try:
-            conn = JsonRpcConnection(host.strip("[]"), int(port))
+            conn = JsonRpcConnection(host, port)
         except DelveError as e:
             raise _amended(
                 e,

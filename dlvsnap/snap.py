@@ -44,6 +44,7 @@ def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: in
     try:
         v = s.client.eval(normalise_expr(expr), goroutine=goroutine, frame=frame, cfg=LoadConfig())
     except RPCError as e:
+        _check_goroutine(e, goroutine)
         raise MapResolutionError(f"cannot evaluate {expr} here: {e.message}") from None
     if v.kind != KIND_MAP:
         raise MapResolutionError(f"not a map: {expr} is {v.type or f'kind {v.kind}'}")
@@ -125,8 +126,21 @@ def run_to(s: Session, location: str) -> Location:
 
 
 def current_location(s: Session, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> Location:
-    frames = s.client.stacktrace(goroutine, depth=frame + 1)
+    try:
+        frames = s.client.stacktrace(goroutine, depth=frame + 1)
+    except RPCError as e:
+        _check_goroutine(e, goroutine)
+        raise
     if len(frames) <= frame:
         return Location("?", "?", 0)
     f = frames[frame]
     return Location(f.function, f.file, f.line)
+
+
+def _check_goroutine(e: RPCError, goroutine: int) -> None:
+    """Delve's "unknown goroutine N" is the user's mistake about the program, as a --map
+    that names nothing is: a MapResolutionError (exit 3)."""
+    if goroutine != CURRENT_GOROUTINE and e.message.startswith("unknown goroutine"):
+        raise MapResolutionError(
+            f"no goroutine {goroutine} in the program: --map cannot be evaluated there"
+        ) from None
