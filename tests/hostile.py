@@ -75,9 +75,11 @@ def snap_zlib_bomb() -> str:
 
 
 def snap_declared_huge() -> str:
-    """2 GiB of zeros declared as such (2 MB of file): over what a file may hold."""
+    """Two regions of 768 MiB of zeros declared as such (1.5 MB of file): more than a file
+    may hold in all."""
     doc = snapshot_doc()
-    doc["memory"]["regions"].append([1 << 40, 2 << 30, base64.b64encode(zero_bomb(2048)).decode()])
+    bomb = base64.b64encode(zero_bomb(768)).decode()
+    doc["memory"]["regions"] += [[1 << 40, 768 << 20, bomb], [1 << 41, 768 << 20, bomb]]
     return dump(doc)
 
 
@@ -131,8 +133,8 @@ def classic_header_edit(values: dict[str, int]) -> str:
     h = hs.parse(bytes(raw))
     for name, v in values.items():
         f = hs.field(name)
-        v = h["buckets"] if v == -1 else v  # -1: the bucket array's address
-        raw[f.offset : f.offset + f.size] = v.to_bytes(f.size, layout.order)
+        value = h["buckets"] if v == -1 else v  # -1: the bucket array's address
+        raw[f.offset : f.offset + f.size] = value.to_bytes(f.size, layout.order)
     region[2] = encode(bytes(raw))
     return dump(doc)
 
