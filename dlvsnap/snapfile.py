@@ -203,21 +203,28 @@ def _regions(mem_doc: Fields, ptr_size: int, cap: int) -> SparseMem:
     checked: list[tuple[int, int, str]] = []
     total = 0
     for i, r in enumerate(regions):
-        where = f"memory.regions[{i}]"
-        if not isinstance(r, list) or len(r) != 3:
-            raise MalformedError(f"{where}: {untrusted.describe(r)}, not [address, size, data]")
-        addr = untrusted.as_int(r[0], where + "[0]", 0, top - 1)
-        size = untrusted.as_int(r[1], where + "[1]", 0, min(MAX_MEMORY_BYTES, top - addr))
-        data = untrusted.as_str(r[2], where + "[2]", _b64_bound(size))
+        # the types checked inline: a file may list millions of regions
+        if type(r) is not list or len(r) != 3:
+            raise MalformedError(
+                f"memory.regions[{i}]: {untrusted.describe(r)}, not [address, size, data]"
+            )
+        addr, size, data = r
+        if type(addr) is not int or not 0 <= addr < top:
+            untrusted.as_int(addr, f"memory.regions[{i}][0]", 0, top - 1)
+        if type(size) is not int or not 0 <= size <= min(MAX_MEMORY_BYTES, top - addr):
+            untrusted.as_int(size, f"memory.regions[{i}][1]", 0, min(MAX_MEMORY_BYTES, top - addr))
+        if type(data) is not str or len(data) > _b64_bound(size):
+            untrusted.as_str(data, f"memory.regions[{i}][2]", _b64_bound(size))
         total += size
         if total > MAX_MEMORY_BYTES:
             raise MalformedError(
-                f"memory.regions: more than {MAX_MEMORY_BYTES:,} bytes in all (at {where})"
+                f"memory.regions: more than {MAX_MEMORY_BYTES:,} bytes in all "
+                f"(at memory.regions[{i}])"
             )
         if total > cap:
             raise MalformedError(
                 f"memory.regions: more than the {cap:,} bytes the groups of its state and "
-                f"its keys can need (at {where})"
+                f"its keys can need (at memory.regions[{i}])"
             )
         checked.append((addr, size, data))
     mem = SparseMem()
@@ -228,7 +235,7 @@ def _regions(mem_doc: Fields, ptr_size: int, cap: int) -> SparseMem:
 
 def _inflate(data: str, size: int, addr: int) -> bytes:
     try:
-        z = base64.b64decode(data, validate=True)
+        z = binascii.a2b_base64(data, strict_mode=True)
         d = zlib.decompressobj()
         raw = d.decompress(z, size + 1)
     except (binascii.Error, zlib.error) as e:

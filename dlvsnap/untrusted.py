@@ -44,15 +44,18 @@ def parse(data: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
 def check_depth(value: Any, max_depth: int = MAX_DEPTH) -> None:
     """Refuse nesting deeper than ``max_depth`` (without recursing: a hostile depth must
     not reach Python's recursion limit here or in any code that walks the value later)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:  # one container level at a time
+        depth += 1
         if depth > max_depth:
             raise MalformedError(f"nested more than {max_depth} levels deep")
-        if not isinstance(v, dict | list):
-            continue
-        items = v.values() if isinstance(v, dict) else v
-        stack.extend((x, depth + 1) for x in items if isinstance(x, dict | list))
+        nxt: list[Any] = []
+        for v in level:
+            for x in v.values() if type(v) is dict else v:
+                if type(x) is list or type(x) is dict:
+                    nxt.append(x)
+        level = nxt
 
 
 def describe(v: Any) -> str:
