@@ -139,12 +139,18 @@ def test_bidi_and_control_characters_are_escaped_everywhere_on_the_page() -> Non
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (hostile.ev_huge_slots_per_group, "slots_per_group: 1000000000 (an integer) is not in"),
+        (
+            hostile.ev_huge_slots_per_group,
+            "line 2 is not `dlvsnap watch --json` schema 1: slots_per_group: 1000000000",
+        ),
         (hostile.ev_infinity, "line 3 is not JSON"),
         (hostile.ev_nan_memory, "line 2 is not JSON"),
         (hostile.ev_overflowing_number, "number is infinity"),
         (hostile.ev_deep_key, "is not JSON"),
-        (hostile.ev_truthy_string, "key_present: 'false' (a string) is not a boolean"),
+        (
+            hostile.ev_truthy_string,
+            "line 3 is not `dlvsnap watch --json` schema 1: key_present: 'false' (a string) is not",
+        ),
     ],
     ids=list(hostile.HOSTILE_EVENTS),
 )
@@ -169,19 +175,37 @@ def _first(recs: list[dict[str, Any]], kind: str = "delete") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda r: _first(r).update(seq="1"), "record 3.seq: '1' (a string) is not an integer"),
-        (lambda r: _first(r).update(seq=None), "record 3.seq: null is not an integer"),
-        (lambda r: _first(r).update(changes={}), "record 3.changes: an object is not a list"),
+        (
+            lambda r: _first(r).update(seq="1"),
+            "record 3 is not `dlvsnap watch --json` schema 1: seq: '1' (a string)",
+        ),
+        (
+            lambda r: _first(r).update(seq=None),
+            "record 3 is not `dlvsnap watch --json` schema 1: seq: null is not an integer",
+        ),
+        (
+            lambda r: _first(r).update(changes={}),
+            "record 3 is not `dlvsnap watch --json` schema 1: changes: an object is not a list",
+        ),
         (lambda r: _first(r)["changes"][0].update(slot="t0/g1/s8"), "is not a slot label"),
         (lambda r: _first(r)["changes"][0].update(slot="<b>/s1"), "'<b>' (a string) is not a"),
-        (lambda r: _first(r).update(moved=[1]), "record 3.moved: not [old, new]"),
+        (
+            lambda r: _first(r).update(moved=[1]),
+            "record 3 is not `dlvsnap watch --json` schema 1: moved: not [old, new]",
+        ),
         (lambda r: _first(r).update(memory={"held_bytes": -1}), "held_bytes: -1 (an integer)"),
-        (lambda r: _first(r).update(warnings=[1]), "record 3.warnings: 1 (an integer) is not a"),
+        (
+            lambda r: _first(r).update(warnings=[1]),
+            "record 3 is not `dlvsnap watch --json` schema 1: warnings: 1 (an integer) is not a",
+        ),
         (lambda r: _first(r)["header_changes"].update(used=[1]), "not [before, after]"),
         (lambda r: _first(r, "snapshot").update(states="F"), "1 characters for 16 groups"),
         (lambda r: _first(r, "snapshot").update(groups=["x"] * 16), "'x' (a string) is not a"),
         (lambda r: _first(r, "snapshot").update(slots_per_group=64), "64 (an integer) is not"),
-        (lambda r: _first(r, "start").update(map=["m"]), "record 1.map: a list is not a string"),
+        (
+            lambda r: _first(r, "start").update(map=["m"]),
+            "record 1 is not `dlvsnap watch --json` schema 1: map: a list is not a string",
+        ),
         (lambda r: _first(r, "summary").update(count=1.5), "count: 1.5 (a number) is not an"),
     ],
 )

@@ -86,17 +86,17 @@ def read_events(path: Path) -> list[dict[str, Any]]:
 
 def _checked(rec: dict[str, Any], where: str, name: str) -> dict[str, Any]:
     try:
-        return check_record(rec, where)
+        return check_record(rec)
     except MalformedError as e:
         raise TargetError(
-            f"{name}: not the `dlvsnap watch --json` schema {SCHEMA_VERSION}: {e}"
+            f"{name}: {where} is not `dlvsnap watch --json` schema {SCHEMA_VERSION}: {e}"
         ) from None
 
 
-def check_record(rec: Any, where: str = "") -> dict[str, Any]:
+def check_record(rec: Any) -> dict[str, Any]:
     """One record with every field the report uses type-checked and bounded, as a new dict
     of those fields only (docs/json-schema.md); MalformedError names the field."""
-    f = Fields(rec, where)
+    f = Fields(rec, "")
     event = f.string("event", MAX_SHORT)
     out: dict[str, Any] = {"v": SCHEMA_VERSION, "event": event}
     if event == "start":
@@ -458,12 +458,7 @@ def _event(r: dict[str, Any], grid: _Grid, locs: dict[str, int]) -> dict[str, An
 def build(records: list[dict[str, Any]], source: str = "") -> tuple[dict[str, Any], str]:
     """The page's data (what the browser replays) and its chart, from the records, each
     type-checked first (``check_record``: records made in Python are checked like a file's)."""
-    try:
-        records = [check_record(r, f"record {i}") for i, r in enumerate(records, 1)]
-    except MalformedError as e:
-        raise TargetError(
-            f"{source}: not the `dlvsnap watch --json` schema {SCHEMA_VERSION}: {e}"
-        ) from None
+    records = [_checked(r, f"record {i}", source) for i, r in enumerate(records, 1)]
     start = next((r for r in records if r["event"] == "start"), None)
     snap = next((r for r in records if r["event"] == "snapshot"), None)
     summary = next((r for r in records if r["event"] == "summary"), None)
