@@ -150,11 +150,17 @@ def _b64_bound(size: int) -> int:
 
 
 def load(path: str | Path) -> SavedSnapshot:
+    """A snapshot file, read and decoded again, or a SnapshotFileError in one line."""
     name = str(path)
     try:
         text = Path(path).read_bytes()
     except OSError as e:
         raise SnapshotFileError(f"{name}: cannot read: {e.strerror or e}") from None
+    return loads(text, name)
+
+
+def loads(text: bytes | str, name: str) -> SavedSnapshot:
+    """The snapshot file ``name`` whose content is ``text`` (untrusted), decoded again."""
     try:
         doc = untrusted.parse(text)
     except MalformedError as e:
@@ -238,7 +244,7 @@ def _inflate(data: str, size: int, addr: int) -> bytes:
         z = binascii.a2b_base64(data, strict_mode=True)
         d = zlib.decompressobj()
         raw = d.decompress(z, size + 1)
-    except (binascii.Error, zlib.error) as e:
+    except (ValueError, zlib.error) as e:  # binascii.Error, or not ASCII
         raise MalformedError(f"region at {addr:#x}: not zlib+base64 ({e})") from None
     if len(raw) > size:
         raise MalformedError(f"region at {addr:#x} holds more than its {size:,} bytes")
