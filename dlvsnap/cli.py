@@ -562,8 +562,7 @@ def main() -> None:
         e.show()
         sys.exit(ExitCode.USAGE)
     except DlvsnapError as e:
-        # one line, never a raw control character: messages quote files and programs
-        click.echo(f"dlvsnap: {visible(str(e))}", err=True)
+        click.echo(f"dlvsnap: {e}", err=True)
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, Terminated):
         click.echo("dlvsnap: interrupted", err=True)
