@@ -38,6 +38,7 @@ from dlvsnap.render import html, jsonl
 from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
 from dlvsnap.toolchain import matrix
+from dlvsnap.untrusted import visible
 from dlvsnap.verify import check_binary
 from dlvsnap.watch import DEFAULT_OPS, OPS, MapWatch, Note, WatchOptions, exit_words
 
@@ -52,7 +53,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 def _log(verbose: bool, msg: str) -> None:
     if verbose:
-        click.echo(f"dlvsnap: {msg}", err=True)
+        click.echo(f"dlvsnap: {visible(msg)}", err=True)
 
 
 @contextlib.contextmanager
@@ -499,11 +500,13 @@ def layouts_verify(programs: tuple[str, ...], quiet: bool) -> None:
         status = "ok" if report.ok else f"{len(report.drifts)} differences"
         if not quiet or not report.ok:
             click.echo(
-                f"{prog}: {info.describe()}: layout {layout.name}{exact}, "
-                f"{len(report.checked)} DWARF types checked: {status}"
+                visible(
+                    f"{prog}: {info.describe()}: layout {layout.name}{exact}, "
+                    f"{len(report.checked)} DWARF types checked: {status}"
+                )
             )
         for d in report.drifts:
-            click.echo(f"  {d}")
+            click.echo(f"  {visible(str(d))}")  # DWARF names come from the binary
         drifted += not report.ok
     if drifted:
         raise LayoutDriftError(f"{drifted} of {len(programs)} programs drift from their layout")

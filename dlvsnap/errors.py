@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from dlvsnap.untrusted import visible
+
 
 class ExitCode(IntEnum):
     OK = 0
@@ -24,6 +26,11 @@ class ExitCode(IntEnum):
 
 class DlvsnapError(Exception):
     """Base class: a failure with a one-line message for the user."""
+
+    def __str__(self) -> str:
+        # messages quote files and programs (a key, a file name, a saved file's fields): one
+        # line, without a control or bidi character raw, wherever they are printed
+        return visible(super().__str__())
 
     exit_code: ExitCode = ExitCode.INTERNAL
 

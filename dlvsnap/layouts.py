@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -273,11 +274,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise LayoutError(f"{path.name}: {e}") from e
 
 
+_RELEASE = re.compile(r"go(\d{1,6})\.(\d{1,6})(?!\d)")
+
+
 def release_key(version: str) -> str:
-    """``go1.26.8 X:foo`` -> ``1.26``."""
-    v = version.split(maxsplit=1)[0].removeprefix("go")
-    parts = v.split(".")
-    return ".".join(parts[:2])
+    """``go1.26.8 X:foo`` -> ``1.26``; a LayoutError for what is not a Go release (a
+    binary's build info and a saved file's ``go_version`` are untrusted)."""
+    m = _RELEASE.match(version.strip())
+    if m is None:
+        shown = repr(version[:40]) + ("…" if len(version) > 40 else "")
+        raise LayoutError(f"{shown} is not a Go release (go1.N…)")
+    return f"{int(m[1])}.{int(m[2])}"
 
 
 def _rel(key: str) -> tuple[int, int]:

@@ -204,20 +204,55 @@ class DelveMem:
 
 class SparseMem:
     """Memory as segments of bytes at addresses: unit tests, and saved snapshots decoded
-    offline (snapfile.py)."""
+    offline (snapfile.py).
+
+    Segments may come in any order and overlap. They are indexed when first read after an
+    addition: sorted by start (O(n log n)), with, for each start, the segment reaching
+    furthest among those starting at or before it, so that a read finds a covering
+    segment, or knows there is none, with one binary search. ``read_limit`` caps the bytes
+    handed out over the reader's life (a saved snapshot's keys may all point at one big
+    region): a read past it is refused before anything is allocated."""
 
     name = "sparse"
 
-    def __init__(self, segments: dict[int, bytes] | None = None) -> None:
+    def __init__(
+        self, segments: dict[int, bytes] | None = None, *, read_limit: int | None = None
+    ) -> None:
         self.segments: dict[int, bytes] = {}
+        self.read_limit = read_limit
+        self.handed_out = 0
         self._starts: list[int] = []
+        self._reach: list[int] = []  # for starts[i]: the start of the furthest-reaching segment
+        self._ends: list[int] = []  # ... and where it ends
+        self._indexed = True
         for addr, data in (segments or {}).items():
             self.add(addr, data)
 
     def add(self, addr: int, data: bytes | bytearray) -> None:
-        if addr not in self.segments:
-            bisect.insort(self._starts, addr)
+        if self._indexed and (not self._starts or addr > self._starts[-1]):
+            end = addr + len(data)  # in order (the usual case): extend the index
+            if self._ends and self._ends[-1] >= end:
+                self._reach.append(self._reach[-1])
+                self._ends.append(self._ends[-1])
+            else:
+                self._reach.append(addr)
+                self._ends.append(end)
+            self._starts.append(addr)
+        elif addr not in self.segments or len(self.segments[addr]) != len(data):
+            self._indexed = False
         self.segments[addr] = bytes(data)
+
+    def _index(self) -> None:
+        self._starts = sorted(self.segments)
+        self._reach, self._ends = [], []
+        best, end = 0, -1
+        for start in self._starts:
+            e = start + len(self.segments[start])
+            if e > end:
+                best, end = start, e
+            self._reach.append(best)
+            self._ends.append(end)
+        self._indexed = True
 
     @classmethod
     def of(cls, regions: Sequence[tuple[int, int]], data: bytes | bytearray) -> SparseMem:
@@ -228,19 +263,34 @@ class SparseMem:
             off += size
         return out
 
+    def _check(self, size: int) -> None:
+        """Refuse a read that would hand out more than ``read_limit`` bytes in all."""
+        if self.read_limit is not None and self.handed_out + size > self.read_limit:
+            raise MemoryReadError(
+                f"the reads ask for more than {self.read_limit:,} bytes "
+                f"({sum(map(len, self.segments.values())):,} held)"
+            )
+
     def read(self, addr: int, size: int) -> bytes:
+        if not self._indexed:
+            self._index()
+        self._check(size)
         i = bisect.bisect_right(self._starts, addr) - 1
-        # the nearest segment starting at or before addr, then any (segments may overlap)
-        for base in ([self._starts[i]] if i >= 0 else []) + self._starts:
-            data = self.segments[base]
-            if base <= addr and addr + size <= base + len(data):
-                return data[addr - base : addr - base + size]
+        if i >= 0:
+            # the nearest segment starting at or before addr, else the one reaching furthest
+            for base in (self._starts[i], self._reach[i]):
+                data = self.segments[base]
+                if addr + size <= base + len(data):
+                    self.handed_out += size
+                    return data[addr - base : addr - base + size]
         raise MemoryReadError(f"unmapped read of {size} bytes at {addr:#x}")
 
     def read_many(self, regions: Sequence[tuple[int, int]]) -> bytearray:
+        self._check(sum(size for _, size in regions))  # before _concat allocates
         return _concat(self, regions)
 
     def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
+        self._check(len(addrs) * size)
         return _concat(self, [(int(a), size) for a in addrs])
 
 

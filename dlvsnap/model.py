@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from dlvsnap.untrusted import visible
+
 
 @dataclass(frozen=True)
 class RawKey:
@@ -38,10 +40,12 @@ def key_to_json(key: KeyValue) -> Any:
 
 
 def key_to_text(key: KeyValue) -> str:
+    """A key as the text views show it: strings quoted, with every character that is not
+    shown as itself or changes how the line reads escaped (dlvsnap.untrusted.visible)."""
     if key is None:
         return "?"
     if isinstance(key, str):
-        return repr(key) if len(key) <= 40 else repr(key[:40]) + "…"
+        return visible(repr(key) if len(key) <= 40 else repr(key[:40]) + "…")
     if isinstance(key, bool):
         return "true" if key else "false"
     return str(key)

@@ -8,6 +8,8 @@ import sys
 import time
 from typing import TextIO
 
+from dlvsnap.untrusted import visible
+
 
 class Progress:
     def __init__(self, enabled: bool, stream: TextIO | None = None, every: float = 0.1) -> None:
@@ -29,7 +31,8 @@ class Progress:
         if not force and now - self._last < self.every:
             return
         self._last = now
-        self.stream.write("\r\x1b[K" + message[:200])
+        # a type or file name may come from the program: never a raw escape sequence
+        self.stream.write("\r\x1b[K" + visible(message[:200]))
         self.stream.flush()
         self._shown = True
 

@@ -18,14 +18,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlvsnap import __version__
+from dlvsnap import __version__, untrusted
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError, SnapshotFileError
 from dlvsnap.layouts import load_layout
 from dlvsnap.memory import SparseMem
 from dlvsnap.model import Location, MapSnapshot, key_to_json
-from dlvsnap.render.jsonl import STATE_CHARS
+from dlvsnap.render.jsonl import SLOTS_PER_GROUP, STATE_CHARS
 from dlvsnap.target import TargetInfo
+from dlvsnap.untrusted import Fields, MalformedError
 
 FORMAT = "dlvsnap-snapshot"
 VERSION = 1
@@ -119,80 +120,206 @@ def save(
         },
     }
     try:
-        Path(path).write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+        # allow_nan=False: never write what a reader refuses (keys' NaN/Inf are objects)
+        Path(path).write_text(json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n")
     except OSError as e:
         raise SnapshotFileError(f"{path}: cannot write: {e.strerror}") from None
 
 
+# What a file may hold (docs/snapshot-format.md, "Limits"): the decoder never reads more.
+MAX_MEMORY_BYTES = 1 << 30  # all regions together, decompressed (28M entries of map[int]int)
+MAX_REGIONS = 1 << 24
+MAX_SLOTS = MAX_MEMORY_BYTES  # a slot takes at least 1 byte of its group (8 ctrl bytes / 8)
+# A group/bucket holds 8 slots of keys and elems of at most 128 bytes each (larger ones are
+# stored by pointer: the runtime's maxKeySize/maxElemSize), a control word and an overflow
+# pointer: 2,064 bytes; doubled for alignment. The regions of a file may hold that per
+# group its state lists, the directory (at most 2^20 pointers), and its keys' data (which
+# the file also holds, as its live keys).
+MAX_GROUP_BYTES = 4096
+FIXED_BYTES = (8 << 20) + (64 << 10)  # the directory, the header and the type descriptors
+MAX_LABEL = 64  # a group label: `old123+4`, `t1023/g127`
+MAX_NAME = 1 << 16  # an expression, a type or function name
+MAX_PATH = 4096  # PATH_MAX
+MAX_SHORT = 64  # a Go release, an architecture, a layout's name, a time
+
+
+def _b64_bound(size: int) -> int:
+    """The longest base64 text a region of ``size`` bytes can need: zlib's worst case
+    (stored blocks: 5 bytes per 16 KiB, the 2-byte header and the Adler-32), generously."""
+    return 4 * ((size + size // 1024 + 64) // 3 + 1)
+
+
 def load(path: str | Path) -> SavedSnapshot:
+    """A snapshot file, read and decoded again, or a SnapshotFileError in one line."""
     name = str(path)
     try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SnapshotFileError(
-            f"{name}: cannot read: {getattr(e, 'strerror', None) or e}"
-        ) from None
+        text = Path(path).read_bytes()
+    except OSError as e:
+        raise SnapshotFileError(f"{name}: cannot read: {e.strerror or e}") from None
+    return loads(text, name)
+
+
+def loads(text: bytes | str, name: str) -> SavedSnapshot:
+    """The snapshot file ``name`` whose content is ``text`` (untrusted), decoded again."""
     try:
-        doc = json.loads(text)
-    except ValueError:
+        doc = untrusted.parse(text)
+    except MalformedError as e:
         raise SnapshotFileError(
-            f"{name}: not JSON (truncated, or not written by `dlvsnap snap --save`)"
+            f"{name}: not JSON (truncated, or not written by `dlvsnap snap --save`): {e}"
         ) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise SnapshotFileError(f"{name}: not a dlvsnap snapshot file")
-    if doc.get("version") != VERSION:
+    version = doc.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
         raise SnapshotFileError(
-            f"{name}: snapshot format version {doc.get('version')}; this dlvsnap reads {VERSION}"
+            f"{name}: its format version is {untrusted.describe(version)}, not an integer"
+        )
+    if version != VERSION:
+        raise SnapshotFileError(
+            f"{name}: snapshot format version {version}; this dlvsnap reads {VERSION}"
         )
     try:
-        return _decode(name, doc)
-    except (KeyError, TypeError, ValueError, binascii.Error, zlib.error) as e:
-        raise SnapshotFileError(
-            f"{name}: malformed snapshot file ({type(e).__name__}: {e})"
-        ) from None
+        return _decode(name, Fields(doc), len(text))
+    except MalformedError as e:
+        raise SnapshotFileError(f"{name}: malformed snapshot file: {e}") from None
 
 
-def _decode(name: str, doc: dict[str, Any]) -> SavedSnapshot:
-    t, m = doc["target"], doc["map"]
-    target = TargetInfo(
-        path=str(t["path"]),
-        go_version=str(t["go_version"]),
-        experiments=tuple(t["experiments"]),
-        goarch=str(t["goarch"]),
-        ptr_size=int(t["ptr_size"]),
-        little_endian=bool(t["little_endian"]),
-        map_impl=str(t["map_impl"]),
+def _target(t: Fields) -> TargetInfo:
+    experiments = t.array("experiments", MAX_SHORT)
+    return TargetInfo(
+        path=t.string("path", MAX_PATH),
+        go_version=t.string("go_version", MAX_SHORT),
+        experiments=tuple(
+            untrusted.as_str(x, f"target.experiments[{i}]", MAX_SHORT)
+            for i, x in enumerate(experiments)
+        ),
+        goarch=t.string("goarch", MAX_SHORT),
+        ptr_size=t.integer("ptr_size", 4, 8),
+        little_endian=t.boolean("little_endian"),
+        map_impl=t.string("map_impl", choices=("swiss", "classic")),
     )
+
+
+def _regions(mem_doc: Fields, ptr_size: int, cap: int) -> SparseMem:
+    """The regions, checked against what the format allows, then decompressed with a bound
+    (their declared size + 1: a region that inflates past its size is refused at once)."""
+    mem_doc.string("encoding", choices=("zlib+base64",))
+    regions = mem_doc.array("regions", MAX_REGIONS)
+    top = 1 << (8 * ptr_size)
+    checked: list[tuple[int, int, str]] = []
+    total = 0
+    for i, r in enumerate(regions):
+        # the types checked inline: a file may list millions of regions
+        if type(r) is not list or len(r) != 3:
+            raise MalformedError(
+                f"memory.regions[{i}]: {untrusted.describe(r)}, not [address, size, data]"
+            )
+        addr, size, data = r
+        if type(addr) is not int or not 0 <= addr < top:
+            untrusted.as_int(addr, f"memory.regions[{i}][0]", 0, top - 1)
+        if type(size) is not int or not 0 <= size <= min(MAX_MEMORY_BYTES, top - addr):
+            untrusted.as_int(size, f"memory.regions[{i}][1]", 0, min(MAX_MEMORY_BYTES, top - addr))
+        if type(data) is not str or len(data) > _b64_bound(size):
+            untrusted.as_str(data, f"memory.regions[{i}][2]", _b64_bound(size))
+        total += size
+        if total > MAX_MEMORY_BYTES:
+            raise MalformedError(
+                f"memory.regions: more than {MAX_MEMORY_BYTES:,} bytes in all "
+                f"(at memory.regions[{i}])"
+            )
+        if total > cap:
+            raise MalformedError(
+                f"memory.regions: more than the {cap:,} bytes the groups of its state and "
+                f"its keys can need (at memory.regions[{i}])"
+            )
+        checked.append((addr, size, data))
     mem = SparseMem()
-    for addr, size, data in doc["memory"]["regions"]:
-        raw = zlib.decompress(base64.b64decode(data, validate=True))
-        if len(raw) != size:
-            raise ValueError(f"region at {addr:#x} holds {len(raw)} bytes, not {size}")
-        mem.add(int(addr), raw)
+    for addr, size, data in sorted(checked):
+        mem.add(addr, _inflate(data, size, addr))
+    return mem
+
+
+def _inflate(data: str, size: int, addr: int) -> bytes:
+    try:
+        z = binascii.a2b_base64(data, strict_mode=True)
+        d = zlib.decompressobj()
+        raw = d.decompress(z, size + 1)
+    except (ValueError, zlib.error) as e:  # binascii.Error, or not ASCII
+        raise MalformedError(f"region at {addr:#x}: not zlib+base64 ({e})") from None
+    if len(raw) > size:
+        raise MalformedError(f"region at {addr:#x} holds more than its {size:,} bytes")
+    if not d.eof or d.unused_data or len(raw) < size:
+        raise MalformedError(
+            f"region at {addr:#x} holds {len(raw):,} bytes, not {size:,} (cut short, or edited)"
+        )
+    return raw
+
+
+def _state(s: Fields) -> dict[str, Any]:
+    """The fields of ``state`` a reader checks, with their types."""
+    states = s.string("states", MAX_SLOTS)
+    groups = s.array("groups", MAX_SLOTS // SLOTS_PER_GROUP)
+    for i, g in enumerate(groups):
+        untrusted.as_str(g, f"state.groups[{i}]", MAX_LABEL)
+    return {
+        "layout": s.string("layout", MAX_SHORT),
+        "count": s.integer("count", 0, untrusted.I64_MAX),
+        "states": states,
+        "groups": groups,
+        "live_keys": s.array("live_keys", MAX_SLOTS),
+        "memory": s.obj("memory").d,
+    }
+
+
+def _location(m: Fields) -> Location | None:
+    loc = m.opt_obj("location")
+    if loc is None:
+        return None
+    return Location(
+        loc.string("function", MAX_NAME),
+        loc.string("file", MAX_PATH),
+        loc.integer("line", 0, 2**31 - 1),
+    )
+
+
+def _decode(name: str, doc: Fields, file_size: int) -> SavedSnapshot:
+    target = _target(doc.obj("target"))
+    m = doc.obj("map")
+    top = (1 << (8 * target.ptr_size)) - 1
+    expr, type_name = m.string("expr", MAX_NAME), m.string("type", MAX_NAME)
+    addr, type_addr = m.integer("addr", 1, top), m.integer("type_addr", 1, top)
+    location = _location(m)
+    want = _state(doc.obj("state"))
+    created = doc.opt_string("created", MAX_SHORT) or ""
+    groups = -(-len(want["states"]) // SLOTS_PER_GROUP)
+    cap = groups * MAX_GROUP_BYTES + file_size + FIXED_BYTES
+    mem = _regions(doc.obj("memory"), target.ptr_size, cap)
+    # A decode reads each region about once, and key data the file also holds as its
+    # live keys: more than that is a file whose keys all point at one big region.
+    mem.read_limit = file_size + 2 * sum(map(len, mem.segments.values())) + (1 << 16)
     try:
         layout = load_layout(
             target.map_impl, target.go_version, target.ptr_size, target.little_endian
         )
-        mt = decode_map_type(layout, mem, int(m["type_addr"]))
-        snap = make_decoder(layout, mem, mt).snapshot(int(m["addr"]))
+        mt = decode_map_type(layout, mem, type_addr)
+        snap = make_decoder(layout, mem, mt).snapshot(addr, max_slots=len(want["states"]))
     except (LayoutError, MemoryReadError) as e:
         raise SnapshotFileError(f"{name}: cannot decode its bytes again: {e}") from None
     except DlvsnapError as e:
         raise SnapshotFileError(f"{name}: {e}") from None
-    want, got = doc["state"], state_of(snap)
+    got = state_of(snap)
     for k in ("layout", "count", "states", "groups", "live_keys", "memory"):
-        if want.get(k) != got[k]:
+        if want[k] != got[k]:
             raise SnapshotFileError(
                 f"{name}: its bytes decode to a different {k} than the file records "
                 "(edited, or decoded by different layouts)"
             )
-    loc = m.get("location")
     return SavedSnapshot(
         path=name,
         target=target,
-        expr=str(m["expr"]),
-        type_name=str(m["type"]),
-        location=None if loc is None else Location(loc["function"], loc["file"], int(loc["line"])),
-        created=str(doc.get("created", "")),
+        expr=expr,
+        type_name=type_name,
+        location=location,
+        created=created,
         snapshot=snap,
     )

@@ -79,11 +79,23 @@ class ClassicDecoder(BaseDecoder):
         return h
 
     # -- snapshots ---------------------------------------------------------------------------
-    def snapshot(self, addr: int) -> MapSnapshot:
+    def snapshot(self, addr: int, *, max_slots: int | None = None) -> MapSnapshot:
+        """Every bucket of the map; ``max_slots`` (a saved file's own slot count): refuse a
+        map of more slots before reading them."""
         h = self.header(addr)
         lay = self.layout
         b = int(h["B"])
         nb = 1 << b
+        old_b = -1
+        if h["oldbuckets"]:
+            same_size = bool(h["flags"] & lay.const("flag_same_size_grow"))
+            old_b = b if same_size else b - 1
+            if old_b < 0:  # hashGrow doubles from B-1 >= 0: a growing hmap has B >= 1
+                raise LayoutError(
+                    f"map at {addr:#x}: growing (oldbuckets set) at B = 0: not an hmap "
+                    f"under layout {self.layout.name}"
+                )
+        budget = _Budget(max_slots, self.nslots, addr)
         parts: list[Rows] = []
         arrays: list[tuple[int, int]] = []  # (start, end) of bucket arrays, for accounting
         chained: list[NDArray[np.uint64]] = []  # overflow buckets reached through chains
@@ -92,14 +104,14 @@ class ClassicDecoder(BaseDecoder):
         if h["buckets"]:
             bucket_bytes = (nb + _prealloc(b)) * self.bsize
             arrays.append((h["buckets"], h["buckets"] + bucket_bytes))
-            parts.append(self._array(h["buckets"], nb, False, chained, depths))
+            budget.take(nb)
+            parts.append(self._array(h["buckets"], nb, False, chained, depths, budget=budget))
         if h["oldbuckets"]:
-            same_size = bool(h["flags"] & lay.const("flag_same_size_grow"))
-            old_b = b if same_size else b - 1
             nold = 1 << old_b
             old_bytes = (nold + _prealloc(old_b)) * self.bsize
             arrays.append((h["oldbuckets"], h["oldbuckets"] + old_bytes))
-            parts.append(self._array(h["oldbuckets"], nold, True, chained, depths))
+            budget.take(nold)
+            parts.append(self._array(h["oldbuckets"], nold, True, chained, depths, budget=budget))
         rows = Rows.concat(parts, classic=True)
         order = np.argsort(rows.row_keys(), kind="stable")
         rows = rows.take(order)
@@ -227,6 +239,8 @@ class ClassicDecoder(BaseDecoder):
         old: bool,
         chained: list[NDArray[np.uint64]],
         depths: list[NDArray[np.int64]],
+        *,
+        budget: _Budget,
     ) -> Rows:
         """A bucket array and its chains, level by level."""
         raw = np.frombuffer(self.mem.read(start, n * self.bsize), dtype=np.uint8)
@@ -246,6 +260,7 @@ class ClassicDecoder(BaseDecoder):
                 if a in seen:
                     raise LayoutError(f"bucket {b}: overflow chain loops at {a:#x}")
                 seen.add(a)
+            budget.take(len(nxt))
             chained.append(nxt)
             depth[bucket] = d
             raw = np.frombuffer(self.mem.read_each(nxt, self.bsize), dtype=np.uint8)
@@ -345,6 +360,20 @@ class ClassicDecoder(BaseDecoder):
             shape=shape,
             partial=partial,
         )
+
+
+class _Budget:
+    """The slots a snapshot may still read (``max_slots``), counted bucket by bucket."""
+
+    def __init__(self, max_slots: int | None, nslots: int, addr: int) -> None:
+        self.left, self.nslots, self.addr = max_slots, nslots, addr
+
+    def take(self, buckets: int) -> None:
+        if self.left is None:
+            return
+        self.left -= buckets * self.nslots
+        if self.left < 0:
+            raise LayoutError(f"map at {self.addr:#x}: more slots than the snapshot may hold")
 
 
 def _structure(h: dict[str, Any]) -> tuple[object, ...]:

@@ -160,8 +160,9 @@ class SwissDecoder(BaseDecoder):
         )
 
     # -- snapshots ---------------------------------------------------------------------------
-    def snapshot(self, addr: int) -> MapSnapshot:
-        """Every group of the map."""
+    def snapshot(self, addr: int, *, max_slots: int | None = None) -> MapSnapshot:
+        """Every group of the map; ``max_slots`` (a saved file's own slot count): refuse a
+        map of more slots before reading them."""
         hdr = self.header(addr)
         warnings: list[str] = []
         d = self._prepare(addr, hdr, warnings)
@@ -170,6 +171,8 @@ class SwissDecoder(BaseDecoder):
             where = [(t.index, 0, t.n_groups) for t in tables]
         else:
             where = [(-1, 0, 1)] if hdr["dirPtr"] else []
+        if max_slots is not None and sum(n for *_, n in where) * self.nslots > max_slots:
+            raise LayoutError(f"map at {addr:#x}: more slots than the snapshot may hold")
         rows = self._rows(where)
         return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=False)
 

@@ -15,13 +15,16 @@ slot plus elements for the groups the selected event changed (and their neighbou
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from dlvsnap import untrusted
 from dlvsnap.errors import TargetError
 from dlvsnap.render.jsonl import SCHEMA_VERSION, SLOTS_PER_GROUP, STATE_CHARS
+from dlvsnap.untrusted import Fields, MalformedError, visible
 
 OPS = ("delete", "clear", "assign")
 FULL_GRID_GROUPS = 1024  # up to 8,192 slots as elements; more: canvas overview + detail
@@ -29,29 +32,40 @@ CHART_COLUMNS = 1000  # the chart keeps at most this many columns (min/max of ea
 CHANGE_KEYS_MAX = 256  # per-change keys are kept for events with at most this many changes
 _JS_INT = 2**53 - 1  # larger integers (seeds, addresses) travel as strings
 
+# What an events file may hold (docs/json-schema.md, "Limits"). A group holds 8 slots (swiss
+# groups and classic buckets alike); dlvsnap decodes at most 2^20 tables of 128 groups.
+MAX_GROUPS = 1 << 27
+MAX_NAME = 1 << 16  # an expression, a function or file name, a message
+MAX_SHORT = 64  # a Go release, an entry point, a state's name, a field's name
+_COUNT = untrusted.I64_MAX  # counts and sequence numbers are Go ints
+_LABEL = re.compile(r"t\d{1,20}/g\d{1,20}|g\d{1,20}|(?:b|old)\d{1,20}(?:\+\d{1,20})?")
+_STATE_CHARSET = set("".join(STATE_CHARS.values()) + "?")
+
 
 def parse_jsonl(lines: Iterable[str], name: str) -> list[dict[str, Any]]:
-    """Parse JSON Lines, checking each line is a dlvsnap record of this schema version.
-    ``live_keys`` (``watch --live-keys``) is dropped: the page does not show it."""
+    """Parse JSON Lines, checking each line is a dlvsnap record of this schema version,
+    parsed with limits and type-checked field by field (``check_record``). ``live_keys``
+    (``watch --live-keys``) is dropped: the page does not show it."""
     records: list[dict[str, Any]] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
-        except ValueError:
+            rec = untrusted.parse(line)
+        except MalformedError as e:
             raise TargetError(
-                f"{name}: line {n} is not JSON (not `dlvsnap watch --json` output)"
+                f"{name}: line {n} is not JSON (not `dlvsnap watch --json` output): {e}"
             ) from None
         if not isinstance(rec, dict) or "event" not in rec or "v" not in rec:
             raise TargetError(f"{name}: line {n} is not a dlvsnap record (no `v` and `event`)")
-        if rec["v"] != SCHEMA_VERSION:
+        v = rec["v"]
+        if v != SCHEMA_VERSION or isinstance(v, bool):
+            shown = v if isinstance(v, int) and not isinstance(v, bool) else untrusted.describe(v)
             raise TargetError(
-                f"{name}: line {n} has schema version {rec['v']!r}; "
+                f"{name}: line {n} has schema version {shown}; "
                 f"this dlvsnap reads version {SCHEMA_VERSION}"
             )
-        rec.pop("live_keys", None)  # not shown, and the bulk of a --live-keys run
-        records.append(rec)
+        records.append(_checked(rec, f"line {n}", name))
     return records
 
 
@@ -70,6 +84,148 @@ def read_events(path: Path) -> list[dict[str, Any]]:
         raise TargetError(f"{path}: {e.strerror}") from None
 
 
+def _checked(rec: dict[str, Any], where: str, name: str) -> dict[str, Any]:
+    try:
+        return check_record(rec)
+    except MalformedError as e:
+        raise TargetError(
+            f"{name}: {where} is not `dlvsnap watch --json` schema {SCHEMA_VERSION}: {e}"
+        ) from None
+
+
+def check_record(rec: Any) -> dict[str, Any]:
+    """One record with every field the report uses type-checked and bounded, as a new dict
+    of those fields only (docs/json-schema.md); MalformedError names the field."""
+    f = Fields(rec, "")
+    event = f.string("event", MAX_SHORT)
+    out: dict[str, Any] = {"v": SCHEMA_VERSION, "event": event}
+    if event == "start":
+        for k in ("map", "go_version", "goarch", "map_impl", "delve"):
+            out[k] = f.opt_string(k, MAX_NAME)
+        exps = f.opt_array("experiments", MAX_SHORT) or []
+        out["experiments"] = [untrusted.as_str(x, f.path("experiments"), MAX_SHORT) for x in exps]
+        out["ptr_size"] = f.opt_integer("ptr_size", 0, 16)
+    elif event == "snapshot":
+        out["seq"] = f.opt_integer("seq", 0, _COUNT)
+        out["impl"] = f.opt_string("impl", MAX_SHORT)
+        out["slots_per_group"] = f.integer("slots_per_group", SLOTS_PER_GROUP, SLOTS_PER_GROUP)
+        groups = f.array("groups", MAX_GROUPS)
+        out["groups"] = [_label(g, f.path(f"groups[{i}]")) for i, g in enumerate(groups)]
+        states = f.string("states", MAX_GROUPS * SLOTS_PER_GROUP)
+        if len(states) != len(groups) * SLOTS_PER_GROUP:
+            raise MalformedError(
+                f"{f.path('states')}: {len(states):,} characters for {len(groups):,} groups "
+                f"of {SLOTS_PER_GROUP} slots"
+            )
+        if not set(states) <= _STATE_CHARSET:
+            raise MalformedError(f"{f.path('states')}: holds characters that are no state")
+        out["states"] = states
+        out["count"] = f.opt_integer("count", 0, _COUNT)
+        out["memory"] = _memory(f.opt_obj("memory"))
+    elif event in OPS:
+        _check_op(f, out)
+    elif event == "note":
+        out["kind"] = f.opt_string("kind", MAX_SHORT)
+        out["message"] = f.opt_string("message", MAX_NAME)
+    elif event == "summary":
+        for k in ("deletes", "clears", "keys_removed", "absent_deletes", "assigns"):
+            out[k] = f.opt_integer(k, 0, _COUNT)
+        for k in ("keys_added", "tombstones", "count"):
+            out[k] = f.opt_integer(k, 0, _COUNT)
+        out["exit_status"] = f.opt_integer("exit_status", -(2**31), 2**31 - 1)
+        out["stopped_early"] = f.opt_boolean("stopped_early")
+        out["memory_reader"] = f.opt_string("memory_reader", MAX_SHORT)
+        out["memory"] = _memory(f.opt_obj("memory"))
+        out["memory_before_first"] = _memory(f.opt_obj("memory_before_first"))
+    return out  # a record of another kind: its kind only (a later schema's addition)
+
+
+_MEMORY_FIELDS = (
+    "held_bytes",
+    "needed_bytes",
+    "header_bytes",
+    "directory_bytes",
+    "table_bytes",
+    "group_bytes",
+    "indirect_bytes",
+    "overflow_bytes",
+    "oldbucket_bytes",
+    "live_entries",
+)
+
+
+def _memory(m: Fields | None) -> dict[str, int] | None:
+    if m is None:
+        return None
+    out = {k: m.opt_integer(k) for k in _MEMORY_FIELDS}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _label(v: Any, where: str) -> str:
+    label = untrusted.as_str(v, where, MAX_SHORT)
+    if not _LABEL.fullmatch(label):
+        raise MalformedError(f"{where}: {untrusted.describe(label)} is not a group label")
+    return label
+
+
+def _check_op(f: Fields, out: dict[str, Any]) -> None:
+    """A delete, clear or assign record."""
+    out["seq"] = f.integer("seq", 0, _COUNT)
+    for k in ("entry", "via", "function", "file", "layout"):
+        out[k] = f.opt_string(k, MAX_NAME)
+    for k in ("goroutine", "count_before", "count_after", "tombstones"):
+        out[k] = f.opt_integer(k, 0, _COUNT)
+    out["line"] = f.opt_integer("line", 0, 2**31 - 1)
+    out["map_addr"] = f.opt_integer("map_addr")
+    out["key"] = f.d.get("key")  # any JSON value (docs/json-schema.md, Keys), depth-limited
+    for k in ("key_present", "reseeded", "partial"):
+        out[k] = f.opt_boolean(k)
+    changes = f.opt_array("changes", MAX_GROUPS * SLOTS_PER_GROUP) or []
+    out["changes"] = [_change(c, f.path(f"changes[{i}]")) for i, c in enumerate(changes)]
+    hc = f.opt_obj("header_changes")
+    out["header_changes"] = {} if hc is None else {k: _pair(hc, k) for k in hc.d}
+    tc = f.opt_obj("table_changes")
+    out["table_changes"] = {}
+    for t in tc.d if tc is not None else ():
+        assert tc is not None
+        fields = tc.obj(untrusted.as_str(t, tc.path(t), MAX_SHORT))
+        out["table_changes"][t] = {k: _pair(fields, k) for k in fields.d}
+    moved = f.opt_array("moved", 2)
+    if moved is not None:
+        if len(moved) != 2:
+            raise MalformedError(f"{f.path('moved')}: not [old, new]")
+        moved = [untrusted.as_int(x, f.path("moved")) for x in moved]
+    out["moved"] = moved
+    out["memory"] = _memory(f.opt_obj("memory"))
+    warnings = f.opt_array("warnings", 1 << 20) or []
+    out["warnings"] = [untrusted.as_str(w, f.path("warnings"), MAX_NAME) for w in warnings]
+
+
+def _pair(f: Fields, key: str) -> list[Any]:
+    """A [before, after] pair of header or table field values (any JSON scalar)."""
+    untrusted.as_str(key, f.path(key), MAX_SHORT)
+    v = untrusted.as_list(f.raw(key), f.path(key), 2)
+    if len(v) != 2:
+        raise MalformedError(f"{f.path(key)}: not [before, after]")
+    return v
+
+
+def _change(c: Any, where: str) -> dict[str, Any]:
+    f = Fields(c, where)
+    slot = f.string("slot", MAX_SHORT)
+    label, _, idx = slot.rpartition("/s")
+    if not (idx.isascii() and idx.isdigit() and len(idx) <= 2 and int(idx) < SLOTS_PER_GROUP):
+        raise MalformedError(f"{f.path('slot')}: {untrusted.describe(slot)} is not a slot label")
+    _label(label, f.path("slot"))
+    return {
+        "slot": slot,
+        "before_state": f.string("before_state", MAX_SHORT),
+        "after_state": f.string("after_state", MAX_SHORT),
+        "key": f.d.get("key"),
+        "after_key": f.d.get("after_key"),
+    }
+
+
 def _group_order(label: str) -> tuple[int, int, int, int, str]:
     """Sort key of a group label, as SlotLoc.sort_key orders slots: old, table, group, chain."""
     m = re.fullmatch(r"t(\d+)/g(\d+)", label)
@@ -82,16 +238,24 @@ def _group_order(label: str) -> tuple[int, int, int, int, str]:
 
 
 def _safe(v: Any) -> Any:
-    """JSON data a browser reads back exactly: integers past 2**53 become strings."""
+    """JSON data a browser reads back exactly and shows safely: integers past 2**53 become
+    strings, every string (and object key) is made visible (no control or bidi character
+    reaches the page raw), and a float must be finite."""
     if isinstance(v, bool) or v is None:
         return v
     if isinstance(v, int):
         return v if -_JS_INT <= v <= _JS_INT else str(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"{v!r} in the page's data")  # parse() refuses them: a bug
+        return v
+    if isinstance(v, str):
+        return visible(v)
     if isinstance(v, list):
         return [_safe(x) for x in v]
     if isinstance(v, dict):
-        return {str(k): _safe(x) for k, x in v.items()}
-    return v
+        return {visible(str(k)): _safe(x) for k, x in v.items()}
+    raise TypeError(f"{type(v).__name__} in the page's data")
 
 
 def _value_text(v: Any) -> str:
@@ -101,69 +265,64 @@ def _value_text(v: Any) -> str:
         return "null"
     if isinstance(v, int | float | str):
         return str(v)
-    return json.dumps(v, separators=(",", ":"))
+    return json.dumps(v, separators=(",", ":"), ensure_ascii=False)
 
 
 def key_text(k: Any) -> str:
-    """A key from the JSON schema, as text (docs/json-schema.md, Keys)."""
-    if isinstance(k, dict):
-        if "hex" in k:
-            h = str(k["hex"])
-            return "0x" + (h if len(h) <= 32 else h[:32] + "…")
-        if "float" in k:
-            return str(k["float"])
-    if isinstance(k, str):
-        s = json.dumps(k, ensure_ascii=False)
-        return s if len(s) <= 42 else s[:41] + '…"'
-    return _value_text(k)
+    """A key from the JSON schema, as text (docs/json-schema.md, Keys): ``{"hex": ...}`` as
+    0x..., ``{"float": ...}`` as its word, a string quoted; any other JSON value (a later
+    schema may decode struct keys into objects) as compact JSON. At most ~42 characters,
+    and visible: no control or bidi character of a key reaches the page raw."""
+    if isinstance(k, dict) and len(k) == 1:
+        if isinstance(k.get("hex"), str):
+            h = k["hex"]
+            return visible("0x" + (h if len(h) <= 32 else h[:32] + "…"))
+        if isinstance(k.get("float"), str):
+            return visible(k["float"][:16])
+    if isinstance(k, str):  # cut before quoting: an escape is never cut in two
+        s = visible(json.dumps(k[:40], ensure_ascii=False))
+        return s if len(k) <= 40 else s[:-1] + '…"'
+
+    s = _value_text(k)
+    return visible(s if len(s) <= 42 else s[:41] + "…")
 
 
 def _split(slot: str) -> tuple[str, int]:
+    """A checked slot label (``check_record``): its group's label and its index."""
     label, _, idx = slot.rpartition("/s")
-    if not label or not idx.isdigit() or int(idx) >= 64:  # groups and buckets hold 8
-        raise ValueError(slot)
     return label, int(idx)
 
 
 class _Grid:
-    """The groups a page shows, and the states of their slots before the first event."""
+    """The groups a page shows, and the states of their slots before the first event (from
+    checked records: ``check_record``)."""
 
     def __init__(self, snap: dict[str, Any] | None, events: list[dict[str, Any]]) -> None:
         spg = SLOTS_PER_GROUP
         labels: list[str] = []
-        rows: dict[str, list[str]] = {}
+        rows: dict[str, str] = {}
         if snap is not None:
-            spg = int(snap.get("slots_per_group") or SLOTS_PER_GROUP)
-            states = str(snap.get("states", ""))
-            for i, name in enumerate(snap.get("groups", [])):
-                label = str(name)
-                if label in rows:
-                    continue
-                row = list(states[i * spg : (i + 1) * spg])
-                rows[label] = row + ["?"] * (spg - len(row))
-                labels.append(label)
+            states = snap["states"]
+            for i, label in enumerate(snap["groups"]):
+                if label not in rows:
+                    rows[label] = states[i * spg : (i + 1) * spg]
+                    labels.append(label)
         self.in_snapshot = len(labels)
         # Slots of groups the snapshot does not list (a classic overflow bucket linked in
         # later, or no snapshot at all) start in the before-state of their first change.
         added: dict[str, dict[int, str]] = {}
         for ev in events:
-            for c in ev.get("changes") or ():
-                try:
-                    label, idx = _split(str(c.get("slot", "")))
-                except ValueError:
-                    continue
-                spg = max(spg, idx + 1)
+            for c in ev["changes"]:
+                label, idx = _split(c["slot"])
                 if label not in rows:
-                    added.setdefault(label, {}).setdefault(idx, _char(c.get("before_state")))
+                    added.setdefault(label, {}).setdefault(idx, _char(c["before_state"]))
         self.spg = spg
-        for row in rows.values():
-            row.extend("?" * (spg - len(row)))
         new = sorted(added, key=_group_order)
         for label in new:
             row = ["?"] * spg
             for idx, ch in added[label].items():
                 row[idx] = ch
-            rows[label] = row
+            rows[label] = "".join(row)
         keys = [_group_order(x) for x in labels]
         if keys == sorted(keys):  # snapshot order is slot order: merge new groups in place
             labels = sorted(labels + new, key=_group_order)
@@ -173,7 +332,7 @@ class _Grid:
         # marked on the page as "not in the first snapshot" (without one, none is)
         self.added = [i for i, x in enumerate(labels) if x in added] if snap is not None else []
         self.index = {x: i for i, x in enumerate(labels)}
-        self.init = "".join("".join(rows[x]) for x in labels)
+        self.init = "".join(rows[x] for x in labels)
 
 
 def _char(state: Any) -> str:
@@ -244,15 +403,13 @@ def _changes(e: dict[str, Any], changes: list[dict[str, Any]], grid: _Grid) -> N
     flat: list[int] = []
     before, after, keys = [], [], []
     for c in changes:
-        try:
-            label, idx = _split(str(c.get("slot", "")))
-        except ValueError:
-            continue
+        label, idx = _split(c["slot"])
         flat += [grid.index[label], idx]
-        before.append(_char(c.get("before_state")))
-        after.append(_char(c.get("after_state")))
-        k, ak = c.get("key"), c.get("after_key")
-        keys.append(" → ".join(key_text(x) for x in dict.fromkeys((k, ak)) if x is not None))
+        before.append(_char(c["before_state"]))
+        after.append(_char(c["after_state"]))
+        k, ak = c["key"], c["after_key"]  # any JSON values: compared, never hashed
+        shown = [x for x in ((k,) if k == ak else (k, ak)) if x is not None]
+        keys.append(" → ".join(key_text(x) for x in shown))
     if flat:
         e["c"], e["b"], e["a"] = flat, "".join(before), "".join(after)
         if len(changes) <= CHANGE_KEYS_MAX:
@@ -260,50 +417,54 @@ def _changes(e: dict[str, Any], changes: list[dict[str, Any]], grid: _Grid) -> N
 
 
 def _event(r: dict[str, Any], grid: _Grid, locs: dict[str, int]) -> dict[str, Any]:
-    """One delete/clear record as the page holds it: short keys, deltas only."""
-    file = str(r.get("file") or "").rsplit("/", 1)[-1]
-    where = f"{r.get('function', '?')} {file}:{r.get('line', '?')}  ({r.get('entry', '?')}"
-    where += f" via {r['via']})" if r.get("via") else ")"
-    mem = r.get("memory") or {}
+    """One delete/clear record (checked: ``check_record``) as the page holds it: short
+    keys, deltas only."""
+    file = (r["file"] or "").rsplit("/", 1)[-1]
+    line = "?" if r["line"] is None else r["line"]
+    where = f"{r['function'] or '?'} {file}:{line}  ({r['entry'] or '?'}"
+    where += f" via {r['via']})" if r["via"] else ")"
+    mem = r["memory"] or {}
     e: dict[str, Any] = {
-        "s": r.get("seq"),
+        "s": r["seq"],
         "o": r["event"],
-        "k": None if r.get("key") is None else key_text(r["key"]),
-        "p": bool(r.get("key_present")),
+        "k": None if r["key"] is None else key_text(r["key"]),
+        "p": bool(r["key_present"]),
         "w": locs.setdefault(where, len(locs)),
-        "cb": r.get("count_before"),
-        "ca": r.get("count_after"),
-        "t": r.get("tombstones"),
-        "h": int(mem.get("held_bytes") or 0),
-        "n": int(mem.get("needed_bytes") or 0),
+        "cb": r["count_before"],
+        "ca": r["count_after"],
+        "t": r["tombstones"],
+        "h": mem.get("held_bytes", 0),
+        "n": mem.get("needed_bytes", 0),
         "le": mem.get("live_entries"),
     }
-    _changes(e, r.get("changes") or [], grid)
-    if hc := r.get("header_changes"):
+    _changes(e, r["changes"], grid)
+    if hc := r["header_changes"]:
         e["hc"] = [[f, _value_text(b), _value_text(a)] for f, (b, a) in hc.items()]
-    if tc := r.get("table_changes"):
+    if tc := r["table_changes"]:
         e["tc"] = [
             [t, f, _value_text(b), _value_text(a)]
             for t, fields in tc.items()
             for f, (b, a) in fields.items()
         ]
-    if r.get("reseeded"):
+    if r["reseeded"]:
         e["r"] = 1
-    if r.get("moved"):
-        e["m"] = [hex(int(x)) for x in r["moved"]]
-    if r.get("warnings"):
-        e["wn"] = [str(x) for x in r["warnings"]]
+    if r["moved"]:
+        e["m"] = [hex(x) for x in r["moved"]]
+    if r["warnings"]:
+        e["wn"] = r["warnings"]
     return e
 
 
 def build(records: list[dict[str, Any]], source: str = "") -> tuple[dict[str, Any], str]:
-    """The page's data (what the browser replays) and its chart, from the records."""
-    start = next((r for r in records if r.get("event") == "start"), None)
-    snap = next((r for r in records if r.get("event") == "snapshot"), None)
-    summary = next((r for r in records if r.get("event") == "summary"), None)
-    if sum(r.get("event") == "start" for r in records) > 1:
+    """The page's data (what the browser replays) and its chart, from the records, each
+    type-checked first (``check_record``: records made in Python are checked like a file's)."""
+    records = [_checked(r, f"record {i}", source) for i, r in enumerate(records, 1)]
+    start = next((r for r in records if r["event"] == "start"), None)
+    snap = next((r for r in records if r["event"] == "snapshot"), None)
+    summary = next((r for r in records if r["event"] == "summary"), None)
+    if sum(r["event"] == "start" for r in records) > 1:
         raise TargetError(f"{source}: holds more than one run (more than one `start` record)")
-    events = [r for r in records if r.get("event") in OPS]
+    events = [r for r in records if r["event"] in OPS]
     if not events:
         raise TargetError(f"{source}: no delete or clear events to report")
     grid = _Grid(snap, events)
@@ -311,27 +472,25 @@ def build(records: list[dict[str, Any]], source: str = "") -> tuple[dict[str, An
     out: list[dict[str, Any]] = []
     notes: list[str] = []
     for r in records:
-        if r.get("event") == "note":
-            notes.append(str(r.get("message") or r.get("kind")))
-        elif r.get("event") in OPS:
+        if r["event"] == "note":
+            notes.append(r["message"] or r["kind"] or "")
+        elif r["event"] in OPS:
             out.append(_event(r, grid, locs))
             if notes:
                 out[-1]["nt"], notes = notes, []
     points = [(e["h"], e["n"]) for e in out]
     offset = 0
-    if snap is not None and isinstance(snap.get("memory"), dict):
+    if snap is not None and snap["memory"] is not None:
         m = snap["memory"]
-        points.insert(0, (int(m.get("held_bytes") or 0), int(m.get("needed_bytes") or 0)))
+        points.insert(0, (m.get("held_bytes", 0), m.get("needed_bytes", 0)))
         offset = 1
     svg, geom = _chart(points)
     geom["offset"] = offset
     data: dict[str, Any] = {
         "source": source,
-        "start": _safe(start),
-        "summary": _safe(summary),
-        "snapshot": None
-        if snap is None
-        else {"count": snap.get("count"), "memory": _safe(snap.get("memory"))},
+        "start": start,
+        "summary": summary,
+        "snapshot": None if snap is None else {"count": snap["count"], "memory": snap["memory"]},
         "impl": (snap or {}).get("impl") or (start or {}).get("map_impl"),
         "spg": grid.spg,
         "groups": grid.labels,
@@ -341,16 +500,17 @@ def build(records: list[dict[str, Any]], source: str = "") -> tuple[dict[str, An
         "full_grid": len(grid.labels) <= FULL_GRID_GROUPS,
         "locs": list(locs),
         "chart": geom,
-        "ev": _safe(out),
+        "ev": out,
     }
     if notes:  # notes after the last event
         data["tail_notes"] = notes
-    return data, svg
+    return _safe(data), svg
 
 
 def _script_json(data: Any) -> str:
-    """JSON safe inside a <script> element: no `</`, `<!--` or `]]>` survives."""
-    s = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    """JSON safe inside a <script> element: no `</`, `<!--` or `]]>` survives, and no NaN or
+    Infinity (not JSON: the page would stay blank)."""
+    s = json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
@@ -358,26 +518,25 @@ def _text(s: str) -> str:
     return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
+_SLOT = re.compile(r"@(TITLE|CSS|CHART|DATA|JS)@")
+
+
 def render(records: list[dict[str, Any]], source: str = "") -> str:
-    """The whole page, as a string."""
-    try:
-        data, svg = build(records, source)
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise TargetError(
-            f"{source}: a record does not have the shape `dlvsnap watch --json` writes "
-            f"({type(e).__name__}: {e})"
-        ) from None
+    """The whole page, as a string. The template's slots are filled in one pass: what one
+    slot receives (a map named "@JS@", a key) is never searched for slots again."""
+    data, svg = build(records, source)
     start = data["start"] or {}
-    title = f"dlvsnap report: {start.get('map', 'map')}"
+    title = f"dlvsnap report: {start.get('map') or 'map'}"
     if source:
-        title += f" ({Path(source).name})"
-    return (
-        _PAGE.replace("@TITLE@", _text(title))
-        .replace("@CSS@", _CSS)
-        .replace("@CHART@", svg)
-        .replace("@DATA@", _script_json(data))
-        .replace("@JS@", _JS)
-    )
+        title += f" ({visible(Path(source).name)})"
+    parts = {
+        "TITLE": _text(title),
+        "CSS": _CSS,
+        "CHART": svg,
+        "DATA": _script_json(data),
+        "JS": _JS,
+    }
+    return _SLOT.sub(lambda m: parts[m[1]], _PAGE)
 
 
 def write(path: Path, records: list[dict[str, Any]], source: str = "") -> int:

@@ -1,8 +1,14 @@
-"""The human view: one block per delete, a summary table at the end."""
+"""The human view: one block per delete, a summary table at the end.
+
+What the program controls (keys, source file names, function names) and what a saved file
+holds (expressions, type names, locations) is made visible (dlvsnap.untrusted.visible)
+where it enters a line, and every line is checked again on its way out: the only escape
+sequences that reach a terminal are the colours this renderer adds itself."""
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import IO
 
@@ -26,6 +32,15 @@ from dlvsnap.model import (
     Summary,
     key_to_text,
 )
+from dlvsnap.untrusted import visible
+
+# The sequences click.style writes for _c: reset, bold, dim, normal intensity, colours.
+_SGR = re.compile(r"(\x1b\[(?:0|1|2|22|3[0-7]|9[0-7])m)")
+
+
+def _visible_lines(text: str) -> str:
+    return "\n".join(visible(line) for line in text.split("\n"))
+
 
 _STATE_COLOUR = {
     FULL: "green",
@@ -42,9 +57,22 @@ class TextRenderer:
         self.colour = colour
 
     def _c(self, text: str, fg: str | None = None, bold: bool = False, dim: bool = False) -> str:
+        text = visible(text)
         if not self.colour:
             return text
         return click.style(text, fg=fg, bold=bold, dim=dim)
+
+    def _write(self, text: str) -> None:
+        """Write text whose untrusted parts were made visible where they entered it; any
+        control character left (a place that forgot) is escaped here, except the colour
+        sequences ``_c`` writes (a forgotten raw string could at worst change a colour:
+        never move the cursor, clear, retitle, hide or reverse text)."""
+        if self.colour:
+            parts = _SGR.split(text)  # odd items: colour sequences
+            text = "".join(p if i % 2 else _visible_lines(p) for i, p in enumerate(parts))
+        else:
+            text = _visible_lines(text)
+        self.out.write(text)
 
     def _state(self, byte: int | None, state: str, classic: bool) -> str:
         if byte is None:
@@ -53,17 +81,17 @@ class TextRenderer:
         return self._c(f"0x{byte:02x} {label}", fg=_STATE_COLOUR.get(state))
 
     def start(self, what: str) -> None:
-        self.out.write(self._c(what, dim=True) + "\n")
+        self._write(self._c(what, dim=True) + "\n")
 
     def note(self, message: str) -> None:
-        self.out.write(self._c("note: " + message, fg="yellow") + "\n")
+        self._write(self._c("note: " + message, fg="yellow") + "\n")
 
     def event(self, ev: DeleteEvent, live_keys: bool) -> None:
         head = f"#{ev.seq} {ev.op}"
         if ev.op != "clear":
             head += " key=" + (key_to_text(ev.key) if ev.key_decoded else "?")
-        entry = ev.entry + (f" via {ev.via}" if ev.via else "")
-        lines = [f"{self._c(head, bold=True)}  {ev.location}  ({entry})"]
+        entry = visible(ev.entry + (f" via {ev.via}" if ev.via else ""))
+        lines = [f"{self._c(head, bold=True)}  {visible(str(ev.location))}  ({entry})"]
         if ev.op == "assign" and not ev.diff.changes:
             lines.append("   no slot changed (key present: its value replaced in place)")
         elif ev.diff.changes or ev.op == "delete":
@@ -75,7 +103,7 @@ class TextRenderer:
             lines.append("   live keys: " + ", ".join(key_to_text(k) for k in keys))
         for w in ev.all_warnings():
             lines.append("   " + self._c("warning: " + w, fg="red"))
-        self.out.write("\n".join(lines) + "\n")
+        self._write("\n".join(lines) + "\n")
         self.out.flush()
 
     def diff_view(self, title: str, a: MapSnapshot, b: MapSnapshot, d: MapDiff) -> None:
@@ -85,7 +113,7 @@ class TextRenderer:
         lines.append("   " + "   ".join(self._deltas(d, b)))
         lines.append("   before: " + self._holds(a))
         lines.append("   after:  " + self._holds(b))
-        self.out.write("\n".join(lines) + "\n")
+        self._write("\n".join(lines) + "\n")
         self.out.flush()
 
     def snapshot_view(self, title: str, snap: MapSnapshot, limit: int = 64) -> None:
@@ -118,7 +146,7 @@ class TextRenderer:
         out.append(self._holds(snap))
         m = snap.memory
         out.append(f"live entries need {m.needed:,} B ({snap.count} x {m.entry_bytes} B)")
-        self.out.write("\n".join(out) + "\n")
+        self._write("\n".join(out) + "\n")
         self.out.flush()
 
     def _cell(self, slot: Slot) -> str:
@@ -210,8 +238,8 @@ class TextRenderer:
             ]
         if first is not None:
             rows.append(["held before 1st delete", _bytes(first.memory, first.impl)])
-        self.out.write("\n" + self._c("summary", bold=True) + "\n")
-        self.out.write(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
+        self._write("\n" + self._c("summary", bold=True) + "\n")
+        self._write(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
         if first is not None and last is not None:
             freed = first.memory.held - last.memory.held
             if freed <= 0:
@@ -221,7 +249,7 @@ class TextRenderer:
                 )
             else:
                 verdict = f"the map holds {freed:,} B less than before the first delete"
-            self.out.write(self._c(verdict, bold=True) + "\n")
+            self._write(self._c(verdict, bold=True) + "\n")
         self.out.flush()
 
 
@@ -311,4 +339,4 @@ def diff_text(d: MapDiff) -> str:
     lines = TextRenderer(io.StringIO(), colour=False)._change_lines(d, limit=200, absent_note=False)
     lines.append(f"   count {d.count_before} -> {d.count_after}")
     lines += [f"   {k} {_go(b)} -> {_go(a)}" for k, (b, a) in d.header_changes.items()]
-    return "\n".join(lines)
+    return _visible_lines("\n".join(lines))

@@ -7,6 +7,7 @@ import pytest
 
 from dlvsnap.decode import ClassicDecoder, decode_map_type
 from dlvsnap.diff import diff
+from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout, load_layout
 from dlvsnap.memory import SparseMem
 from dlvsnap.model import EMPTY_ONE, EMPTY_REST, EVACUATED_X, FULL, UNLINKED, RawKey, SlotLoc
@@ -213,3 +214,30 @@ def test_preallocated_overflow_buckets_are_reached_only_through_chains(cm: Class
     cm.mem.add(arr, b"".join(cm.bucket({}) for _ in range(n)) + sentinel)
     snap = dec.snapshot(cm.hmap(count=0, b=4, buckets=arr))
     assert len(snap.slots) == n * 8 and snap.live_keys() == []
+
+
+def test_growing_at_b0_is_not_an_hmap(cm: ClassicMap) -> None:
+    """oldbuckets set at B = 0 would be a grow from B = -1 (a negative shift before): a
+    LayoutError, unless the grow keeps the size (sameSizeGrow: old B = B)."""
+    dec = _decoder(cm)
+    arr = cm.alloc(cm.bucket({0: (0x90, 9)}))
+    old = cm.alloc(cm.bucket({}))
+    with pytest.raises(LayoutError, match=r"growing \(oldbuckets set\) at B = 0: not an hmap"):
+        dec.snapshot(cm.hmap(count=1, b=0, buckets=arr, oldbuckets=old))
+    same_size = cm.lay.const("flag_same_size_grow")
+    snap = dec.snapshot(cm.hmap(count=1, b=0, buckets=arr, oldbuckets=old, flags=same_size))
+    assert len(snap.rows) == 2
+
+
+def test_max_slots_refuses_a_bigger_map_before_reading_it(cm: ClassicMap) -> None:
+    """A saved file's decode may not produce more slots than the file lists: B = 30 (a
+    billion buckets) is refused before any bucket is read, an overflow level past the
+    limit before that level is read."""
+    dec = _decoder(cm)
+    ovf = cm.alloc(cm.bucket({0: (0x90, 9)}))
+    arr = cm.alloc(cm.bucket({0: (0x91, 1)}, overflow=ovf) + cm.bucket({}))
+    assert len(dec.snapshot(cm.hmap(count=2, b=1, buckets=arr), max_slots=24).rows) == 3
+    with pytest.raises(LayoutError, match="more slots than the snapshot may hold"):
+        dec.snapshot(cm.hmap(count=2, b=1, buckets=arr), max_slots=16)
+    with pytest.raises(LayoutError, match="more slots than the snapshot may hold"):
+        dec.snapshot(cm.hmap(count=2, b=30, buckets=arr), max_slots=1 << 20)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dlvsnap.errors import LayoutError
-from dlvsnap.layouts import compile_layout, layouts_dir, load_layout
+from dlvsnap.layouts import compile_layout, layouts_dir, load_layout, release_key
 
 SWISS_OFFSETS = {
     8: {
@@ -186,3 +186,12 @@ def test_numpy_parse_equals_construct_parse_on_every_layout() -> None:
                     assert st.parse(raw) == st.parse_construct(raw), (lay.name, name)
                     checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize("version", ["", " ", "gox", "go1", "1.26", "go1.x", "devel", "go[1].2"])
+def test_a_version_that_is_no_go_release_is_a_layout_error(version: str) -> None:
+    """A saved file's go_version and a binary's build info are untrusted: not a Go release
+    is a LayoutError (an IndexError or ValueError before)."""
+    with pytest.raises(LayoutError, match="is not a Go release"):
+        load_layout("swiss", version, 8, True)
+    assert release_key("go1.26.8 X:foo") == "1.26" and release_key("go1.27rc1") == "1.27"

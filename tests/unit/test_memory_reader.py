@@ -5,10 +5,13 @@ order asked."""
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
+import pytest
 
-from dlvsnap.memory import ProcMem
+from dlvsnap.errors import MemoryReadError
+from dlvsnap.memory import ProcMem, SparseMem
 
 
 def _memory() -> tuple[np.ndarray, int]:
@@ -53,3 +56,42 @@ def test_spread_out_regions_are_not_read_as_spans() -> None:
         assert mem.read_each(addrs, 8) == b"".join(buf[o : o + 8].tobytes() for o in offs)
     finally:
         mem.close()
+
+
+def test_sparse_mem_indexes_many_segments_in_any_order_quickly() -> None:
+    """300,000 segments added in descending order (as a hostile snapshot file lists its
+    regions) are indexed once, not inserted one by one into a sorted list (quadratic: 18 s)."""
+    n = 300_000
+    t = time.perf_counter()
+    mem = SparseMem()
+    for i in reversed(range(n)):
+        mem.add(64 * i, bytes([i & 0xFF]) * 16)
+    assert mem.read(64 * 12_345 + 3, 4) == bytes([12_345 & 0xFF]) * 4
+    assert mem.read_many([(64 * i, 1) for i in range(0, n, 1000)]) == bytes(
+        i & 0xFF for i in range(0, n, 1000)
+    )
+    assert time.perf_counter() - t < 5
+
+
+def test_sparse_mem_reads_inside_any_covering_segment() -> None:
+    mem = SparseMem({100: bytes(range(50)), 110: b"\xaa" * 4, 300: b"x"})
+    assert mem.read(105, 10) == bytes(range(5, 15))  # the segment at 110 is too short
+    assert mem.read(110, 4) == b"\xaa" * 4  # the nearest segment is preferred
+    assert mem.read(300, 1) == b"x"
+    for addr, size in [(99, 2), (140, 20), (150, 1), (301, 1), (0, 1)]:
+        with pytest.raises(MemoryReadError, match="unmapped read"):
+            mem.read(addr, size)
+    mem.add(140, bytes(20))  # added after reads
+    assert mem.read(145, 10) == bytes(10)
+
+
+def test_sparse_mem_read_limit_refuses_before_allocating() -> None:
+    """A saved snapshot's keys may all point at one big region: what is handed out is
+    capped, and a read_many over the cap is refused before its buffer exists."""
+    mem = SparseMem({0: bytes(1 << 20)}, read_limit=3 << 20)
+    mem.read(0, 1 << 20)
+    mem.read_many([(0, 1 << 20)])
+    with pytest.raises(MemoryReadError, match="more than 3,145,728 bytes"):
+        mem.read_many([(0, 1 << 20)] * 1_000_000)
+    with pytest.raises(MemoryReadError, match="more than 3,145,728 bytes"):
+        mem.read_each(np.zeros(1_000_000, dtype=np.uint64), 1 << 20)

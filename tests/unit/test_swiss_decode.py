@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dlvsnap.decode import SwissDecoder, decode_map_type
+from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import load_layout
 from dlvsnap.model import DELETED, EMPTY, FULL, RawKey, SlotLoc
 from tests.unit.synth import KIND_ARRAY, KIND_STRING, SwissMap, type_fields
@@ -191,3 +192,12 @@ def test_go127_split_group_layout() -> None:
     snap = dec.snapshot(sm.header(used=2, dir_ptr=group, dir_len=0))
     assert snap.live_keys() == [-7, 9]
     assert [s.state for s in snap.slots][7] == DELETED
+
+
+def test_max_slots_refuses_a_bigger_map_before_reading_it(sm: SwissMap) -> None:
+    dec = _decoder(sm)
+    table = sm.table([sm.group({0: (1, 1)}), sm.group({})], used=1, growth_left=13, index=0)
+    h = sm.header(used=1, dir_ptr=sm.directory([table]), dir_len=1)
+    assert len(dec.snapshot(h, max_slots=16).rows) == 2
+    with pytest.raises(LayoutError, match="more slots than the snapshot may hold"):
+        dec.snapshot(h, max_slots=8)
