@@ -155,6 +155,25 @@ class WatchRun:
         return [e for e in self.events if e["event"] in ("delete", "clear")]
 
 
+def run_dlvsnap(
+    *args: str,
+    timeout: float = 120,
+    user: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`python -m dlvsnap ARGS` as a user runs it (a real process, output captured);
+    ``user``: a command to run it through (setpriv as another user); ``env``: added to the
+    environment."""
+    return subprocess.run(
+        [*(user or []), sys.executable, "-m", "dlvsnap", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
+
+
 def run_watch(
     target: Path | str,
     expr: str,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from dlvsnap.errors import ExitCode
-from tests.support import build_fixture, go_toolchain
+from tests.support import build_fixture, go_toolchain, run_dlvsnap
 
 pytestmark = pytest.mark.live
 
@@ -131,14 +131,7 @@ def test_interrupting_the_build_leaves_nothing_behind(tmp_path: Path, how: str) 
 # ------------------------------------------------------------------ snap: where to evaluate
 
 
-def _dlvsnap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dlvsnap", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+_dlvsnap = run_dlvsnap
 
 
 def test_snap_in_a_goroutine_that_does_not_exist(dlv: str) -> None:

@@ -11,13 +11,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dlvsnap.render import html
-from tests.support import FIXTURES, dlv_binary, go_toolchain, run_watch
+from tests.support import FIXTURES, dlv_binary, go_toolchain, run_dlvsnap, run_watch
 
 pytestmark = pytest.mark.live
 
@@ -41,14 +40,7 @@ def program(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _dlvsnap(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dlvsnap", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, "NO_COLOR": ""},
-    )
+    return run_dlvsnap(*args, timeout=300, env={"NO_COLOR": ""})
 
 
 def _raw(text: str) -> list[str]:

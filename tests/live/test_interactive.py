@@ -28,6 +28,7 @@ from tests.support import (
     dlv_binary,
     dlv_for,
     go_toolchain,
+    run_dlvsnap,
     variants,
 )
 
@@ -36,14 +37,7 @@ pytestmark = pytest.mark.live
 LISTEN_RE = re.compile(rb"API server listening at: 127\.0\.0\.1:(\d+)")
 
 
-def _dlvsnap(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dlvsnap", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+_dlvsnap = run_dlvsnap
 
 
 @contextlib.contextmanager

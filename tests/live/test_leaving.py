@@ -29,7 +29,7 @@ import pytest
 
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.rpc import JsonRpcConnection
-from tests.support import FIXTURES, build_fixture, dlv_binary
+from tests.support import FIXTURES, build_fixture, dlv_binary, run_dlvsnap
 
 pytestmark = pytest.mark.live
 
@@ -37,7 +37,6 @@ RUNS = int(os.environ.get("DLVSNAP_STRESS", "8"))
 LISTEN_RE = re.compile(rb"API server listening at: 127\.0\.0\.1:(\d+)")
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 SIG_IDS = ["ctrl-c", "sigterm", "sigkill"]
-DLVSNAP = (sys.executable, "-m", "dlvsnap")
 
 
 @dataclass
@@ -206,14 +205,8 @@ def test_a_call_site_shared_with_another_map_under_attach() -> None:
     breakpoint there stops the other map's calls, is dropped, and is never taken for a
     breakpoint of the user's (there is none)."""
     with running("shared", "1000000000") as prog:
-        cmd = [*DLVSNAP, "watch", "--json", "--attach", str(prog.proc.pid), "--map", "main.m"]
-        r = subprocess.run(
-            [*cmd, "--max-events", "20"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        pid = str(prog.proc.pid)
+        r = run_dlvsnap("watch", "--json", "--attach", pid, "--map", "main.m", "--max-events", "20")
         assert r.returncode == 0, r.stderr
         records = [json.loads(ln) for ln in r.stdout.splitlines()]
         deletes = [x for x in records if x["event"] == "delete"]
@@ -236,13 +229,7 @@ def _watch_connect_from(
         bp = user.create_breakpoint(BreakpointSpec(addrs=tuple(pcs)))
         assert not user.command("continue").exited
         user.clear_breakpoint(bp.id)
-        r = subprocess.run(
-            [*DLVSNAP, "watch", "--json", "--connect", f"127.0.0.1:{port}", "--map", expr],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        r = run_dlvsnap("watch", "--json", "--connect", f"127.0.0.1:{port}", "--map", expr)
         assert _users(user) == []
         user.conn.close()
         return r, user
@@ -275,13 +262,7 @@ def test_a_single_client_server_with_its_client_connected_is_not_disturbed() -> 
     dlvsnap says so at once, and the user's session goes on."""
     with users_server(build_fixture("interactive"), multiclient=False) as port:
         user = _client(port)
-        r = subprocess.run(
-            [*DLVSNAP, "snap", "--connect", f"127.0.0.1:{port}", "--map", "main.Inventory"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        r = run_dlvsnap("snap", "--connect", f"127.0.0.1:{port}", "--map", "main.Inventory")
         assert r.returncode == 6, r.stderr
         assert r.stderr.count("\n") == 1 and "without --accept-multiclient" in r.stderr, r.stderr
         assert user.state(non_blocking=True).pid > 0  # still served
@@ -294,13 +275,9 @@ def test_a_single_client_server_serves_dlvsnap_and_says_it_ends() -> None:
     """With no client yet, dlvsnap is the one client: it does the job, and says in one
     line that the session ends with its connection (closing any connection ends it)."""
     with users_server(build_fixture("interactive"), "5", multiclient=False) as port:
-        cmd = [*DLVSNAP, "watch", "--json", "--connect", f"127.0.0.1:{port}"]
-        r = subprocess.run(
-            [*cmd, "--map", "main.Inventory", "--max-events", "2"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        address = f"127.0.0.1:{port}"
+        r = run_dlvsnap(
+            "watch", "--json", "--connect", address, "--map", "main.Inventory", "--max-events", "2"
         )
         assert len(_deletes(r)) == 2
         notes = [ln for ln in r.stderr.splitlines() if "single client" in ln]

@@ -20,18 +20,13 @@ import pytest
 
 import dlvsnap
 from dlvsnap.errors import AddressError, ExitCode
+from tests.support import run_dlvsnap
 from tests.test_report import _small_run
 from tests.unit.test_snapfile import _saved
 
 
 def _dlvsnap(*args: str, user: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*(user or []), sys.executable, "-m", "dlvsnap", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_dlvsnap(*args, timeout=60, user=user)
 
 
 def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
