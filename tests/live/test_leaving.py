@@ -5,7 +5,7 @@ breakpoints are never taken for the user's; an expression is a package variable 
 the binary says so.
 
 The interrupt tests repeat their run at random moments (DLVSNAP_STRESS runs per signal,
-default 8, `make stress` runs 50): the race they guard against was lost 1 time in 2 to 1 in
+default 10, `make stress` runs 50): the race they guard against was lost 1 time in 2 to 1 in
 10 before the fix.
 """
 
@@ -33,7 +33,7 @@ from tests.support import FIXTURES, build_fixture, dlv_binary, run_dlvsnap
 
 pytestmark = pytest.mark.live
 
-RUNS = int(os.environ.get("DLVSNAP_STRESS", "8"))
+RUNS = int(os.environ.get("DLVSNAP_STRESS", "10"))
 LISTEN_RE = re.compile(rb"API server listening at: 127\.0\.0\.1:(\d+)")
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 SIG_IDS = ["ctrl-c", "sigterm", "sigkill"]
