@@ -8,7 +8,7 @@ last one's overflow word points back at the array as an end marker, never at a b
 
 ``snapshot`` reads every bucket (chains level by level, each level in one ``read_many``).
 ``probe`` reads the one chain a delete of a key can touch, when the map is not growing and
-its bucket arrays and overflow count are those of ``base`` (else the watch takes a whole
+its bucket arrays and overflow count are those of ``known`` (else the watch takes a whole
 snapshot): a delete writes only its own chain's tophashes (emptyOne, emptyRest back to the
 chain's head) and the header.
 """
@@ -136,17 +136,18 @@ class ClassicDecoder(BaseDecoder):
         addr: int,
         key: KeyValue,
         hash_of: Callable[[int], int],
-        base: MapSnapshot,
+        known: MapSnapshot,
         *,
         insert: bool = False,
     ) -> tuple[MapSnapshot, bool] | None:
         """The chain of ``key``'s bucket (``hash_of(seed)`` is its hash), if the map is not
-        growing and its structure is that of ``base``. An insert of a new key writes that
-        chain too, unless it may start a grow or need an overflow bucket: then None (read
-        the whole map), judged conservatively (a load of 6 per bucket, 1.21's, is below
-        every release's; the overflow threshold is tooManyOverflowBuckets')."""
+        growing and its structure is that of ``known`` (whose memory figures it keeps). An
+        insert of a new key writes that chain too, unless it may start a grow or need an
+        overflow bucket: then None (read the whole map), judged conservatively (a load of 6
+        per bucket, 1.21's, is below every release's; the overflow threshold is
+        tooManyOverflowBuckets')."""
         h = self.header(addr)
-        if not _probeable(h, base):
+        if not _probeable(h, known):
             return None
         hash_ = hash_of(int(h["hash0"]))
         bucket = hash_ & ((1 << int(h["B"])) - 1)
@@ -162,7 +163,7 @@ class ClassicDecoder(BaseDecoder):
                 or not np.any(rows.ctrl < self.min_top)  # no free slot: a new overflow bucket
             ):
                 return None
-        snap = self._make(addr, h, rows, base.memory, shape=base.shape, partial=True)
+        snap = self._make(addr, h, rows, known.memory, shape=known.shape, partial=True)
         return snap, found
 
     def reread(self, addr: int, prior: MapSnapshot, *, structural: bool = False) -> MapSnapshot:
@@ -193,14 +194,14 @@ class ClassicDecoder(BaseDecoder):
         return SparseMem.of(regions, raw)
 
     def capture(
-        self, addr: int, hash_of: Callable[[int], int], base: MapSnapshot
+        self, addr: int, hash_of: Callable[[int], int], known: MapSnapshot
     ) -> SparseMem | None:
         """Every byte ``probe`` reads for a delete, read raw: the header and the key's bucket
         chain; None when ``probe`` would not probe (a growing map, another structure)."""
         hs = self.layout.struct("hmap")
         raw_hdr = self.mem.read(addr, hs.size)
         h = hs.parse(raw_hdr)
-        if not _probeable(h, base):
+        if not _probeable(h, known):
             return None
         out = SparseMem({addr: raw_hdr})
         bucket = hash_of(int(h["hash0"])) & ((1 << int(h["B"])) - 1)

@@ -105,15 +105,20 @@ class SwissDecoder(BaseDecoder):
             )
         return _Dir(first.astype(np.int64), th, taddrs.tolist())
 
-    def _rows(self, where: list[tuple[int, int, int]]) -> Rows:
-        """Read groups given as (table index, first group, group count), contiguous runs."""
+    def _rows(self, where: list[tuple[int, int, int]], bases: dict[int, int]) -> Rows:
+        """Read groups given as (table index, first group, group count), contiguous runs;
+        ``bases``: each table's group array (-1: a small map's group), see ``_bases``."""
         gs = self.mt.group_size
-        raw = self.mem.read_many([(self._gaddr(t, g), n * gs) for t, g, n in where])
+
+        def gaddr(table: int, group: int) -> int:
+            return bases[table] + group * gs
+
+        raw = self.mem.read_many([(gaddr(t, g), n * gs) for t, g, n in where])
         groups = np.frombuffer(raw, dtype=np.uint8).reshape(-1, gs)
         if len(where) == 1:  # one run (a probe's group, a table): no stitching
             t, g, n = where[0]
             index = np.arange(g, g + n, dtype=np.int64)
-            addr = np.uint64(self._gaddr(t, g)) + np.arange(n, dtype=np.uint64) * np.uint64(gs)
+            addr = np.uint64(gaddr(t, g)) + np.arange(n, dtype=np.uint64) * np.uint64(gs)
             return self._decode_rows(groups, np.full(n, t, dtype=np.int32), index, addr)
         table = np.repeat(
             np.array([t for t, _, _ in where], dtype=np.int32), [n for *_, n in where]
@@ -124,15 +129,11 @@ class SwissDecoder(BaseDecoder):
         run_start = np.repeat(np.cumsum([0] + [n for *_, n in where])[:-1], [n for *_, n in where])
         index = first + np.arange(len(table), dtype=np.int64) - run_start
         base = np.repeat(
-            np.array([self._gaddr(t, g) for t, g, _ in where], dtype=np.uint64),
+            np.array([gaddr(t, g) for t, g, _ in where], dtype=np.uint64),
             [n for *_, n in where],
         )
         addr = base + (index - first).astype(np.uint64) * np.uint64(gs)
         return self._decode_rows(groups, table, index, addr)
-
-    def _gaddr(self, table: int, group: int) -> int:
-        base = self._small_group if table < 0 else self._group_base[table]
-        return base + group * self.mt.group_size
 
     def _decode_rows(
         self,
@@ -165,7 +166,7 @@ class SwissDecoder(BaseDecoder):
         map of more slots before reading them."""
         hdr = self.header(addr)
         warnings: list[str] = []
-        d = self._prepare(addr, hdr, warnings)
+        d, bases = self._prepare(addr, hdr, warnings)
         tables = d.tables()
         if tables:
             where = [(t.index, 0, t.n_groups) for t in tables]
@@ -173,7 +174,7 @@ class SwissDecoder(BaseDecoder):
             where = [(-1, 0, 1)] if hdr["dirPtr"] else []
         if max_slots is not None and sum(n for *_, n in where) * self.nslots > max_slots:
             raise LayoutError(f"map at {addr:#x}: more slots than the snapshot may hold")
-        rows = self._rows(where)
+        rows = self._rows(where, bases)
         return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=False)
 
     def probe(
@@ -181,20 +182,21 @@ class SwissDecoder(BaseDecoder):
         addr: int,
         key: KeyValue,
         hash_of: Callable[[int], int],
-        base: MapSnapshot,
+        known: MapSnapshot,
         *,
         insert: bool = False,
     ) -> tuple[MapSnapshot, bool] | None:
         """What deleting ``key`` can touch (``hash_of(seed)`` is its hash); and whether it is
-        there. ``base`` is unused: the table headers are read every time. For an insert
+        there. The directory and table headers are read every time (exact tombstone and
+        memory figures), so nothing of ``known`` is relied on. For an insert
         (``insert``): its whole table, since an insert may also clear tombstones anywhere
         in it (pruneTombstones); None (read the whole map) when the table has no growth
         left, since the insert may then grow or split it."""
         hdr = self.header(addr)
         warnings: list[str] = []
-        d = self._prepare(addr, hdr, warnings)
+        d, bases = self._prepare(addr, hdr, warnings)
         if not len(d):
-            rows = self._rows([(-1, 0, 1)] if hdr["dirPtr"] else [])
+            rows = self._rows([(-1, 0, 1)] if hdr["dirPtr"] else [], bases)
             found = any(rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl < 0x80))
             snap = self._make(addr, hdr, d, [], rows, warnings=warnings, partial=False)
             return snap, found
@@ -202,7 +204,7 @@ class SwissDecoder(BaseDecoder):
         di, h2 = _home(hdr, hash_)
         t = d.table(d.find(di))
         if insert:
-            rows = self._rows([(t.index, 0, t.n_groups)])
+            rows = self._rows([(t.index, 0, t.n_groups)], bases)
             found = any(rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl == h2))
             if t.growth_left == 0 and not found:
                 return None  # table.rehash: grow or split
@@ -212,7 +214,7 @@ class SwissDecoder(BaseDecoder):
         parts: list[Rows] = []
         found = False
         for step in range(1, t.n_groups + 1):
-            g = self._rows([(t.index, offset, 1)])
+            g = self._rows([(t.index, offset, 1)], bases)
             parts.append(g)
             hits = np.flatnonzero(g.ctrl == h2)
             if any(g.key(int(p)) == key for p in hits):
@@ -233,20 +235,20 @@ class SwissDecoder(BaseDecoder):
         hdr = self.header(addr)
         if structural:
             warnings: list[str] = []
-            d = self._prepare(addr, hdr, warnings)
+            d, bases = self._prepare(addr, hdr, warnings)
             if not prior.partial or _shape(hdr, d) != prior.shape:
                 return self.snapshot(addr)
             tables = [d.table(d.find(t.index)) for t in prior.tables]
             where = [(t.index, 0, t.n_groups) for t in tables]
-            rows = self._rows(where)
+            rows = self._rows(where, bases)
             return self._make(addr, hdr, d, tables, rows, warnings=warnings, partial=True)
         t = self._same_table(hdr, prior)
         if t is None:
             return self.snapshot(addr)
         t0 = prior.tables[0]
-        self._group_base = {t.index: t.groups_addr}
         rows = self._rows(
-            [(int(x), int(g), 1) for x, g in zip(prior.rows.table, prior.rows.index, strict=True)]
+            [(int(x), int(g), 1) for x, g in zip(prior.rows.table, prior.rows.index, strict=True)],
+            {t.index: t.groups_addr},
         )
         used = int(hdr["used"])
         warnings = []
@@ -299,7 +301,9 @@ class SwissDecoder(BaseDecoder):
         me = self.over(out)
         return out if me._same_table(me.header(addr), prior) is not None else None
 
-    def capture(self, addr: int, hash_of: Callable[[int], int]) -> SparseMem | None:
+    def capture(
+        self, addr: int, hash_of: Callable[[int], int], known: MapSnapshot
+    ) -> SparseMem | None:
         """Every byte ``probe`` can read for a delete, read raw (little decoding): the
         header, the directory, every table header and the whole group array of the key's
         table (or the small map's group), so that ``probe`` can run on them later, while
@@ -347,11 +351,14 @@ class SwissDecoder(BaseDecoder):
         return table.index == int(snap.rows.table[pos // snap.rows.slots_per_row])
 
     # -- helpers -------------------------------------------------------------------------------
-    def _prepare(self, addr: int, hdr: dict[str, Any], warnings: list[str]) -> _Dir:
+    def _prepare(
+        self, addr: int, hdr: dict[str, Any], warnings: list[str]
+    ) -> tuple[_Dir, dict[int, int]]:
+        """The directory, and where each table's groups are (``_rows``' bases)."""
         d = self._directory(addr, hdr, warnings)
-        self._small_group = int(hdr["dirPtr"])
-        self._group_base = dict(zip(d.first.tolist(), d.th["groups.data"].tolist(), strict=True))
-        return d
+        bases = dict(zip(d.first.tolist(), d.th["groups.data"].tolist(), strict=True))
+        bases[-1] = int(hdr["dirPtr"])  # a small map: its one group
+        return d, bases
 
     def _make(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlvsnap.watch import _package_root
+from dlvsnap.watch.watched import package_root as _package_root
 
 
 @pytest.mark.parametrize(

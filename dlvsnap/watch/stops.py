@@ -1,0 +1,431 @@
+"""Where the program stops, and how a watched call ends: the only part of the engine that
+speaks Delve. It hands on each hit on a map entry point as a ``Hit`` and the end of each
+watched call as a ``CallControl`` (hits.py), in plain data.
+
+Breakpoints go on every entry point in the binary of the operations watched
+(``runtime.mapdelete``, ``_fast32``, ``_fast64``, ``_faststr``, ``runtime.mapclear``...;
+reflect's call these and are reported as ``via``), with a condition that matches the
+watched map's calls only once it is known (watched.py). Cost per hit, measured
+(../shared/facts.md): once the map is known, a hit carries its return address instead of
+a stack trace (on amd64) and, after each breakpoint's first hit, only the key argument
+("lean"). A call made directly from its call site ends at a breakpoint on its return
+address (cheaper than stepOut); stepOut where that cannot work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from dlvsnap.delve.client import BreakpointSpec, DelveClient
+from dlvsnap.delve.types import (
+    KIND_STRING,
+    Breakpoint,
+    DebuggerState,
+    Frame,
+    LoadConfig,
+    Thread,
+    Variable,
+)
+from dlvsnap.errors import DlvsnapError, NoDeletesError, RPCError, TargetError
+from dlvsnap.model import Location
+from dlvsnap.session import Session
+from dlvsnap.watch.hits import CallEnd, Hit, KeyArg, UsersStop
+from dlvsnap.watch.options import ops_regex
+from dlvsnap.watch.watched import WatchedMap
+
+_SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
+_REFLECT_ENTRY = re.compile(r"^reflect\.map(delete|delete_faststr|clear)$")
+STACK_DEPTH = 12
+# Evaluated by Delve at every hit and returned with the stop: no extra round trip.
+_STACK_VARS = ("runtime.curg.stack.lo", "runtime.curg.stack.hi", "uintptr(runtime.curg)")
+# The entry point's return address: on amd64 the CALL pushed it just below the frame's
+# canonical frame address (runtime.frameoff is that address minus the stack's top). Once the
+# map is known, hits carry this instead of a stack trace, which costs Delve a stack walk and
+# a larger reply at every hit; the caller's location is then looked up once per call site.
+_RET_VAR = "*(*uintptr)(uintptr(runtime.curg.stack.hi) + uintptr(runtime.frameoff) - 8)"
+
+
+@dataclass(frozen=True)
+class _Caller:
+    frame: int  # the caller's frame in the goroutine's stack (0: the entry point's)
+    location: Location
+    via: str  # the reflect entry point the call went through, if any
+
+
+@dataclass
+class _Return:
+    """A breakpoint on a call site's return address (see StopSource._return_site)."""
+
+    bp: Breakpoint
+    goroutine: int  # the goroutine its condition names
+
+
+@dataclass(frozen=True)
+class _Lean:
+    """A breakpoint whose hits no longer carry the entry point's arguments (_make_lean)."""
+
+    map_type: int  # from its first hit
+    key_param: str  # the key parameter's name ("" for mapclear)
+
+
+class Stop:
+    """One stop of the program: it exited, or hit entry points (``hits``, parsed as they
+    are asked for: parsing may cost a stack trace), or stopped for someone else."""
+
+    def __init__(self, source: StopSource, state: DebuggerState) -> None:
+        self._source = source
+        self.state = state
+        self.exited = state.exited
+        self.exit_status = state.exit_status
+        self._threads = (
+            []
+            if state.exited
+            else [
+                t
+                for t in state.threads_at_breakpoints()
+                if t.breakpoint and t.breakpoint.id in source.entry_ids
+            ]
+        )
+        self.dropped_returns = not state.exited and source.drop_returns(state)
+        self.users_stop = "" if state.exited else source.users_stop(state)
+
+    @property
+    def has_hits(self) -> bool:
+        return bool(self._threads)
+
+    def hits(self) -> Iterator[Hit]:
+        for th in self._threads:
+            yield self._source.parse_hit(th)
+
+
+class StopSource:
+    def __init__(self, session: Session, watched: WatchedMap, ops: tuple[str, ...]) -> None:
+        self.session = session
+        self.client: DelveClient = session.client
+        self.watched = watched
+        self.ops = ops
+        # The map pointer parameter of every entry point: `m *maps.Map` (swiss), `h *hmap`
+        # (classic). Conditions name it; arguments are read by position.
+        self.map_param = "m" if session.target.map_impl == "swiss" else "h"
+        self.entry_bps: list[Breakpoint] = []
+        self.entry_ids: set[int] = set()  # amending keeps a breakpoint's id
+        self._resumed: int | None = None  # a continue sent ahead (pipeline): its request id
+        self._state: DebuggerState | None = None  # the last stop
+        self._callers: dict[int, _Caller] = {}  # by return address (see _caller)
+        self._lean: dict[int, _Lean] = {}  # by breakpoint id
+        # by return address: the call site's return breakpoint, or None where the site
+        # steps out (its breakpoint stopped a call dlvsnap did not watch)
+        self._returns: dict[int, _Return | None] = {}
+        self._return_ids: dict[int, int] = {}  # return breakpoint id -> return address
+
+    # -- breakpoints on the entry points -----------------------------------------------------
+    def place(self) -> None:
+        funcs = self.client.list_functions(ops_regex(self.ops))
+        if not funcs:
+            what = {"delete": "runtime.mapdelete*", "clear": "runtime.mapclear"}
+            what["assign"] = "runtime.mapassign*"
+            raise NoDeletesError(
+                f"the program never does {' or '.join(self.ops)} on a map: no "
+                f"{' or '.join(what[o] for o in self.ops)} in the binary"
+            )
+        cond = self.watched.condition(self.map_param)
+        for fn in funcs:
+            self.entry_bps.append(
+                self.session.create_breakpoint(
+                    BreakpointSpec(
+                        function_name=fn,
+                        cond=cond,
+                        stacktrace=0 if self._light() else STACK_DEPTH,
+                        variables=self._hit_vars(),
+                        load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
+                    )
+                )
+            )
+        self.entry_ids = {bp.id for bp in self.entry_bps}
+
+    def retarget(self) -> None:
+        """The watched map became known: conditions that match its calls only."""
+        cond, hit_vars = self.watched.condition(self.map_param), self._hit_vars()
+        depth = 0 if self._light() else STACK_DEPTH
+        self.entry_bps = [
+            self.client.amend_breakpoint(bp, cond, hit_vars, depth) for bp in self.entry_bps
+        ]
+
+    def _hit_vars(self) -> tuple[str, ...]:
+        """The goroutine's stack bounds matter only while the map may be on a stack: each
+        variable costs Delve an evaluation at every hit."""
+        stack = _STACK_VARS if self.watched.on_stack_maybe else ()
+        return stack + ((_RET_VAR,) if self._light() else ())
+
+    def _light(self) -> bool:
+        """Hits without a stack trace (see _RET_VAR): once the map is known (discovery
+        evaluates EXPR in the caller's frame), on amd64."""
+        return self.watched.known and self.session.target.goarch == "amd64"
+
+    # -- stops ---------------------------------------------------------------------------------
+    def next(self) -> Stop:
+        """Run the program to its next stop (or take the one a pipelined continue reached)."""
+        if self._resumed is not None:
+            st, self._resumed = self.client.command_reply(self._resumed), None
+        else:
+            st = self.client.command("continue")
+        self._state = st
+        return Stop(self, st)
+
+    def users_stop(self, st: DebuggerState) -> str:
+        """A breakpoint of someone else's in this stop ("" if none)."""
+        for t in st.threads_at_breakpoints():
+            if t.breakpoint and not self.session.owns(t.breakpoint):
+                return f"breakpoint {t.breakpoint.id} at {Location(t.function, t.file, t.line)}"
+        return ""
+
+    def drop_returns(self, st: DebuggerState, awaited: _Return | None = None) -> bool:
+        """Remove the return breakpoints this stop hit other than ``awaited``: their call
+        sites also call for maps (or goroutines) dlvsnap does not watch, so they step out
+        from now on. Whether there were any."""
+        dropped = False
+        for t in st.threads_at_breakpoints():
+            bp_id = t.breakpoint.id if t.breakpoint else 0
+            if bp_id in self._return_ids and (awaited is None or bp_id != awaited.bp.id):
+                self._returns[self._return_ids.pop(bp_id)] = None
+                self.client.clear_breakpoint(bp_id)
+                dropped = True
+        return dropped
+
+    def clear(self) -> int | None:
+        """The watch is over: a continue sent ahead is halted (an error mid-pipeline), and
+        dlvsnap's breakpoints are removed. The program's exit status if it exited meanwhile."""
+        exited = None
+        if self._resumed is not None:
+            with contextlib.suppress(DlvsnapError):
+                self.client.send_command("halt")
+                st = self.client.command_reply(self._resumed, timeout=10.0)
+                exited = st.exit_status if st.exited else None
+            self._resumed = None
+        self.session.clear_owned_breakpoints()  # after an exit too: a restart would set them
+        return exited
+
+    # -- hits ----------------------------------------------------------------------------------
+    def parse_hit(self, th: Thread) -> Hit:
+        info, bp = th.breakpoint_info, th.breakpoint
+        assert info is not None and bp is not None
+        var = {v.name: v for v in info.variables}
+        lean = self._lean.get(bp.id)
+        if lean is not None:
+            typ, map_addr = lean.map_type, self._lean_map_addr(var)
+            key_arg = var.get(lean.key_param) if lean.key_param else None
+        else:
+            args = info.arguments
+            if len(args) < 2:
+                n = len(args)
+                raise TargetError(f"{th.function}: Delve returned {n} arguments, expected t, m")
+            typ, map_addr = _pointer_arg(th, args[0]), _pointer_arg(th, args[1])
+            key_arg = args[2] if len(args) > 2 else None
+            if self._light() and self.watched.mode in ("var", "heap") and map_addr:
+                # the condition matched the watched map itself (a package variable may
+                # still be nil, and a nil map of any type matches it then; a stack offset
+                # may be another frame's map)
+                self._make_lean(bp.id, typ, args)
+        ret = _int_var(var, _RET_VAR)
+        caller = self._caller(th, info.stacktrace, ret)
+        return Hit(
+            entry=th.function,
+            goroutine=th.goroutine_id,
+            map_type=typ,
+            map_addr=map_addr,
+            key=_key_arg(key_arg),
+            location=caller.location,
+            via=caller.via,
+            caller_frame=caller.frame,
+            stack_lo=_int_var(var, _STACK_VARS[0]),
+            stack_hi=_int_var(var, _STACK_VARS[1]),
+            g_addr=_int_var(var, _STACK_VARS[2]),
+            return_addr=ret if self._callers.get(ret) is caller else 0,
+        )
+
+    def _make_lean(self, bp_id: int, typ: int, args: tuple[Variable, ...]) -> None:
+        """After a breakpoint's first hit once the map is known: it stops loading the entry
+        point's arguments, which Delve converts at every hit. Its hits then carry only the
+        key, evaluated by the name this hit gave it (names differ between entry points and
+        releases); the map type is this hit's (the watched map's type never changes) and
+        the map's address follows from the condition (``_lean_map_addr``)."""
+        key = args[2].name if len(args) > 2 else ""
+        i = next(i for i, b in enumerate(self.entry_bps) if b.id == bp_id)
+        hit_vars = self._hit_vars() + ((key,) if key else ())
+        self.entry_bps[i] = self.client.amend_breakpoint(
+            self.entry_bps[i],
+            self.watched.condition(self.map_param),
+            hit_vars,
+            0,
+            load_args=False,
+        )
+        self._lean[bp_id] = _Lean(typ, key)
+
+    def _lean_map_addr(self, var: dict[str, Variable]) -> int:
+        """The map a lean breakpoint's condition matched: the variable's map (var), the
+        header at its offset from the goroutine's stack top (stack), or the map (heap)."""
+        w = self.watched
+        if w.mode == "stack":
+            return _int_var(var, _STACK_VARS[1]) - w.stack_offset
+        if w.mode == "var":
+            p = self.session.target.ptr_size
+            raw = self.session.memory(w.var_addr, p).read(w.var_addr, p)
+            return int.from_bytes(raw, "little" if self.session.target.little_endian else "big")
+        return w.header
+
+    def _caller(self, th: Thread, frames: tuple[Frame, ...], ret: int) -> _Caller:
+        """Where the program called the entry point: the first frame outside the runtime,
+        reflect and generic map code, and the reflect entry on the way, if any. A hit with
+        no stack trace (``_light``) gives its return address ``ret``: the call site's answer
+        is kept when every frame up to the caller's is at that address (the caller, and
+        functions inlined into it, called the entry point directly); else a stack trace
+        is asked for at this hit."""
+        if not frames:
+            known = self._callers.get(ret) if ret else None
+            if known is not None:
+                return known
+            frames = tuple(self.client.stacktrace(th.goroutine_id, STACK_DEPTH))
+        user = next(
+            (i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
+            1 if len(frames) > 1 else 0,
+        )
+        via = next((f.function for f in frames[1:user] if _REFLECT_ENTRY.match(f.function)), "")
+        uf = frames[user] if frames else None
+        out = _Caller(
+            user,
+            Location(uf.function, uf.file, uf.line) if uf else Location("?", "?", 0),
+            via,
+        )
+        if ret and user > 0 and all(f.pc == ret for f in frames[1 : user + 1]):
+            self._callers[ret] = out
+        return out
+
+    # -- the end of a call ------------------------------------------------------------------------
+    def call(self, hit: Hit, *, may_panic: bool) -> DelveCall:
+        """Control of the call ``hit`` stopped. ``may_panic``: its key's
+        hashing may panic inside the runtime, so the call may never return to its call
+        site: stepOut (which also stops in the caller's deferred calls)."""
+        site = None if may_panic else self._return_site(hit)
+        st = self._state
+        if site is None and st is not None and st.current_goroutine_id != hit.goroutine:
+            self.client.command("switchGoroutine", goroutineID=hit.goroutine)
+        return DelveCall(self, hit, site)
+
+    def _return_site(self, hit: Hit) -> _Return | None:
+        """The breakpoint on the return address of a call made directly from its call site:
+        a ``continue`` then ends the call, cheaper for Delve than ``stepOut`` (no stack walk,
+        no temporary breakpoint set and cleared at each call). Its condition names the
+        calling goroutine, amended when another one calls from there. None (step out) where
+        the return address is unknown, the caller is not the call site (reflect), another
+        breakpoint is already there, or that site's breakpoint once stopped a call dlvsnap
+        did not watch (see drop_returns)."""
+        ret, g = hit.return_addr, hit.goroutine
+        if not ret or g <= 0 or (ret in self._returns and not self._returns[ret]):
+            return None
+        cond = f"runtime.curg.goid == {g}"
+        site = self._returns.get(ret)
+        if site is None:
+            try:
+                bp = self.session.create_breakpoint(BreakpointSpec(addrs=(ret,), cond=cond))
+            except RPCError:  # a breakpoint of the user's there (--connect): step out
+                self._returns[ret] = None
+                return None
+            site = self._returns[ret] = _Return(bp, g)
+            self._return_ids[bp.id] = ret
+        elif site.goroutine != g:
+            site.bp, site.goroutine = self.client.amend_breakpoint(site.bp, cond), g
+        return site
+
+    def returned(
+        self, hit: Hit, site: _Return | None, st: DebuggerState
+    ) -> tuple[DebuggerState, str]:
+        """The stop at the end of the call: stepOut's, or the call's goroutine at its
+        return breakpoint; and a breakpoint of the user's at that same stop ("" if none).
+        Other goroutines' stops on the way are passed (the user's end the watch: UsersStop);
+        a return breakpoint hit by a call dlvsnap did not watch is dropped."""
+        g = hit.goroutine
+        launched = self.session.mode == "launch"
+        while not st.exited:
+            ours = site is not None and any(
+                t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
+                for t in st.threads_at_breakpoints()
+            )
+            self.drop_returns(st, site)
+            if ours or (site is None and not st.next_in_progress):
+                # a breakpoint of the user's at the same stop (on the return address, or
+                # another goroutine's): the event is reported, then the watch ends there
+                return st, "" if launched else self.users_stop(st)
+            if not launched and self.users_stop(st):
+                # another goroutine stopped for the user mid-call: hand the program back
+                if site is None:
+                    self.client.cancel_next()
+                raise UsersStop(self.users_stop(st))
+            if site is not None and any(
+                t.goroutine_id == g and t.breakpoint and t.breakpoint.id in self.entry_ids
+                for t in st.threads_at_breakpoints()
+            ):
+                raise TargetError(
+                    f"{hit.entry} called at {hit.location} did not return (did it panic?)"
+                )
+            st = self.client.command("continue")  # another goroutine stopped first
+        return st, ""
+
+
+class DelveCall:
+    """CallControl over Delve: ``end`` sends stepOut, or continue to the return breakpoint."""
+
+    def __init__(self, source: StopSource, hit: Hit, site: _Return | None) -> None:
+        self._source = source
+        self._hit = hit
+        self._site = site
+        self._pending: int | None = None
+
+    def end(self) -> None:
+        self._pending = self._source.client.send_command(
+            "stepOut" if self._site is None else "continue"
+        )
+
+    def wait(self) -> CallEnd:
+        assert self._pending is not None, "wait() before end()"
+        src = self._source
+        st, users = src.returned(self._hit, self._site, src.client.command_reply(self._pending))
+        self._pending = None
+        src._state = st
+        if st.exited:
+            raise TargetError(f"the program exited inside {self._hit.entry}")
+        return CallEnd(users)
+
+    def resume(self) -> None:
+        src = self._source
+        src._resumed = src.client.send_command("continue")
+
+
+def _key_arg(v: Variable | None) -> KeyArg | None:
+    if v is None:
+        return None
+    try:
+        value: int | None = v.as_int()
+    except ValueError:
+        value = None
+    return KeyArg(is_string=v.kind == KIND_STRING, base=v.base, length=v.len, value=value)
+
+
+def _pointer_arg(th: Thread, v: Variable) -> int:
+    try:
+        return v.as_int()
+    except ValueError:
+        why = v.unreadable or f"value {v.value!r}"
+        raise TargetError(f"{th.function}: cannot read argument {v.name}: {why}") from None
+
+
+def _int_var(var: dict[str, Variable], name: str) -> int:
+    v = var.get(name)
+    if v is None or v.unreadable or not v.value:
+        return 0
+    try:
+        return v.as_int()
+    except ValueError:
+        return 0
