@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from dlvsnap.kinds import kind_name
 from dlvsnap.untrusted import visible
 
 
@@ -113,44 +114,13 @@ class Slot:
 class KeyType:
     """What dlvsnap knows of the key/elem types, from the map's type descriptor."""
 
-    kind: int  # reflect.Kind
+    kind: int  # reflect.Kind (dlvsnap.kinds.Kind)
     size: int
     indirect: bool
-    name: str = ""
 
     @property
     def kind_name(self) -> str:
-        return KIND_NAMES.get(self.kind, f"kind{self.kind}")
-
-
-KIND_NAMES = {
-    1: "bool",
-    2: "int",
-    3: "int8",
-    4: "int16",
-    5: "int32",
-    6: "int64",
-    7: "uint",
-    8: "uint8",
-    9: "uint16",
-    10: "uint32",
-    11: "uint64",
-    12: "uintptr",
-    13: "float32",
-    14: "float64",
-    15: "complex64",
-    16: "complex128",
-    17: "array",
-    18: "chan",
-    19: "func",
-    20: "interface",
-    21: "map",
-    22: "pointer",
-    23: "slice",
-    24: "string",
-    25: "struct",
-    26: "unsafe.Pointer",
-}
+        return kind_name(self.kind)
 
 
 @dataclass(frozen=True)
@@ -275,10 +245,6 @@ class Rows:
         return len(self.table)
 
     @staticmethod
-    def empty(classic: bool) -> Rows:
-        return Rows.concat([], classic)
-
-    @staticmethod
     def concat(parts: list[Rows], classic: bool) -> Rows:
         if not parts:
             z = np.zeros(0, dtype=np.int64)
@@ -387,9 +353,6 @@ class MapSnapshot:
         """Every slot read, as objects (for small maps and tests: prefer the columns)."""
         return tuple(self.slot(p) for p in range(len(self.rows.ctrl)))
 
-    def full_count(self) -> int:
-        return int(np.count_nonzero(self.full_mask))
-
     def live_keys(self) -> list[KeyValue]:
         if self.partial:
             raise ValueError("a partial snapshot does not hold every key")
@@ -482,7 +445,6 @@ class DeleteEvent:
     before: MapSnapshot
     after: MapSnapshot
     diff: MapDiff
-    extra: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # about this event (a probe that disagreed...)
 
     def all_warnings(self) -> tuple[str, ...]:

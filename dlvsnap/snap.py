@@ -14,9 +14,10 @@ from pathlib import Path
 from dlvsnap import snapfile
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
-from dlvsnap.delve.types import KIND_MAP, LoadConfig
+from dlvsnap.delve.types import LoadConfig
 from dlvsnap.dwarf import runtime_type_offset
 from dlvsnap.errors import MapResolutionError, RPCError, TargetError
+from dlvsnap.kinds import Kind
 from dlvsnap.layouts import load_layout
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
@@ -46,7 +47,7 @@ def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: in
     except RPCError as e:
         _check_goroutine(e, goroutine)
         raise MapResolutionError(f"cannot evaluate {expr} here: {e.message}") from None
-    if v.kind != KIND_MAP:
+    if v.kind != Kind.MAP:
         raise MapResolutionError(f"not a map: {expr} is {v.type or f'kind {v.kind}'}")
     if v.base == 0:
         raise MapResolutionError(f"nil map: {expr} is nil here")

@@ -5,7 +5,6 @@ implementation (from the binary's DWARF types, as Delve lists them).
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import numpy as np
 
 from dlvsnap.delve.client import DelveClient
 from dlvsnap.errors import TargetError
+from dlvsnap.goversion import split_version
 
 _MACHINES = {
     3: "386",
@@ -39,11 +39,6 @@ class TargetInfo:
     ptr_size: int
     little_endian: bool
     map_impl: str = ""  # "swiss" | "classic", from DWARF types
-
-    @property
-    def release(self) -> str:
-        parts = self.go_version.removeprefix("go").split(".")
-        return ".".join(parts[:2])
 
     def describe(self) -> str:
         exp = f" X:{','.join(self.experiments)}" if self.experiments else ""
@@ -115,15 +110,6 @@ def parse_buildinfo(sec: bytes) -> tuple[str, str]:
     n, pos = _uvarint(sec, pos)
     modinfo = sec[pos : pos + n].decode(errors="replace")
     return version, modinfo
-
-
-def split_version(version: str) -> tuple[str, tuple[str, ...]]:
-    """``go1.25.5 X:noswissmap`` (<= 1.26) or ``go1.27.3-X:mapsplitgroup`` (1.27) ->
-    (``go1.25.5``, (``noswissmap``,)): the linker appends non-default GOEXPERIMENTs."""
-    m = re.match(r"^(go[\d.]+(?:rc\d+|beta\d+)?)(?:[ -]X:(\S+))?", version)
-    if not m:
-        return version.split(maxsplit=1)[0], ()
-    return m.group(1), tuple(x for x in (m.group(2) or "").split(",") if x)
 
 
 def identify(path: str | Path) -> TargetInfo:
