@@ -162,6 +162,11 @@ class Layout:
     def order(self) -> ByteOrder:
         return "little" if self.little_endian else "big"
 
+    @functools.cached_property
+    def ptr_dtype(self) -> np.dtype[np.unsignedinteger[Any]]:
+        """A pointer (uintptr) of the target as a numpy type: its size and byte order."""
+        return np.dtype(f"{'<' if self.little_endian else '>'}u{self.ptr_size}")
+
 
 def _align_up(n: int, a: int) -> int:
     return (n + a - 1) // a * a

@@ -63,6 +63,27 @@ EVACUATED_Y = "evacuatedY"
 EVACUATED_EMPTY = "evacuatedEmpty"
 UNLINKED = "unlinked"  # the slot's bucket/group is not reachable from the map (on that side)
 
+# One character per slot state: the `snapshot` record of `watch --json`
+# (docs/json-schema.md) and a snapshot file's `state.states` (docs/snapshot-format.md).
+# Part of both formats: a state never changes its character.
+STATE_CHARS = {
+    FULL: "F",
+    EMPTY: "E",
+    DELETED: "D",
+    EMPTY_ONE: "o",
+    EMPTY_REST: "r",
+    EVACUATED_X: "X",
+    EVACUATED_Y: "Y",
+    EVACUATED_EMPTY: "Z",
+    UNLINKED: "U",
+}
+UNKNOWN_CHAR = "?"  # a byte that is no state of the layout, or a place no slot fills
+SLOTS_PER_GROUP = 8  # swiss groups and classic buckets both hold 8 slots
+
+# The header field that holds the map's hash seed, per implementation (maps.Map.seed,
+# hmap.hash0): re-randomised when a map becomes empty.
+SEED_FIELD = {"swiss": "seed", "classic": "hash0"}
+
 
 @dataclass(frozen=True, slots=True)
 class SlotLoc:
@@ -83,13 +104,21 @@ class SlotLoc:
     def sort_key(self) -> tuple[int, int, int, int, int]:
         return (int(self.old), self.table, self.group, self.overflow, self.slot)
 
-    def __str__(self) -> str:
+    @property
+    def group_label(self) -> str:
+        """The label of the slot's group or bucket (docs/json-schema.md): ``t0/g3`` (a
+        table's group), ``g0`` (a small map's), ``b5``, ``b5+1`` (its first overflow
+        bucket), ``old2`` (an old bucket while growing)."""
         if self.classic:
             chain = f"+{self.overflow}" if self.overflow else ""
-            return f"{'old' if self.old else 'b'}{self.group}{chain}/s{self.slot}"
+            return f"{'old' if self.old else 'b'}{self.group}{chain}"
         if self.table < 0:
-            return f"g{self.group}/s{self.slot}"
-        return f"t{self.table}/g{self.group}/s{self.slot}"
+            return f"g{self.group}"
+        return f"t{self.table}/g{self.group}"
+
+    def __str__(self) -> str:
+        """The slot's label: its group's label and ``/s`` and its index (``t0/g3/s5``)."""
+        return f"{self.group_label}/s{self.slot}"
 
     def describe(self) -> str:
         if self.classic:
@@ -239,7 +268,7 @@ class Rows:
     addr: NDArray[np.uint64]  # where the group/bucket is
     ctrl: NDArray[np.uint8]
     keys: NDArray[Any]
-    slots_per_row: int = 8
+    slots_per_row: int = SLOTS_PER_GROUP
 
     def __len__(self) -> int:
         return len(self.table)
@@ -296,6 +325,10 @@ class Rows:
             )
         return SlotLoc(int(self.table[r]), int(self.index[r]), i)
 
+    def group_label(self, row: int) -> str:
+        """The label of row ``row``'s group or bucket (SlotLoc.group_label)."""
+        return self.loc(row * self.slots_per_row).group_label
+
     def key(self, pos: int) -> KeyValue:
         k = self.keys[pos]
         return k.item() if isinstance(k, np.generic) else k  # type: ignore[no-any-return]
@@ -342,6 +375,20 @@ class MapSnapshot:
 
     def state(self, pos: int) -> str:
         return self.states[int(self.rows.ctrl[pos])]
+
+    @property
+    def seed(self) -> int:
+        """The map's hash seed (the header field SEED_FIELD names)."""
+        return int(self.header[SEED_FIELD[self.impl]])
+
+    def group_labels(self) -> list[str]:
+        """The label of every group/bucket read, in row order."""
+        return [self.rows.group_label(r) for r in range(len(self.rows))]
+
+    def state_chars(self) -> str:
+        """One character per slot read (STATE_CHARS), in row order."""
+        table = bytes(ord(STATE_CHARS.get(st, UNKNOWN_CHAR)) for st in self.states)
+        return self.rows.ctrl.tobytes().translate(table).decode()
 
     def slot(self, pos: int) -> Slot:
         st = self.state(pos)
@@ -410,7 +457,7 @@ class MapDiff:
 
     @property
     def reseeded(self) -> bool:
-        return "seed" in self.header_changes or "hash0" in self.header_changes
+        return any(f in self.header_changes for f in SEED_FIELD.values())
 
     def left_full(self) -> list[SlotChange]:
         return [c for c in self.changes if c.before_state == FULL and c.after_state != FULL]

@@ -23,8 +23,7 @@ from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError, SnapshotFileError
 from dlvsnap.layouts import load_layout
 from dlvsnap.memory import SparseMem
-from dlvsnap.model import Location, MapSnapshot, key_to_json
-from dlvsnap.render.jsonl import SLOTS_PER_GROUP, STATE_CHARS
+from dlvsnap.model import SLOTS_PER_GROUP, Location, MapSnapshot, key_to_json
 from dlvsnap.target import TargetInfo
 from dlvsnap.untrusted import Fields, MalformedError
 
@@ -48,8 +47,6 @@ class SavedSnapshot:
 def state_of(snap: MapSnapshot) -> dict[str, Any]:
     """The decoded state a file carries (and a reader checks): counts, memory, header,
     tables, one state character per slot and the live keys."""
-    table = bytes(ord(STATE_CHARS.get(st, "?")) for st in snap.states)
-    rows = snap.rows
     return {
         "impl": snap.impl,
         "layout": snap.layout,
@@ -68,10 +65,8 @@ def state_of(snap: MapSnapshot) -> dict[str, Any]:
             }
             for t in snap.tables
         ],
-        "groups": [
-            str(rows.loc(r * rows.slots_per_row)).rpartition("/s")[0] for r in range(len(rows))
-        ],
-        "states": rows.ctrl.tobytes().translate(table).decode(),
+        "groups": snap.group_labels(),
+        "states": snap.state_chars(),
         "live_keys": [key_to_json(k) for k in snap.live_keys()],
     }
 

@@ -26,7 +26,7 @@ from dlvsnap.decode.classic import tophash_state
 from dlvsnap.decode.swiss import ctrl_state
 from dlvsnap.errors import ExitCode, TargetError
 from dlvsnap.layouts import load_layout
-from dlvsnap.model import KeyType, MapSnapshot, MapType, Memory, Rows
+from dlvsnap.model import STATE_CHARS, KeyType, MapSnapshot, MapType, Memory, Rows
 from dlvsnap.render import html, jsonl
 from tests.support import build_fixture, dlv_binary, missing, require_live, run_watch
 
@@ -515,7 +515,7 @@ def test_page_in_chromium_replays_the_deltas(tmp_path: Path) -> None:
 def _replay(recs: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The grid after each event: the snapshot record with the changes applied in order."""
     snap = next(r for r in recs if r["event"] == "snapshot")
-    names = {v: k for k, v in jsonl.STATE_CHARS.items()}
+    names = {v: k for k, v in STATE_CHARS.items()}
     spg, init = snap["slots_per_group"], snap["states"]
     grid = {
         f"{g}/s{s}": names[init[i * spg + s]]

@@ -23,7 +23,8 @@ from typing import Any
 
 from dlvsnap import untrusted
 from dlvsnap.errors import TargetError
-from dlvsnap.render.jsonl import SCHEMA_VERSION, SLOTS_PER_GROUP, STATE_CHARS
+from dlvsnap.model import SLOTS_PER_GROUP, STATE_CHARS, UNKNOWN_CHAR
+from dlvsnap.render.jsonl import SCHEMA_VERSION
 from dlvsnap.untrusted import Fields, MalformedError, visible
 
 OPS = ("delete", "clear", "assign")
@@ -39,7 +40,7 @@ MAX_NAME = 1 << 16  # an expression, a function or file name, a message
 MAX_SHORT = 64  # a Go release, an entry point, a state's name, a field's name
 _COUNT = untrusted.I64_MAX  # counts and sequence numbers are Go ints
 _LABEL = re.compile(r"t\d{1,20}/g\d{1,20}|g\d{1,20}|(?:b|old)\d{1,20}(?:\+\d{1,20})?")
-_STATE_CHARSET = set("".join(STATE_CHARS.values()) + "?")
+_STATE_CHARSET = set("".join(STATE_CHARS.values()) + UNKNOWN_CHAR)
 
 
 def parse_jsonl(lines: Iterable[str], name: str) -> list[dict[str, Any]]:
@@ -336,7 +337,7 @@ class _Grid:
 
 
 def _char(state: Any) -> str:
-    return STATE_CHARS.get(str(state), "?")
+    return STATE_CHARS.get(str(state), UNKNOWN_CHAR)
 
 
 def _chart(points: list[tuple[int, int]]) -> tuple[str, dict[str, Any]]:
