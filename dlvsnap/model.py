@@ -1,12 +1,16 @@
 """Pure data: what a map looked like at one stop, and what changed between two stops.
 
-Nothing here reads memory or knows Delve; every object converts to JSON-ready data.
+Nothing here reads memory, knows Delve or renders; every object converts to JSON-ready
+data. ``str()`` of a snapshot, a diff or an event is its text view (README, "Python API"),
+which lives in dlvsnap.render.text: that module installs it here when it is imported
+(``set_text_view``; the API and the CLI import it), so that the model imports no renderer.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +54,21 @@ def key_to_text(key: KeyValue) -> str:
     if isinstance(key, bool):
         return "true" if key else "false"
     return str(key)
+
+
+_text_view: Callable[[object], str] | None = None
+
+
+def set_text_view(view: Callable[[object], str]) -> None:
+    """What ``str()`` of a MapSnapshot, MapDiff or DeleteEvent returns (dlvsnap.render.text
+    calls this when imported)."""
+    global _text_view  # noqa: PLW0603 (one hook, set once by the text renderer)
+    _text_view = view
+
+
+def _as_text(obj: object) -> str:
+    """The text view, once a renderer installed it; the dataclass's repr until then."""
+    return repr(obj) if _text_view is None else _text_view(obj)
 
 
 # Slot states, as named in the JSON schema.
@@ -406,9 +425,7 @@ class MapSnapshot:
         return self.rows.keys_at(np.flatnonzero(self.full_mask))
 
     def __str__(self) -> str:
-        from dlvsnap.render.text import snapshot_text  # noqa: PLC0415 (render imports model)
-
-        return snapshot_text(self)
+        return _as_text(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,9 +480,7 @@ class MapDiff:
         return [c for c in self.changes if c.before_state == FULL and c.after_state != FULL]
 
     def __str__(self) -> str:
-        from dlvsnap.render.text import diff_text  # noqa: PLC0415 (render imports model)
-
-        return diff_text(self)
+        return _as_text(self)
 
 
 @dataclass
@@ -498,9 +513,7 @@ class DeleteEvent:
         return self.before.warnings + self.after.warnings + self.warnings
 
     def __str__(self) -> str:
-        from dlvsnap.render.text import event_text  # noqa: PLC0415 (render imports model)
-
-        return event_text(self)
+        return _as_text(self)
 
 
 @dataclass

@@ -35,6 +35,7 @@ from dlvsnap.model import (
     Slot,
     Summary,
     key_to_text,
+    set_text_view,
 )
 from dlvsnap.untrusted import visible
 
@@ -344,3 +345,17 @@ def diff_text(d: MapDiff) -> str:
     lines.append(f"   count {d.count_before} -> {d.count_after}")
     lines += [f"   {k} {_go(b)} -> {_go(a)}" for k, (b, a) in d.header_changes.items()]
     return _visible_lines("\n".join(lines))
+
+
+def text_view(obj: object) -> str:
+    """``str()`` of the model's objects: the views above (installed in dlvsnap.model)."""
+    if isinstance(obj, MapSnapshot):
+        return snapshot_text(obj)
+    if isinstance(obj, MapDiff):
+        return diff_text(obj)
+    if isinstance(obj, DeleteEvent):
+        return event_text(obj)
+    return repr(obj)
+
+
+set_text_view(text_view)
