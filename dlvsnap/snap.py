@@ -14,6 +14,7 @@ from pathlib import Path
 from dlvsnap import snapfile
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
+from dlvsnap.delve.expr import normalise_expr
 from dlvsnap.delve.types import LoadConfig
 from dlvsnap.dwarf import runtime_type_offset
 from dlvsnap.errors import MapResolutionError, RPCError, TargetError
@@ -23,7 +24,6 @@ from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
 from dlvsnap.session import Session
 from dlvsnap.target import elf_symbols
-from dlvsnap.watch import normalise_expr
 
 _TYPES_BASE = ("runtime.types", "type:*")
 

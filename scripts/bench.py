@@ -35,9 +35,10 @@ from tabulate import tabulate  # noqa: E402
 from dlvsnap.build import build_cached  # noqa: E402
 from dlvsnap.decode import decode_map_type, make_decoder  # noqa: E402
 from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
+from dlvsnap.delve.memory import DelveMem  # noqa: E402
 from dlvsnap.delve.types import LoadConfig  # noqa: E402
 from dlvsnap.layouts import load_layout  # noqa: E402
-from dlvsnap.memory import DelveMem, ProcMem, RecordingMem  # noqa: E402
+from dlvsnap.memory import ProcMem, RecordingMem  # noqa: E402
 from dlvsnap.model import DeleteEvent  # noqa: E402
 from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402

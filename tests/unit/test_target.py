@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from dlvsnap.delve.expr import normalise_expr
 from dlvsnap.errors import TargetError
 from dlvsnap.goversion import release_of, split_version
 from dlvsnap.kinds import HASH_CANNOT_PANIC, kind_name
 from dlvsnap.target import BUILDINFO_MAGIC, parse_buildinfo
-from dlvsnap.watch import normalise_expr
 
 
 def _varint(n: int) -> bytes:
