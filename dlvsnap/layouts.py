@@ -142,6 +142,7 @@ class Layout:
     source: Path
     release: str = ""  # the Go release it was selected for
     exact: bool = True  # False: the nearest older release's layout, to be verified
+    verified: int = 0  # DWARF types it was checked against (verify.choose_layout)
 
     def has(self, name: str) -> bool:
         return name in self.structs
@@ -305,9 +306,13 @@ def select_layout_file(family: str, go_version: str) -> tuple[str, bool]:
     return releases[max(older, key=release_of)], False
 
 
-@functools.cache
 def load_layout_file(name: str, ptr_size: int, little_endian: bool) -> Layout:
-    path = layouts_dir() / f"{name}.toml"
+    return _compiled(layouts_dir() / f"{name}.toml", ptr_size, little_endian)
+
+
+@functools.cache
+def _compiled(path: Path, ptr_size: int, little_endian: bool) -> Layout:
+    """Compiled once per file (by its path: $DLVSNAP_LAYOUTS may name another folder)."""
     return compile_layout(_read_toml(path), ptr_size, little_endian, path)
 
 

@@ -47,7 +47,7 @@ from dlvsnap.errors import (
     attach_permission_error,
 )
 from dlvsnap.memory import MemoryReader, ProcMem
-from dlvsnap.target import TargetInfo, detect_map_impl, elf_symbols, identify
+from dlvsnap.target import TargetInfo, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
 
 _SESSIONS = itertools.count(1)
@@ -181,9 +181,7 @@ class Session:
                     "or halt in your client); dlvsnap does not stop it for you"
                 )
             pid = client.process_pid()
-            path = binary or _exe_of(pid)
-            info = identify(path)
-            info = dataclasses.replace(info, map_impl=detect_map_impl(client))
+            info = identify(binary or _exe_of(pid))
             return cls(
                 dlv=None,
                 client=client,
@@ -248,7 +246,6 @@ class Session:
                 raise
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
-            info = dataclasses.replace(info, map_impl=detect_map_impl(client))
             return cls(
                 dlv=dp,
                 client=client,

@@ -16,14 +16,13 @@ from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
 from dlvsnap.delve.expr import normalise_expr
 from dlvsnap.delve.types import LoadConfig
-from dlvsnap.dwarf import runtime_type_offset
 from dlvsnap.errors import MapResolutionError, RPCError, TargetError
 from dlvsnap.kinds import Kind
-from dlvsnap.layouts import load_layout
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
 from dlvsnap.session import Session
-from dlvsnap.target import elf_symbols
+from dlvsnap.target import binary
+from dlvsnap.verify import choose_layout
 
 _TYPES_BASE = ("runtime.types", "type:*")
 
@@ -55,10 +54,11 @@ def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: in
 
 
 def type_descriptor(s: Session, type_name: str) -> int:
-    off = runtime_type_offset(s.target.path, type_name)
+    exe = binary(s.target.path)
+    off = exe.runtime_type_offset(type_name)
     if off is None:
         raise TargetError(f"no runtime type for {type_name} in the binary's DWARF")
-    syms = elf_symbols(s.target.path, _TYPES_BASE)
+    syms = exe.symbols(_TYPES_BASE)
     base = next((syms[n] + s.load_bias() for n in _TYPES_BASE if n in syms), None)
     if base is None:
         try:
@@ -70,8 +70,7 @@ def type_descriptor(s: Session, type_name: str) -> int:
 
 def snapshot(s: Session, ref: MapRef) -> tuple[MapSnapshot, RecordingMem]:
     """Every group/bucket of the map, and the bytes it was decoded from."""
-    t = s.target
-    layout = load_layout(t.map_impl, t.go_version, t.ptr_size, t.little_endian)
+    layout = choose_layout(s.target)
     mem = RecordingMem(s.memory(ref.addr, 8))
     mt = decode_map_type(layout, mem, ref.type_addr)
     return make_decoder(layout, mem, mt).snapshot(ref.addr), mem

@@ -21,11 +21,11 @@ from typing import Any
 from dlvsnap import __version__, untrusted
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError, SnapshotFileError
-from dlvsnap.layouts import load_layout
 from dlvsnap.memory import SparseMem
 from dlvsnap.model import SLOTS_PER_GROUP, Location, MapSnapshot, key_to_json
 from dlvsnap.target import TargetInfo
 from dlvsnap.untrusted import Fields, MalformedError
+from dlvsnap.verify import choose_layout
 
 FORMAT = "dlvsnap-snapshot"
 VERSION = 1
@@ -293,9 +293,7 @@ def _decode(name: str, doc: Fields, file_size: int) -> SavedSnapshot:
     # live keys: more than that is a file whose keys all point at one big region.
     mem.read_limit = file_size + 2 * sum(map(len, mem.segments.values())) + (1 << 16)
     try:
-        layout = load_layout(
-            target.map_impl, target.go_version, target.ptr_size, target.little_endian
-        )
+        layout = choose_layout(target, saved_layout=want["layout"])
         mt = decode_map_type(layout, mem, type_addr)
         snap = make_decoder(layout, mem, mt).snapshot(addr, max_slots=len(want["states"]))
     except (LayoutError, MemoryReadError) as e:
