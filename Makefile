@@ -24,6 +24,8 @@ check: lint typecheck unit  ## lint, types and the fast tests: no Delve, Go or c
 lint: venv
 	.venv/bin/ruff check dlvsnap tests scripts/bench.py scripts/toolchains
 	.venv/bin/ruff format --check dlvsnap tests scripts/bench.py
+	@# the report's JavaScript is a file of its own: its syntax is checked where node is
+	@if command -v node >/dev/null; then node --check dlvsnap/render/report/report.js; fi
 
 typecheck: venv
 	.venv/bin/mypy
