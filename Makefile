@@ -30,9 +30,10 @@ lint: venv
 typecheck: venv
 	.venv/bin/mypy
 
-# the fuzz tests run a fixed tenth of their examples here; `make test` runs them all
+# On every core (most of their time is `python -m dlvsnap` subprocesses); the fuzz tests
+# run a fixed tenth of their examples here, `make test` runs them all.
 unit: venv        ## the fast tests (every test without the live or chromium marker)
-	DLVSNAP_FUZZ_EXAMPLES=$${DLVSNAP_FUZZ_EXAMPLES:-100} $(PY) -m pytest -q -m "$(FAST)"
+	DLVSNAP_FUZZ_EXAMPLES=$${DLVSNAP_FUZZ_EXAMPLES:-100} $(PY) -m pytest -q -n auto -m "$(FAST)"
 
 live: setup toolchains  ## the tests that drive dlv, Go toolchains or chromium
 	$(PY) -m pytest -q -m "live or chromium"
