@@ -28,6 +28,7 @@ from dlvsnap.build import build_package
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.diff import diff
 from dlvsnap.model import DeleteEvent, Location, MapDiff, MapSnapshot
+from dlvsnap.render import text  # noqa: F401 (installs the text view as the objects' str())
 from dlvsnap.session import Session
 from dlvsnap.snapfile import SavedSnapshot
 from dlvsnap.target import TargetInfo

@@ -39,7 +39,7 @@ from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
 from dlvsnap.toolchain import matrix
 from dlvsnap.untrusted import visible
-from dlvsnap.verify import check_binary
+from dlvsnap.verify import check_binary, choose_layout, inexact_note
 from dlvsnap.watch import DEFAULT_OPS, OPS, MapWatch, Note, WatchOptions, exit_words
 
 
@@ -422,6 +422,8 @@ def snap(
             snapmod.run_to(s, at)
         where = snapmod.current_location(s, goroutine, frame)
         ref = snapmod.resolve(s, map_expr, goroutine, frame)
+        if not (layout := choose_layout(s.target)).exact:
+            _log(verbose, inexact_note(layout))
         progress.status(f"reading {map_expr} ({ref.type_name}) …")
         taken, mem = snapmod.snapshot(s, ref)
         progress.clear()

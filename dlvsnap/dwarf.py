@@ -4,12 +4,13 @@ layouts are checked against. This reads the file on disk, never the process."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from elftools.common.exceptions import ELFError
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
 from elftools.elf.elffile import ELFFile
 
 from dlvsnap.errors import TargetError
@@ -146,3 +147,96 @@ def runtime_type_offset(path: str | Path, type_name: str) -> int | None:
     except (OSError, ELFError) as e:
         raise TargetError(f"cannot read DWARF of {path}: {e}") from e
     return None
+
+
+# DWARF numbers the fast path below reads (DWARF 4 and 5, section 7).
+_DW_TAG_STRUCTURE_TYPE = 0x13
+_DW_AT_NAME = 0x03
+_DW_FORM_STRING = 0x08
+_DW_FORM_IMPLICIT_CONST = 0x21
+
+
+def _uleb(b: bytes, pos: int) -> tuple[int, int]:
+    x = shift = 0
+    while True:
+        c = b[pos]
+        pos += 1
+        x |= (c & 0x7F) << shift
+        if c < 0x80:
+            return x, pos
+        shift += 7
+
+
+def _uleb_bytes(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            return bytes(out)
+
+
+def _struct_name_codes(abbrev: bytes) -> list[int] | None:
+    """The abbreviation codes of the struct types in one abbreviation table when each
+    starts with its name as an inline string (DW_AT_name, DW_FORM_string first, as Go's
+    linker writes every struct: cmd/internal/dwarf, DW_ABRV_STRUCTTYPE); None when a
+    struct's abbreviation does not, and a name cannot be found by its bytes."""
+    codes: list[int] = []
+    pos = 0
+    while pos < len(abbrev):
+        code, pos = _uleb(abbrev, pos)
+        if code == 0:  # the end of this table
+            break
+        tag, pos = _uleb(abbrev, pos)
+        pos += 1  # DW_CHILDREN_yes/no
+        first: tuple[int, int] | None = None
+        while True:
+            name, pos = _uleb(abbrev, pos)
+            form, pos = _uleb(abbrev, pos)
+            if form == _DW_FORM_IMPLICIT_CONST:
+                _, pos = _uleb(abbrev, pos)  # an SLEB128: skipped the same way
+            if (name, form) == (0, 0):
+                break
+            first = first or (name, form)
+        if tag == _DW_TAG_STRUCTURE_TYPE:
+            if first != (_DW_AT_NAME, _DW_FORM_STRING):
+                return None
+            codes.append(code)
+    return codes
+
+
+def _section_bytes(sec: DebugSectionDescriptor) -> bytes:
+    """A DWARF section's bytes, decompressed (pyelftools holds them in a stream)."""
+    sec.stream.seek(0)
+    return sec.stream.read(sec.size)
+
+
+def struct_types_present(path: str | Path, names: Collection[str]) -> set[str]:
+    """Which of these struct types the binary's DWARF has, in milliseconds.
+
+    Walking every DIE (``read_structs``) takes 0.5 s for a 2 MB Go binary, and grows with
+    it: Go's DIEs carry no DW_AT_sibling, so a walk decodes every function's children too.
+    A Go struct DIE is its abbreviation code and then its name, inline: those bytes are
+    searched for in .debug_info. Where the DWARF is not laid out that way (several
+    abbreviation tables, a struct abbreviation that does not start with an inline name),
+    the DIEs are walked."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            if not elf.has_dwarf_info():
+                raise TargetError(f"{Path(path).name} has no DWARF debug info")
+            dwarf = elf.get_dwarf_info()
+            tables = {cu["debug_abbrev_offset"] for cu in dwarf.iter_CUs()}
+            if len(tables) == 1 and dwarf.debug_abbrev_sec and dwarf.debug_info_sec:
+                abbrev = _section_bytes(dwarf.debug_abbrev_sec)
+                codes = _struct_name_codes(abbrev[tables.pop() :])
+                if codes:
+                    info = _section_bytes(dwarf.debug_info_sec)
+                    return {
+                        n
+                        for n in names
+                        if any(_uleb_bytes(c) + n.encode() + b"\0" in info for c in codes)
+                    }
+    except (OSError, ELFError) as e:
+        raise TargetError(f"cannot read DWARF of {path}: {e}") from e
+    return set(read_structs(path, lambda n: n in names))

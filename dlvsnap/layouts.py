@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -21,6 +20,7 @@ import construct as cs
 import numpy as np
 
 from dlvsnap.errors import LayoutError
+from dlvsnap.goversion import release_of, release_text
 
 ByteOrder = Literal["little", "big"]
 
@@ -142,6 +142,7 @@ class Layout:
     source: Path
     release: str = ""  # the Go release it was selected for
     exact: bool = True  # False: the nearest older release's layout, to be verified
+    verified: int = 0  # DWARF types it was checked against (verify.choose_layout)
 
     def has(self, name: str) -> bool:
         return name in self.structs
@@ -161,6 +162,11 @@ class Layout:
     @property
     def order(self) -> ByteOrder:
         return "little" if self.little_endian else "big"
+
+    @functools.cached_property
+    def ptr_dtype(self) -> np.dtype[np.unsignedinteger[Any]]:
+        """A pointer (uintptr) of the target as a numpy type: its size and byte order."""
+        return np.dtype(f"{'<' if self.little_endian else '>'}u{self.ptr_size}")
 
 
 def _align_up(n: int, a: int) -> int:
@@ -274,22 +280,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise LayoutError(f"{path.name}: {e}") from e
 
 
-_RELEASE = re.compile(r"go(\d{1,6})\.(\d{1,6})(?!\d)")
-
-
 def release_key(version: str) -> str:
     """``go1.26.8 X:foo`` -> ``1.26``; a LayoutError for what is not a Go release (a
     binary's build info and a saved file's ``go_version`` are untrusted)."""
-    m = _RELEASE.match(version.strip())
-    if m is None:
-        shown = repr(version[:40]) + ("…" if len(version) > 40 else "")
-        raise LayoutError(f"{shown} is not a Go release (go1.N…)")
-    return f"{int(m[1])}.{int(m[2])}"
-
-
-def _rel(key: str) -> tuple[int, int]:
-    major, minor = key.split(".")
-    return int(major), int(minor)
+    try:
+        return release_text(release_of(version, require_go=True))
+    except ValueError as e:
+        raise LayoutError(str(e)) from None
 
 
 def select_layout_file(family: str, go_version: str) -> tuple[str, bool]:
@@ -300,18 +297,22 @@ def select_layout_file(family: str, go_version: str) -> tuple[str, bool]:
     rel = release_key(go_version)
     if rel in releases:
         return releases[rel], True
-    older = [k for k in releases if _rel(k) < _rel(rel)]
-    if not older or _rel(rel) < min(_rel(k) for k in releases):
-        known = ", ".join(sorted(releases, key=_rel)) or "none"
+    older = [k for k in releases if release_of(k) < release_of(rel)]
+    if not older or release_of(rel) < min(release_of(k) for k in releases):
+        known = ", ".join(sorted(releases, key=release_of)) or "none"
         raise LayoutError(
             f"no {family} map layout for Go {rel} (known: {known}); see README 'Bumping Go'"
         )
-    return releases[max(older, key=_rel)], False
+    return releases[max(older, key=release_of)], False
+
+
+def load_layout_file(name: str, ptr_size: int, little_endian: bool) -> Layout:
+    return _compiled(layouts_dir() / f"{name}.toml", ptr_size, little_endian)
 
 
 @functools.cache
-def load_layout_file(name: str, ptr_size: int, little_endian: bool) -> Layout:
-    path = layouts_dir() / f"{name}.toml"
+def _compiled(path: Path, ptr_size: int, little_endian: bool) -> Layout:
+    """Compiled once per file (by its path: $DLVSNAP_LAYOUTS may name another folder)."""
     return compile_layout(_read_toml(path), ptr_size, little_endian, path)
 
 

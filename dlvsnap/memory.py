@@ -1,9 +1,12 @@
 """Memory readers: the only way decoders see the target.
 
-``MemoryReader`` is a protocol with two methods: ``read(addr, size) -> bytes`` and
-``read_many(regions) -> bytearray`` (the regions' bytes one after the other: one system
-call per 1,024 regions on the /proc path). Live readers must only be used while Delve holds
-the target stopped.
+``MemoryReader`` is a protocol: ``read(addr, size) -> bytes``, ``read_many(regions) ->
+bytearray`` (the regions' bytes one after the other: one system call per 1,024 regions on
+the /proc path) and ``read_each(addrs, size)``. Here: ProcMem (/proc/PID/mem, local),
+SparseMem (bytes held: saved snapshots, tests), RecordingMem (keeps what it read). The
+reader that goes through Delve, DelveMem, lives beside the client (dlvsnap.delve.memory),
+so that nothing here, and nothing the decoders import, loads the JSON-RPC stack. Live
+readers must only be used while Delve holds the target stopped.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from dlvsnap.delve.client import DelveClient
-from dlvsnap.errors import DlvsnapError, MemoryReadError
+from dlvsnap.errors import MemoryReadError
 
 
 class MemoryReader(Protocol):
@@ -34,7 +36,8 @@ class MemoryReader(Protocol):
         ...
 
 
-def _concat(mem: MemoryReader, regions: Sequence[tuple[int, int]]) -> bytearray:
+def concat(mem: MemoryReader, regions: Sequence[tuple[int, int]]) -> bytearray:
+    """``read_many`` as one ``read`` per region, for readers with nothing faster."""
     out = bytearray(sum(size for _, size in regions))
     off = 0
     for addr, size in regions:
@@ -91,7 +94,7 @@ class ProcMem:
         as /proc/PID/mem), falling back to one pread per region."""
         total = sum(size for _, size in regions)
         if _vm_readv is None or len(regions) < 4 or total == 0:
-            return _concat(self, regions)
+            return concat(self, regions)
         out = bytearray(total)
         buf = (ctypes.c_char * total).from_buffer(out)
         base = ctypes.addressof(buf)
@@ -107,7 +110,7 @@ class ProcMem:
             got = _vm_readv(self.pid, local, len(batch), remote, len(batch), 0)
             if got != want:
                 # an unreadable region (or no permission): find it the slow way
-                out[off : off + want] = _concat(self, batch)
+                out[off : off + want] = concat(self, batch)
             off += want
         del buf
         return out
@@ -138,7 +141,7 @@ class ProcMem:
             )
             if got != k * size:
                 part = [(int(a), size) for a in addrs[i : i + k]]
-                out[i * size : (i + k) * size] = _concat(self, part)
+                out[i * size : (i + k) * size] = concat(self, part)
         del buf
         return out
 
@@ -174,32 +177,6 @@ class ProcMem:
 
     def close(self) -> None:
         os.close(self._fd)
-
-
-class DelveMem:
-    """ExamineMemory through Delve, chunked to the server's limit (works remotely)."""
-
-    name = "delve"
-
-    def __init__(self, client: DelveClient) -> None:
-        self.client = client
-
-    def read(self, addr: int, size: int) -> bytes:
-        if size == 0:
-            return b""
-        try:
-            data = self.client.read_memory(addr, size)
-        except DlvsnapError as e:
-            raise MemoryReadError(f"read {size} bytes at {addr:#x}: {e}") from e
-        if len(data) != size:
-            raise MemoryReadError(f"short read at {addr:#x}: {len(data)} of {size} bytes")
-        return data
-
-    def read_many(self, regions: Sequence[tuple[int, int]]) -> bytearray:
-        return _concat(self, regions)
-
-    def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
-        return _concat(self, [(int(a), size) for a in addrs])
 
 
 class SparseMem:
@@ -287,11 +264,11 @@ class SparseMem:
 
     def read_many(self, regions: Sequence[tuple[int, int]]) -> bytearray:
         self._check(sum(size for _, size in regions))  # before _concat allocates
-        return _concat(self, regions)
+        return concat(self, regions)
 
     def read_each(self, addrs: NDArray[np.uint64], size: int) -> bytearray:
         self._check(len(addrs) * size)
-        return _concat(self, [(int(a), size) for a in addrs])
+        return concat(self, [(int(a), size) for a in addrs])
 
 
 class RecordingMem:
@@ -324,20 +301,3 @@ class RecordingMem:
         data = self.inner.read_each(addrs, size)
         self._keep([(int(a), size) for a in addrs], data)
         return data
-
-
-def choose_reader(client: DelveClient, pid: int, probe_addr: int, probe_size: int) -> MemoryReader:
-    """/proc/PID/mem when it is readable and agrees with Delve on a probe; else Delve."""
-    delve = DelveMem(client)
-    try:
-        proc = ProcMem(pid)
-    except MemoryReadError:
-        return delve
-    try:
-        same = proc.read(probe_addr, probe_size) == delve.read(probe_addr, probe_size)
-    except MemoryReadError:
-        same = False
-    if not same:
-        proc.close()
-        return delve
-    return proc

@@ -1,18 +1,23 @@
 """Pure data: what a map looked like at one stop, and what changed between two stops.
 
-Nothing here reads memory or knows Delve; every object converts to JSON-ready data.
+Nothing here reads memory, knows Delve or renders; every object converts to JSON-ready
+data. ``str()`` of a snapshot, a diff or an event is its text view (README, "Python API"),
+which lives in dlvsnap.render.text: that module installs it here when it is imported
+(``set_text_view``; the API and the CLI import it), so that the model imports no renderer.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from dlvsnap.kinds import kind_name
 from dlvsnap.untrusted import visible
 
 
@@ -51,6 +56,21 @@ def key_to_text(key: KeyValue) -> str:
     return str(key)
 
 
+_text_view: Callable[[object], str] | None = None
+
+
+def set_text_view(view: Callable[[object], str]) -> None:
+    """What ``str()`` of a MapSnapshot, MapDiff or DeleteEvent returns (dlvsnap.render.text
+    calls this when imported)."""
+    global _text_view  # noqa: PLW0603 (one hook, set once by the text renderer)
+    _text_view = view
+
+
+def _as_text(obj: object) -> str:
+    """The text view, once a renderer installed it; the dataclass's repr until then."""
+    return repr(obj) if _text_view is None else _text_view(obj)
+
+
 # Slot states, as named in the JSON schema.
 FULL = "full"
 EMPTY = "empty"  # swiss ctrlEmpty
@@ -61,6 +81,27 @@ EVACUATED_X = "evacuatedX"
 EVACUATED_Y = "evacuatedY"
 EVACUATED_EMPTY = "evacuatedEmpty"
 UNLINKED = "unlinked"  # the slot's bucket/group is not reachable from the map (on that side)
+
+# One character per slot state: the `snapshot` record of `watch --json`
+# (docs/json-schema.md) and a snapshot file's `state.states` (docs/snapshot-format.md).
+# Part of both formats: a state never changes its character.
+STATE_CHARS = {
+    FULL: "F",
+    EMPTY: "E",
+    DELETED: "D",
+    EMPTY_ONE: "o",
+    EMPTY_REST: "r",
+    EVACUATED_X: "X",
+    EVACUATED_Y: "Y",
+    EVACUATED_EMPTY: "Z",
+    UNLINKED: "U",
+}
+UNKNOWN_CHAR = "?"  # a byte that is no state of the layout, or a place no slot fills
+SLOTS_PER_GROUP = 8  # swiss groups and classic buckets both hold 8 slots
+
+# The header field that holds the map's hash seed, per implementation (maps.Map.seed,
+# hmap.hash0): re-randomised when a map becomes empty.
+SEED_FIELD = {"swiss": "seed", "classic": "hash0"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,13 +123,21 @@ class SlotLoc:
     def sort_key(self) -> tuple[int, int, int, int, int]:
         return (int(self.old), self.table, self.group, self.overflow, self.slot)
 
-    def __str__(self) -> str:
+    @property
+    def group_label(self) -> str:
+        """The label of the slot's group or bucket (docs/json-schema.md): ``t0/g3`` (a
+        table's group), ``g0`` (a small map's), ``b5``, ``b5+1`` (its first overflow
+        bucket), ``old2`` (an old bucket while growing)."""
         if self.classic:
             chain = f"+{self.overflow}" if self.overflow else ""
-            return f"{'old' if self.old else 'b'}{self.group}{chain}/s{self.slot}"
+            return f"{'old' if self.old else 'b'}{self.group}{chain}"
         if self.table < 0:
-            return f"g{self.group}/s{self.slot}"
-        return f"t{self.table}/g{self.group}/s{self.slot}"
+            return f"g{self.group}"
+        return f"t{self.table}/g{self.group}"
+
+    def __str__(self) -> str:
+        """The slot's label: its group's label and ``/s`` and its index (``t0/g3/s5``)."""
+        return f"{self.group_label}/s{self.slot}"
 
     def describe(self) -> str:
         if self.classic:
@@ -113,44 +162,13 @@ class Slot:
 class KeyType:
     """What dlvsnap knows of the key/elem types, from the map's type descriptor."""
 
-    kind: int  # reflect.Kind
+    kind: int  # reflect.Kind (dlvsnap.kinds.Kind)
     size: int
     indirect: bool
-    name: str = ""
 
     @property
     def kind_name(self) -> str:
-        return KIND_NAMES.get(self.kind, f"kind{self.kind}")
-
-
-KIND_NAMES = {
-    1: "bool",
-    2: "int",
-    3: "int8",
-    4: "int16",
-    5: "int32",
-    6: "int64",
-    7: "uint",
-    8: "uint8",
-    9: "uint16",
-    10: "uint32",
-    11: "uint64",
-    12: "uintptr",
-    13: "float32",
-    14: "float64",
-    15: "complex64",
-    16: "complex128",
-    17: "array",
-    18: "chan",
-    19: "func",
-    20: "interface",
-    21: "map",
-    22: "pointer",
-    23: "slice",
-    24: "string",
-    25: "struct",
-    26: "unsafe.Pointer",
-}
+        return kind_name(self.kind)
 
 
 @dataclass(frozen=True)
@@ -269,14 +287,10 @@ class Rows:
     addr: NDArray[np.uint64]  # where the group/bucket is
     ctrl: NDArray[np.uint8]
     keys: NDArray[Any]
-    slots_per_row: int = 8
+    slots_per_row: int = SLOTS_PER_GROUP
 
     def __len__(self) -> int:
         return len(self.table)
-
-    @staticmethod
-    def empty(classic: bool) -> Rows:
-        return Rows.concat([], classic)
 
     @staticmethod
     def concat(parts: list[Rows], classic: bool) -> Rows:
@@ -330,6 +344,10 @@ class Rows:
             )
         return SlotLoc(int(self.table[r]), int(self.index[r]), i)
 
+    def group_label(self, row: int) -> str:
+        """The label of row ``row``'s group or bucket (SlotLoc.group_label)."""
+        return self.loc(row * self.slots_per_row).group_label
+
     def key(self, pos: int) -> KeyValue:
         k = self.keys[pos]
         return k.item() if isinstance(k, np.generic) else k  # type: ignore[no-any-return]
@@ -377,6 +395,20 @@ class MapSnapshot:
     def state(self, pos: int) -> str:
         return self.states[int(self.rows.ctrl[pos])]
 
+    @property
+    def seed(self) -> int:
+        """The map's hash seed (the header field SEED_FIELD names)."""
+        return int(self.header[SEED_FIELD[self.impl]])
+
+    def group_labels(self) -> list[str]:
+        """The label of every group/bucket read, in row order."""
+        return [self.rows.group_label(r) for r in range(len(self.rows))]
+
+    def state_chars(self) -> str:
+        """One character per slot read (STATE_CHARS), in row order."""
+        table = bytes(ord(STATE_CHARS.get(st, UNKNOWN_CHAR)) for st in self.states)
+        return self.rows.ctrl.tobytes().translate(table).decode()
+
     def slot(self, pos: int) -> Slot:
         st = self.state(pos)
         key = self.rows.key(pos) if st == FULL else None
@@ -387,18 +419,13 @@ class MapSnapshot:
         """Every slot read, as objects (for small maps and tests: prefer the columns)."""
         return tuple(self.slot(p) for p in range(len(self.rows.ctrl)))
 
-    def full_count(self) -> int:
-        return int(np.count_nonzero(self.full_mask))
-
     def live_keys(self) -> list[KeyValue]:
         if self.partial:
             raise ValueError("a partial snapshot does not hold every key")
         return self.rows.keys_at(np.flatnonzero(self.full_mask))
 
     def __str__(self) -> str:
-        from dlvsnap.render.text import snapshot_text  # noqa: PLC0415 (render imports model)
-
-        return snapshot_text(self)
+        return _as_text(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,15 +474,13 @@ class MapDiff:
 
     @property
     def reseeded(self) -> bool:
-        return "seed" in self.header_changes or "hash0" in self.header_changes
+        return any(f in self.header_changes for f in SEED_FIELD.values())
 
     def left_full(self) -> list[SlotChange]:
         return [c for c in self.changes if c.before_state == FULL and c.after_state != FULL]
 
     def __str__(self) -> str:
-        from dlvsnap.render.text import diff_text  # noqa: PLC0415 (render imports model)
-
-        return diff_text(self)
+        return _as_text(self)
 
 
 @dataclass
@@ -482,16 +507,13 @@ class DeleteEvent:
     before: MapSnapshot
     after: MapSnapshot
     diff: MapDiff
-    extra: dict[str, Any] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # about this event (a probe that disagreed...)
 
     def all_warnings(self) -> tuple[str, ...]:
         return self.before.warnings + self.after.warnings + self.warnings
 
     def __str__(self) -> str:
-        from dlvsnap.render.text import event_text  # noqa: PLC0415 (render imports model)
-
-        return event_text(self)
+        return _as_text(self)
 
 
 @dataclass

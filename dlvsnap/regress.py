@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dlvsnap.build import build_cached
 from dlvsnap.errors import DlvsnapError
+from dlvsnap.goversion import Release, release_of
 from dlvsnap.model import DeleteEvent, key_to_text
 from dlvsnap.rules import RULES, check
 from dlvsnap.session import Session
@@ -30,7 +31,7 @@ from dlvsnap.watch import MapWatch, WatchOptions
 class Fixture:
     name: str
     expr: str
-    min_go: tuple[int, int] = (1, 0)
+    min_go: Release = (1, 0)
 
 
 def load_fixtures(fixtures_dir: Path) -> list[Fixture]:
@@ -38,8 +39,7 @@ def load_fixtures(fixtures_dir: Path) -> list[Fixture]:
         data = tomllib.load(f)
     out = []
     for name, spec in data.items():
-        major, minor = (int(x) for x in str(spec.get("min_go", "1.0")).split("."))
-        out.append(Fixture(name, str(spec["map"]), (major, minor)))
+        out.append(Fixture(name, str(spec["map"]), release_of(str(spec.get("min_go", "1.0")))))
     return out
 
 

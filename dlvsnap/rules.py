@@ -19,6 +19,7 @@ from dlvsnap.model import (
     EVACUATED_X,
     EVACUATED_Y,
     FULL,
+    SEED_FIELD,
     UNLINKED,
     DeleteEvent,
     MapSnapshot,
@@ -70,7 +71,7 @@ def check(ev: DeleteEvent) -> list[Check]:
         out += _clear(b, a, d.changes)
     else:
         out += _delete(ev)
-    seed = "seed" if a.impl == "swiss" else "hash0"
+    seed = SEED_FIELD[a.impl]
     reseeded = seed in d.header_changes
     out.append(
         Check(

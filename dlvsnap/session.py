@@ -35,17 +35,19 @@ from dlvsnap.delve import release
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.guardian import Guardian
 from dlvsnap.delve.launcher import DlvProcess, launch
+from dlvsnap.delve.memory import DelveMem
 from dlvsnap.delve.rpc import JsonRpcConnection, parse_address
 from dlvsnap.delve.types import Breakpoint, Version
 from dlvsnap.errors import (
     DelveError,
     DelveRefusedError,
     DlvsnapError,
+    MemoryReadError,
     TargetError,
     attach_permission_error,
 )
-from dlvsnap.memory import DelveMem, MemoryReader, ProcMem, choose_reader
-from dlvsnap.target import TargetInfo, detect_map_impl, elf_symbols, identify
+from dlvsnap.memory import MemoryReader, ProcMem
+from dlvsnap.target import TargetInfo, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv
 
 _SESSIONS = itertools.count(1)
@@ -179,9 +181,7 @@ class Session:
                     "or halt in your client); dlvsnap does not stop it for you"
                 )
             pid = client.process_pid()
-            path = binary or _exe_of(pid)
-            info = identify(path)
-            info = dataclasses.replace(info, map_impl=detect_map_impl(client))
+            info = identify(binary or _exe_of(pid))
             return cls(
                 dlv=None,
                 client=client,
@@ -246,7 +246,6 @@ class Session:
                 raise
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
-            info = dataclasses.replace(info, map_impl=detect_map_impl(client))
             return cls(
                 dlv=dp,
                 client=client,
@@ -273,7 +272,7 @@ class Session:
             elif self.reader_choice == "proc":
                 self._reader = ProcMem(self.pid)
             else:
-                self._reader = choose_reader(self.client, self.pid, probe_addr, probe_size)
+                self._reader = _choose_reader(self.client, self.pid, probe_addr, probe_size)
         return self._reader
 
     @property
@@ -399,6 +398,23 @@ def _amended(e: DlvsnapError, why: str) -> DlvsnapError:
     out = DlvsnapError(f"{e} ({why})")
     out.exit_code = e.exit_code
     return out
+
+
+def _choose_reader(client: DelveClient, pid: int, probe_addr: int, probe_size: int) -> MemoryReader:
+    """/proc/PID/mem when it is readable and agrees with Delve on a probe; else Delve."""
+    delve = DelveMem(client)
+    try:
+        proc = ProcMem(pid)
+    except MemoryReadError:
+        return delve
+    try:
+        same = proc.read(probe_addr, probe_size) == delve.read(probe_addr, probe_size)
+    except MemoryReadError:
+        same = False
+    if not same:
+        proc.close()
+        return delve
+    return proc
 
 
 def _exe_of(pid: int) -> str:

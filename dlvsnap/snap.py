@@ -14,15 +14,15 @@ from pathlib import Path
 from dlvsnap import snapfile
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
-from dlvsnap.delve.types import KIND_MAP, LoadConfig
-from dlvsnap.dwarf import runtime_type_offset
+from dlvsnap.delve.expr import normalise_expr
+from dlvsnap.delve.types import LoadConfig
 from dlvsnap.errors import MapResolutionError, RPCError, TargetError
-from dlvsnap.layouts import load_layout
+from dlvsnap.kinds import Kind
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
 from dlvsnap.session import Session
-from dlvsnap.target import elf_symbols
-from dlvsnap.watch import normalise_expr
+from dlvsnap.target import binary
+from dlvsnap.verify import choose_layout
 
 _TYPES_BASE = ("runtime.types", "type:*")
 
@@ -46,7 +46,7 @@ def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: in
     except RPCError as e:
         _check_goroutine(e, goroutine)
         raise MapResolutionError(f"cannot evaluate {expr} here: {e.message}") from None
-    if v.kind != KIND_MAP:
+    if v.kind != Kind.MAP:
         raise MapResolutionError(f"not a map: {expr} is {v.type or f'kind {v.kind}'}")
     if v.base == 0:
         raise MapResolutionError(f"nil map: {expr} is nil here")
@@ -54,10 +54,11 @@ def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: in
 
 
 def type_descriptor(s: Session, type_name: str) -> int:
-    off = runtime_type_offset(s.target.path, type_name)
+    exe = binary(s.target.path)
+    off = exe.runtime_type_offset(type_name)
     if off is None:
         raise TargetError(f"no runtime type for {type_name} in the binary's DWARF")
-    syms = elf_symbols(s.target.path, _TYPES_BASE)
+    syms = exe.symbols(_TYPES_BASE)
     base = next((syms[n] + s.load_bias() for n in _TYPES_BASE if n in syms), None)
     if base is None:
         try:
@@ -69,8 +70,7 @@ def type_descriptor(s: Session, type_name: str) -> int:
 
 def snapshot(s: Session, ref: MapRef) -> tuple[MapSnapshot, RecordingMem]:
     """Every group/bucket of the map, and the bytes it was decoded from."""
-    t = s.target
-    layout = load_layout(t.map_impl, t.go_version, t.ptr_size, t.little_endian)
+    layout = choose_layout(s.target)
     mem = RecordingMem(s.memory(ref.addr, 8))
     mt = decode_map_type(layout, mem, ref.type_addr)
     return make_decoder(layout, mem, mt).snapshot(ref.addr), mem

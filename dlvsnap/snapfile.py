@@ -21,12 +21,11 @@ from typing import Any
 from dlvsnap import __version__, untrusted
 from dlvsnap.decode import decode_map_type, make_decoder
 from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError, SnapshotFileError
-from dlvsnap.layouts import load_layout
 from dlvsnap.memory import SparseMem
-from dlvsnap.model import Location, MapSnapshot, key_to_json
-from dlvsnap.render.jsonl import SLOTS_PER_GROUP, STATE_CHARS
+from dlvsnap.model import SLOTS_PER_GROUP, Location, MapSnapshot, key_to_json
 from dlvsnap.target import TargetInfo
 from dlvsnap.untrusted import Fields, MalformedError
+from dlvsnap.verify import choose_layout
 
 FORMAT = "dlvsnap-snapshot"
 VERSION = 1
@@ -48,8 +47,6 @@ class SavedSnapshot:
 def state_of(snap: MapSnapshot) -> dict[str, Any]:
     """The decoded state a file carries (and a reader checks): counts, memory, header,
     tables, one state character per slot and the live keys."""
-    table = bytes(ord(STATE_CHARS.get(st, "?")) for st in snap.states)
-    rows = snap.rows
     return {
         "impl": snap.impl,
         "layout": snap.layout,
@@ -68,10 +65,8 @@ def state_of(snap: MapSnapshot) -> dict[str, Any]:
             }
             for t in snap.tables
         ],
-        "groups": [
-            str(rows.loc(r * rows.slots_per_row)).rpartition("/s")[0] for r in range(len(rows))
-        ],
-        "states": rows.ctrl.tobytes().translate(table).decode(),
+        "groups": snap.group_labels(),
+        "states": snap.state_chars(),
         "live_keys": [key_to_json(k) for k in snap.live_keys()],
     }
 
@@ -298,9 +293,7 @@ def _decode(name: str, doc: Fields, file_size: int) -> SavedSnapshot:
     # live keys: more than that is a file whose keys all point at one big region.
     mem.read_limit = file_size + 2 * sum(map(len, mem.segments.values())) + (1 << 16)
     try:
-        layout = load_layout(
-            target.map_impl, target.go_version, target.ptr_size, target.little_endian
-        )
+        layout = choose_layout(target, saved_layout=want["layout"])
         mt = decode_map_type(layout, mem, type_addr)
         snap = make_decoder(layout, mem, mt).snapshot(addr, max_slots=len(want["states"]))
     except (LayoutError, MemoryReadError) as e:

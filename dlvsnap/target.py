@@ -1,20 +1,28 @@
 """Identify the target before choosing layouts: Go version, GOEXPERIMENTs, GOARCH,
 pointer size, byte order (from the ELF file and its Go build info), and the map
-implementation (from the binary's DWARF types, as Delve lists them).
+implementation (from the binary's DWARF types: its shape, not its version string).
+
+A ``Binary`` reads one executable once: its sections, build info and symbol table when it
+is opened, its DWARF when asked. ``binary(path)`` keeps one per file (until the file
+changes): symbols are looked up for every map type, hasher and load bias of a session.
 """
 
 from __future__ import annotations
 
-import re
+import functools
+import os
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
-from dlvsnap.delve.client import DelveClient
+from dlvsnap import dwarf
 from dlvsnap.errors import TargetError
+from dlvsnap.goversion import split_version
 
 _MACHINES = {
     3: "386",
@@ -38,16 +46,16 @@ class TargetInfo:
     goarch: str
     ptr_size: int
     little_endian: bool
-    map_impl: str = ""  # "swiss" | "classic", from DWARF types
-
-    @property
-    def release(self) -> str:
-        parts = self.go_version.removeprefix("go").split(".")
-        return ".".join(parts[:2])
+    map_impl: str  # "swiss" | "classic", from the DWARF types (IMPL_TYPES)
 
     def describe(self) -> str:
         exp = f" X:{','.join(self.experiments)}" if self.experiments else ""
-        return f"{self.go_version}{exp} {self.goarch} ({self.map_impl or '?'} maps)"
+        return f"{self.go_version}{exp} {self.goarch} ({self.map_impl} maps)"
+
+
+# The runtime's map header type of each implementation, as DWARF names it (the first one
+# the binary has decides: Delve's pkg/proc/mapiter.go also goes by the structs present).
+IMPL_TYPES = {"internal/runtime/maps.Map": "swiss", "runtime.hmap": "classic"}
 
 
 @dataclass(frozen=True)
@@ -117,86 +125,118 @@ def parse_buildinfo(sec: bytes) -> tuple[str, str]:
     return version, modinfo
 
 
-def split_version(version: str) -> tuple[str, tuple[str, ...]]:
-    """``go1.25.5 X:noswissmap`` (<= 1.26) or ``go1.27.3-X:mapsplitgroup`` (1.27) ->
-    (``go1.25.5``, (``noswissmap``,)): the linker appends non-default GOEXPERIMENTs."""
-    m = re.match(r"^(go[\d.]+(?:rc\d+|beta\d+)?)(?:[ -]X:(\S+))?", version)
-    if not m:
-        return version.split(maxsplit=1)[0], ()
-    return m.group(1), tuple(x for x in (m.group(2) or "").split(",") if x)
+class Binary:
+    """One Go executable, read once. Raises TargetError for what is not an ELF Go binary
+    with DWARF."""
 
+    def __init__(self, path: str | Path) -> None:
+        p = Path(path)
+        self.path = str(p)
+        try:
+            data = p.read_bytes()
+        except OSError as e:
+            raise TargetError(f"cannot read {p}: {e.strerror}") from e
+        self.machine, self.little_endian, self.ptr_size, sections = _elf_sections(data)
+        bi = sections.get(".go.buildinfo")
+        if bi is None:
+            raise TargetError(f"{p.name}: no .go.buildinfo section: not a Go binary")
+        self.version, self.modinfo = parse_buildinfo(data[bi.offset : bi.offset + bi.size])
+        if ".debug_info" not in sections and ".zdebug_info" not in sections:
+            raise TargetError(
+                f"{p.name} has no DWARF debug info (built with -ldflags=-w or -s?): "
+                "rebuild without them, for example with -gcflags=all='-N -l'"
+            )
+        # the symbol table and its names, kept (not the whole file)
+        self._syms: NDArray[Any] | None = None
+        self._strs = b""
+        symtab, strtab = sections.get(".symtab"), sections.get(".strtab")
+        if symtab is not None and strtab is not None:
+            dt = _symbol_dtype(self.ptr_size, self.little_endian)
+            self._syms = np.frombuffer(
+                data, dtype=dt, count=symtab.size // dt.itemsize, offset=symtab.offset
+            ).copy()
+            self._strs = data[strtab.offset : strtab.offset + strtab.size]
+        self._type_offsets: dict[str, int | None] = {}
 
-def identify(path: str | Path) -> TargetInfo:
-    p = Path(path)
-    try:
-        data = p.read_bytes()
-    except OSError as e:
-        raise TargetError(f"cannot read {p}: {e.strerror}") from e
-    machine, le, ptr, sections = _elf_sections(data)
-    bi = sections.get(".go.buildinfo")
-    if bi is None:
-        raise TargetError(f"{p.name}: no .go.buildinfo section: not a Go binary")
-    version, modinfo = parse_buildinfo(data[bi.offset : bi.offset + bi.size])
-    if ".debug_info" not in sections and ".zdebug_info" not in sections:
-        raise TargetError(
-            f"{p.name} has no DWARF debug info (built with -ldflags=-w or -s?): "
-            "rebuild without them, for example with -gcflags=all='-N -l'"
+    def symbols(self, names: Iterable[str]) -> dict[str, int]:
+        """Addresses of these symbols in the symbol table (those it has): each name is
+        found in .strtab, then its entry among the .symtab entries."""
+        out: dict[str, int] = {}
+        if self._syms is None:
+            return out
+        for name in names:
+            at = self._strs.find(b"\0" + name.encode() + b"\0")
+            if at < 0:
+                continue
+            hit = np.flatnonzero(self._syms["name"] == at + 1)
+            if len(hit):
+                out[name] = int(self._syms["value"][hit[0]])
+        return out
+
+    @functools.cached_property
+    def map_impl(self) -> str:
+        """ "swiss" or "classic": which runtime map header the DWARF has (IMPL_TYPES)."""
+        present = dwarf.struct_types_present(self.path, IMPL_TYPES)
+        impl = next((impl for name, impl in IMPL_TYPES.items() if name in present), None)
+        if impl is None:
+            raise TargetError(
+                f"{Path(self.path).name}: its DWARF has neither internal/runtime/maps.Map "
+                "nor runtime.hmap (no Go map runtime types)"
+            )
+        return impl
+
+    @functools.cached_property
+    def dwarf_structs(self) -> dict[str, dwarf.DwarfStruct]:
+        """The runtime's and the linker's map struct types (dwarf.read_structs: a walk of
+        every DIE, so done once per binary)."""
+        return dwarf.read_structs(self.path)
+
+    def runtime_type_offset(self, type_name: str) -> int | None:
+        """dwarf.runtime_type_offset, once per type name."""
+        if type_name not in self._type_offsets:
+            self._type_offsets[type_name] = dwarf.runtime_type_offset(self.path, type_name)
+        return self._type_offsets[type_name]
+
+    def target_info(self, path: str) -> TargetInfo:
+        """The target this binary is, named ``path`` (as the user or /proc gave it)."""
+        experiments: list[str] = []
+        goarch = _MACHINES.get(self.machine, f"machine{self.machine}")
+        for line in self.modinfo.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[0] == "build":
+                k, _, v = parts[1].partition("=")
+                if k == "GOEXPERIMENT" and v:
+                    experiments = [x for x in v.split(",") if x]
+                elif k == "GOARCH":
+                    goarch = v
+        ver, exp = split_version(self.version)
+        return TargetInfo(
+            path=path,
+            go_version=ver,
+            experiments=tuple(experiments or exp),
+            goarch=goarch,
+            ptr_size=self.ptr_size,
+            little_endian=self.little_endian,
+            map_impl=self.map_impl,
         )
-    experiments: list[str] = []
-    goarch = _MACHINES.get(machine, f"machine{machine}")
-    for line in modinfo.splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2 and parts[0] == "build":
-            k, _, v = parts[1].partition("=")
-            if k == "GOEXPERIMENT" and v:
-                experiments = [x for x in v.split(",") if x]
-            elif k == "GOARCH":
-                goarch = v
-    ver, exp = split_version(version)
-    experiments = experiments or list(exp)
-    return TargetInfo(
-        path=str(p),
-        go_version=ver,
-        experiments=tuple(experiments),
-        goarch=goarch,
-        ptr_size=ptr,
-        little_endian=le,
-    )
 
 
-def detect_map_impl(client: DelveClient) -> str:
-    """Swiss when DWARF has internal/runtime/maps.Map, classic when it has runtime.hmap."""
-    types = set(client.list_types(r"^(internal/runtime/maps\.Map|runtime\.hmap)$"))
-    if "internal/runtime/maps.Map" in types:
-        return "swiss"
-    if "runtime.hmap" in types:
-        return "classic"
-    raise TargetError("the binary's DWARF has neither internal/runtime/maps.Map nor runtime.hmap")
-
-
-def elf_symbols(path: str | Path, names: Iterable[str]) -> dict[str, int]:
-    """Addresses of these symbols in the binary's symbol table (those it has): each name is
-    found in .strtab, then its entry among the .symtab entries, read as one numpy array."""
-    try:
-        data = Path(path).read_bytes()
-        _, le, ptr, sections = _elf_sections(data)
-    except (OSError, TargetError):
-        return {}
-    symtab, strtab = sections.get(".symtab"), sections.get(".strtab")
-    if symtab is None or strtab is None:
-        return {}
-    e = "<" if le else ">"
-    fields = (
+def _symbol_dtype(ptr_size: int, little_endian: bool) -> np.dtype[Any]:
+    """An Elf64_Sym or Elf32_Sym entry (their fields are in different orders)."""
+    e = "<" if little_endian else ">"
+    if ptr_size == 8:
+        return np.dtype(
+            [
+                ("name", e + "u4"),
+                ("info", "u1"),
+                ("other", "u1"),
+                ("shndx", e + "u2"),
+                ("value", e + "u8"),
+                ("size", e + "u8"),
+            ]
+        )
+    return np.dtype(
         [
-            ("name", e + "u4"),
-            ("info", "u1"),
-            ("other", "u1"),
-            ("shndx", e + "u2"),
-            ("value", e + "u8"),
-            ("size", e + "u8"),
-        ]
-        if ptr == 8
-        else [
             ("name", e + "u4"),
             ("value", e + "u4"),
             ("size", e + "u4"),
@@ -205,15 +245,33 @@ def elf_symbols(path: str | Path, names: Iterable[str]) -> dict[str, int]:
             ("shndx", e + "u2"),
         ]
     )
-    dt = np.dtype(fields)
-    syms = np.frombuffer(data, dtype=dt, count=symtab.size // dt.itemsize, offset=symtab.offset)
-    strs = data[strtab.offset : strtab.offset + strtab.size]
-    out: dict[str, int] = {}
-    for name in names:
-        at = strs.find(b"\0" + name.encode() + b"\0")
-        if at < 0:
-            continue
-        hit = np.flatnonzero(syms["name"] == at + 1)
-        if len(hit):
-            out[name] = int(syms["value"][hit[0]])
-    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _binary_at(path: str, _stamp: tuple[int, int, int, int]) -> Binary:
+    return Binary(path)
+
+
+def binary(path: str | Path) -> Binary:
+    """The Binary of the file at ``path``, read once while the file stays the same (a
+    program rebuilt in place is read again: the key holds its inode, size and mtime)."""
+    p = os.path.realpath(path)
+    try:
+        st = os.stat(p)
+    except OSError as e:
+        raise TargetError(f"cannot read {path}: {e.strerror}") from e
+    return _binary_at(p, (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+
+
+def identify(path: str | Path) -> TargetInfo:
+    """Everything dlvsnap needs to know of a target before it reads memory."""
+    return binary(path).target_info(str(Path(path)))
+
+
+def elf_symbols(path: str | Path, names: Iterable[str]) -> dict[str, int]:
+    """Addresses of these symbols in the binary at ``path`` ({} for what is not a readable
+    Go binary): Binary.symbols, read once per file."""
+    try:
+        return binary(path).symbols(names)
+    except TargetError:
+        return {}

@@ -9,6 +9,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from dlvsnap.goversion import Release, release_of
+
 # The Delve `make setup` builds; `dlvsnap watch` uses it unless another fits better.
 DLV_VERSION = "v1.27.2"
 
@@ -16,11 +18,11 @@ DLV_VERSION = "v1.27.2"
 @dataclass(frozen=True)
 class DelveRelease:
     version: str
-    go_min: tuple[int, int]
-    go_max: tuple[int, int]
+    go_min: Release
+    go_max: Release
     source: str  # "go-install" (built into the cache) or "debian" (package `delve`)
 
-    def accepts(self, release: tuple[int, int]) -> bool:
+    def accepts(self, release: Release) -> bool:
         return self.go_min <= release <= self.go_max
 
     def path(self) -> Path:
@@ -36,9 +38,8 @@ class GoRelease:
     experiments: tuple[str, ...] = ()  # GOEXPERIMENTs that change the map layout
 
     @property
-    def release(self) -> tuple[int, int]:
-        major, minor = self.version.split(".")[:2]
-        return int(major), int(minor)
+    def release(self) -> Release:
+        return release_of(self.version)
 
     def go(self) -> Path | None:
         if self.source == "local":
@@ -84,28 +85,15 @@ def default_dlv() -> str:
     return str(cache_dir() / f"dlv-{DLV_VERSION}" / "bin" / "dlv")
 
 
-def go_release(version: str) -> tuple[int, int]:
-    """``go1.22.10 X:noswissmap`` or ``1.22.10`` -> (1, 22)."""
-    v = version.split(maxsplit=1)[0].removeprefix("go")
-    major, minor = v.split(".")[:2]
-    return int(major), int(minor)
-
-
 def pick_dlv(go_version: str) -> str | None:
     """An installed Delve that accepts this Go release: the pinned one if it does, else the
     newest installed one that does. None when no installed Delve accepts it."""
-    rel = go_release(go_version)
+    rel = release_of(go_version)
     pinned = next(d for d in DELVES if d.version == DLV_VERSION)
     for d in (pinned, *DELVES):
         if d.accepts(rel) and os.access(d.path(), os.X_OK):
             return str(d.path())
     return None
-
-
-def delve_for(go_version: str) -> DelveRelease | None:
-    """The newest Delve release of the matrix that accepts this Go release."""
-    rel = go_release(go_version)
-    return next((d for d in DELVES if d.accepts(rel)), None)
 
 
 @dataclass(frozen=True)
@@ -121,8 +109,8 @@ class Variant:
         return f"go{minor}" + (f"-{self.experiment}" if self.experiment else "")
 
     @property
-    def release(self) -> tuple[int, int]:
-        return go_release(self.go)
+    def release(self) -> Release:
+        return release_of(self.go)
 
     @property
     def impl(self) -> str:

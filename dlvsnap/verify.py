@@ -1,9 +1,11 @@
-"""Compare a layout with a binary's own DWARF types, field by field (pure).
+"""Which layout decodes a target's maps (``choose_layout``: the one place every path
+takes it from), and a layout compared with a binary's own DWARF types, field by field.
 
-Checked: every struct of the layout that names its DWARF type (header, table, type
-descriptors) and, for every map type in the binary, the linker's synthesised copies
-(``hash<K,V>``/``map<K,V>``, ``table<K,V>``, ``groupReference<K,V>``) and the bucket/group
-types (``bucket<K,V>``, ``noalg.map.group[K]V``) against the offsets dlvsnap's decoders use.
+``verify`` is pure. Checked: every struct of the layout that names its DWARF type (header,
+table, type descriptors) and, for every map type in the binary, the linker's synthesised
+copies (``hash<K,V>``/``map<K,V>``, ``table<K,V>``, ``groupReference<K,V>``) and the
+bucket/group types (``bucket<K,V>``, ``noalg.map.group[K]V``) against the offsets dlvsnap's
+decoders use.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dlvsnap.dwarf import DwarfStruct, read_structs
-from dlvsnap.errors import TargetError
+from dlvsnap.dwarf import DwarfStruct
+from dlvsnap.errors import LayoutDriftError
 from dlvsnap.layouts import CompiledStruct, Layout, load_layout
-from dlvsnap.target import TargetInfo, identify
+from dlvsnap.target import TargetInfo, binary, identify
 
 
 @dataclass(frozen=True)
@@ -170,22 +172,63 @@ def verify(layout: Layout, structs: dict[str, DwarfStruct]) -> Report:
     return report
 
 
-def impl_from_structs(structs: dict[str, DwarfStruct]) -> str:
-    """The map implementation from the DWARF shape: which runtime header the binary has."""
-    if "internal/runtime/maps.Map" in structs:
-        return "swiss"
-    if "runtime.hmap" in structs:
-        return "classic"
-    return ""
+def _indexed(target: TargetInfo) -> Layout:
+    """The layout layouts/index.toml gives the target's map implementation and Go release
+    (the nearest older release's, ``exact`` False, for a release the index does not list)."""
+    return load_layout(target.map_impl, target.go_version, target.ptr_size, target.little_endian)
+
+
+def choose_layout(target: TargetInfo, *, saved_layout: str | None = None) -> Layout:
+    """The layout that decodes the target's maps. Every path that decodes takes it from
+    here: ``watch``, ``snap``, the Python API, snapshot files, ``layouts verify``.
+
+    The implementation is the target's (from its DWARF), the layout file the one
+    layouts/index.toml lists for its Go release. A release newer than the index gets the
+    nearest older release's layout only if the binary's own DWARF agrees with it, field by
+    field (``verified``: how many DWARF types it was checked against); else a
+    LayoutDriftError (exit 7): dlvsnap never decodes with a layout it has not checked.
+
+    A saved snapshot has no binary to check against: ``saved_layout`` is the layout its file
+    records, which ``snap --save`` chose this way, checked against the binary's DWARF when
+    it saved it. For a release newer than the index the file is decoded with the nearest
+    older release's layout only if that is the layout it records; and its bytes must decode
+    to the state it records (snapfile), under whatever layout.
+    """
+    layout = _indexed(target)
+    if layout.exact:
+        return layout
+    if saved_layout is not None:
+        if saved_layout != layout.name:
+            raise LayoutDriftError(
+                f"Go {layout.release} is not in layouts/index.toml: the file records layout "
+                f"{saved_layout}, the nearest older release's is {layout.name}, and a saved "
+                "snapshot has no binary to check another against"
+            )
+        return layout
+    report = verify(layout, binary(target.path).dwarf_structs)
+    if not report.ok:
+        raise LayoutDriftError(
+            f"Go {layout.release} is not in layouts/index.toml and {layout.name} differs "
+            f"from the binary's DWARF ({len(report.drifts)} differences; first: "
+            f"{report.drifts[0]}): see README 'Bumping Go'"
+        )
+    return dataclasses.replace(layout, verified=len(report.checked))
+
+
+def inexact_note(layout: Layout) -> str:
+    """What to tell the user about a layout ``choose_layout`` took for a release newer than
+    the index."""
+    how = (
+        f"verified against the binary's DWARF ({layout.verified} types)"
+        if layout.verified
+        else "the layout the snapshot file records"
+    )
+    return f"Go {layout.release} is not in layouts/index.toml: using {layout.name}, {how}"
 
 
 def check_binary(path: str | Path) -> tuple[TargetInfo, Layout, Report]:
-    """Identify a binary, choose its layout as `watch` would, and verify it (reads the file)."""
+    """`layouts verify`: identify a binary, take the layout the index gives it (as
+    ``choose_layout`` does) and compare it with the binary's DWARF, whatever its release."""
     info = identify(path)
-    structs = read_structs(path)
-    impl = impl_from_structs(structs)
-    if not impl:
-        raise TargetError(f"{Path(path).name}: no Go map runtime types in its DWARF")
-    info = dataclasses.replace(info, map_impl=impl)
-    layout = load_layout(impl, info.go_version, info.ptr_size, info.little_endian)
-    return info, layout, verify(layout, structs)
+    layout = _indexed(info)
+    return info, layout, verify(layout, binary(path).dwarf_structs)

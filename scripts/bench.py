@@ -35,13 +35,14 @@ from tabulate import tabulate  # noqa: E402
 from dlvsnap.build import build_cached  # noqa: E402
 from dlvsnap.decode import decode_map_type, make_decoder  # noqa: E402
 from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
+from dlvsnap.delve.memory import DelveMem  # noqa: E402
 from dlvsnap.delve.types import LoadConfig  # noqa: E402
-from dlvsnap.layouts import load_layout  # noqa: E402
-from dlvsnap.memory import DelveMem, ProcMem, RecordingMem  # noqa: E402
+from dlvsnap.memory import ProcMem, RecordingMem  # noqa: E402
 from dlvsnap.model import DeleteEvent  # noqa: E402
 from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402
 from dlvsnap.toolchain import Variant, pick_dlv  # noqa: E402
+from dlvsnap.verify import choose_layout  # noqa: E402
 from dlvsnap.watch import DEFAULT_OPS, MapWatch, WatchOptions, ops_regex  # noqa: E402
 
 
@@ -118,7 +119,7 @@ def snapshot_bench(b: Bench, n: int, eval_load: bool) -> None:
     with Session.launch(b.dlv(), b.prog(), [str(n), "1"], sink=None) as s:
         typ, addr = _first_stop(s)
         t = s.target
-        layout = load_layout(t.map_impl, t.go_version, t.ptr_size, t.little_endian)
+        layout = choose_layout(t)
         proc = ProcMem(s.pid)
         mt = decode_map_type(layout, proc, typ)
         rec = RecordingMem(proc)

@@ -5,6 +5,10 @@ Live tests are gated by DLVSNAP_LIVE (as drgn's tests are):
   1      missing dlv or go is a failure;
   0      skip.
 CI=true counts as DLVSNAP_LIVE=1: in CI a missing dlv or Go toolchain fails, never skips.
+
+A test that needs dlv or a Go toolchain is marked ``live``, one that needs chromium
+``chromium``: `make check` runs the rest. The helpers here that find dlv, Go or chromium
+fail a test that lacks its marker, so that none slips into the fast tier.
 """
 
 from __future__ import annotations
@@ -43,7 +47,18 @@ def missing(what: str) -> None:
     pytest.skip(f"{what}; set DLVSNAP_LIVE=1 to make this a failure")
 
 
-def require_live() -> None:
+# The markers of the test running now (tests/conftest.py sets them); None outside a test.
+current_markers: frozenset[str] | None = None
+
+
+def require_live(marker: str = "live") -> None:
+    """Before looking for dlv or Go (``live``) or chromium (``chromium``): the test must
+    carry that marker (else it would run in `make check`, which has none of them)."""
+    if current_markers is not None and marker not in current_markers:
+        pytest.fail(
+            f"this test needs {'chromium' if marker == 'chromium' else 'dlv or Go'}: mark it "
+            f"@pytest.mark.{marker} (unmarked tests run in `make check`, without them)"
+        )
     if live_mode() == "skip":
         pytest.skip("DLVSNAP_LIVE=0")
 

@@ -26,7 +26,7 @@ from dlvsnap.decode.classic import tophash_state
 from dlvsnap.decode.swiss import ctrl_state
 from dlvsnap.errors import ExitCode, TargetError
 from dlvsnap.layouts import load_layout
-from dlvsnap.model import KeyType, MapSnapshot, MapType, Memory, Rows
+from dlvsnap.model import STATE_CHARS, KeyType, MapSnapshot, MapType, Memory, Rows
 from dlvsnap.render import html, jsonl
 from tests.support import build_fixture, dlv_binary, missing, require_live, run_watch
 
@@ -432,7 +432,7 @@ FLAGS = [
 
 def chromium() -> str:
     """Debian's chromium; missing is a failure under CI=true or DLVSNAP_LIVE=1."""
-    require_live()
+    require_live("chromium")
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if not found:
         missing("chromium is not installed (scripts/setup --dev installs Debian's `chromium`)")
@@ -492,7 +492,7 @@ def _png_size(path: Path) -> tuple[int, int]:
     return w, h
 
 
-@pytest.mark.live
+@pytest.mark.chromium
 def test_page_in_chromium_replays_the_deltas(tmp_path: Path) -> None:
     page = tmp_path / "report.html"
     html.write(page, _small_run(), "run.jsonl")
@@ -515,7 +515,7 @@ def test_page_in_chromium_replays_the_deltas(tmp_path: Path) -> None:
 def _replay(recs: list[dict[str, Any]]) -> list[dict[str, str]]:
     """The grid after each event: the snapshot record with the changes applied in order."""
     snap = next(r for r in recs if r["event"] == "snapshot")
-    names = {v: k for k, v in jsonl.STATE_CHARS.items()}
+    names = {v: k for k, v in STATE_CHARS.items()}
     spg, init = snap["slots_per_group"], snap["states"]
     grid = {
         f"{g}/s{s}": names[init[i * spg + s]]
@@ -556,7 +556,7 @@ function go() {
 </script></body></html>"""
 
 
-@pytest.mark.live
+@pytest.mark.chromium
 def test_page_in_chromium_steps_back_and_forth(tmp_path: Path) -> None:
     """Prev/next, the slider, the arrow keys and the event list, driven from a page that
     frames the report: going back undoes each event's changes exactly."""
@@ -582,7 +582,7 @@ def test_page_in_chromium_steps_back_and_forth(tmp_path: Path) -> None:
         assert step["changed"] == {c["slot"]: c["after_state"] for c in ev["changes"]}, step
 
 
-@pytest.mark.live
+@pytest.mark.chromium
 def test_big_page_in_chromium_shows_the_changed_groups(tmp_path: Path) -> None:
     recs = _big_run()
     page = tmp_path / "big.html"
@@ -602,6 +602,7 @@ def test_big_page_in_chromium_shows_the_changed_groups(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
+@pytest.mark.chromium
 def test_report_of_a_real_watch_in_chromium(tmp_path: Path) -> None:
     """`dlvsnap watch --json` on fixtures/deletes under the real Delve, `dlvsnap report`,
     then the page in Chromium without network: every event's changed slots are the

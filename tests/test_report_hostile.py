@@ -269,6 +269,7 @@ KEY_KINDS = {
 
 
 @pytest.mark.live
+@pytest.mark.chromium
 @pytest.mark.parametrize("expr", list(KEY_KINDS))
 def test_report_of_hostile_keys_in_chromium(tmp_path: Path, expr: str) -> None:
     """A real `dlvsnap watch --json` of fixtures/hostilekeys under the real Delve, `dlvsnap

@@ -165,9 +165,6 @@ class DelveClient:
         out = self._call("ListPackageVars", {"Filter": regex, "Cfg": cfg.to_json()})
         return [str(v.get("name", "")) for v in out.get("Variables") or ()]
 
-    def list_types(self, regex: str) -> list[str]:
-        return list(self._call("ListTypes", {"Filter": regex}).get("Types") or ())
-
     # -- data ----------------------------------------------------------------------------------
     def eval(
         self,

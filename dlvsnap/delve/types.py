@@ -12,12 +12,14 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlvsnap.kinds import Kind
+
 JSON = dict[str, Any]
 
-# reflect.Kind numbers as Delve serialises them (Variable.kind).
-KIND_MAP = 21
-KIND_PTR = 22
-KIND_STRING = 24
+# Variable.kind is a reflect.Kind (dlvsnap.kinds.Kind). These two names are kept for
+# dlvsnap.watch until it compares with Kind itself.
+KIND_MAP = Kind.MAP
+KIND_STRING = Kind.STRING
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,11 @@
 
 Pure: records in (parsed JSON Lines), an HTML string out. The page loads nothing: CSS and
 JavaScript are inline, the data is one ``<script type="application/json">`` element, and a
-Content-Security-Policy forbids every fetch.
+Content-Security-Policy forbids every fetch. The page's template, CSS and JavaScript are
+files of their own in dlvsnap/render/report/ (shipped in the wheel, read with
+importlib.resources as the layouts are), where editors and linters see them as what they
+are; the CSS colours each state of dlvsnap.model.STATE_CHARS, the JavaScript knows their
+characters (a unit test keeps the three in step).
 
 What keeps a long run on a big map small: the page holds *one* grid (the ``snapshot``
 record's states, one character per slot) and, per event, only its deltas (changed slots as
@@ -18,12 +22,14 @@ import json
 import math
 import re
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from dlvsnap import untrusted
 from dlvsnap.errors import TargetError
-from dlvsnap.render.jsonl import SCHEMA_VERSION, SLOTS_PER_GROUP, STATE_CHARS
+from dlvsnap.model import SLOTS_PER_GROUP, STATE_CHARS, UNKNOWN_CHAR
+from dlvsnap.render.jsonl import SCHEMA_VERSION
 from dlvsnap.untrusted import Fields, MalformedError, visible
 
 OPS = ("delete", "clear", "assign")
@@ -39,7 +45,7 @@ MAX_NAME = 1 << 16  # an expression, a function or file name, a message
 MAX_SHORT = 64  # a Go release, an entry point, a state's name, a field's name
 _COUNT = untrusted.I64_MAX  # counts and sequence numbers are Go ints
 _LABEL = re.compile(r"t\d{1,20}/g\d{1,20}|g\d{1,20}|(?:b|old)\d{1,20}(?:\+\d{1,20})?")
-_STATE_CHARSET = set("".join(STATE_CHARS.values()) + "?")
+_STATE_CHARSET = set("".join(STATE_CHARS.values()) + UNKNOWN_CHAR)
 
 
 def parse_jsonl(lines: Iterable[str], name: str) -> list[dict[str, Any]]:
@@ -336,7 +342,7 @@ class _Grid:
 
 
 def _char(state: Any) -> str:
-    return STATE_CHARS.get(str(state), "?")
+    return STATE_CHARS.get(str(state), UNKNOWN_CHAR)
 
 
 def _chart(points: list[tuple[int, int]]) -> tuple[str, dict[str, Any]]:
@@ -521,6 +527,13 @@ def _text(s: str) -> str:
 _SLOT = re.compile(r"@(TITLE|CSS|CHART|DATA|JS)@")
 
 
+def _asset(name: str) -> str:
+    """A file of dlvsnap/render/report/, without the newline its last line ends with: the
+    template puts the CSS and the JavaScript on lines of their own."""
+    text = resources.files("dlvsnap.render").joinpath("report", name).read_text("utf-8")
+    return text.removesuffix("\n")
+
+
 def render(records: list[dict[str, Any]], source: str = "") -> str:
     """The whole page, as a string. The template's slots are filled in one pass: what one
     slot receives (a map named "@JS@", a key) is never searched for slots again."""
@@ -531,12 +544,12 @@ def render(records: list[dict[str, Any]], source: str = "") -> str:
         title += f" ({visible(Path(source).name)})"
     parts = {
         "TITLE": _text(title),
-        "CSS": _CSS,
+        "CSS": _asset("report.css"),
         "CHART": svg,
         "DATA": _script_json(data),
-        "JS": _JS,
+        "JS": _asset("report.js"),
     }
-    return _SLOT.sub(lambda m: parts[m[1]], _PAGE)
+    return _SLOT.sub(lambda m: parts[m[1]], _asset("page.html") + "\n")
 
 
 def write(path: Path, records: list[dict[str, Any]], source: str = "") -> int:
@@ -544,375 +557,3 @@ def write(path: Path, records: list[dict[str, Any]], source: str = "") -> int:
     page = render(records, source).encode()
     path.write_bytes(page)
     return len(page)
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy"
- content="default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>@TITLE@</title>
-<style>@CSS@</style>
-</head>
-<body>
-<header><h1 id="title">@TITLE@</h1><p id="run"></p><p id="summary"></p></header>
-<section id="memory"><h2>Bytes held vs bytes needed by live entries</h2>
-<p class="legend"><span class="sw held"></span>held by the map
- <span class="sw needed"></span>needed by live entries (count &times; (key + elem size))</p>
-@CHART@
-</section>
-<section id="timeline"><h2>Timeline</h2>
-<div id="controls"><button id="prev" type="button" title="previous event (←)">◀ prev</button>
-<input id="slider" type="range" min="0" max="0" value="0" aria-label="event">
-<button id="next" type="button" title="next event (→)">next ▶</button>
-<span id="position"></span></div>
-<div id="main"><ol id="events"></ol>
-<div id="detail"><h2 id="ev-title"></h2><p id="ev-where"></p><ul id="ev-facts"></ul>
-<div id="ev-notes"></div>
-<h3>Slots changed</h3><table id="changes"><thead><tr><th>slot</th><th>before</th>
-<th>after</th><th>key</th></tr></thead><tbody></tbody></table>
-<h3>Header deltas</h3><table id="header-deltas"><thead><tr><th>field</th><th>before</th>
-<th>after</th></tr></thead><tbody></tbody></table>
-<h3>Table deltas</h3><table id="table-deltas"><thead><tr><th>table</th><th>field</th>
-<th>before</th><th>after</th></tr></thead><tbody></tbody></table>
-</div></div></section>
-<section id="grid-section"><h2>Groups and slots after the selected event</h2>
-<p id="legend" class="legend"></p><p id="grid-note" class="note"></p>
-<div id="grid"></div><canvas id="overview" hidden></canvas></section>
-<noscript><p>The timeline and the grid need JavaScript; the chart above does not.</p></noscript>
-<script type="application/json" id="data">@DATA@</script>
-<script>@JS@</script>
-</body>
-</html>
-"""
-
-_CSS = """
-:root{--full:#2e7d32;--empty:#eceff1;--deleted:#d84315;--emptyOne:#90a4ae;
---emptyRest:#cfd8dc;--evacuatedX:#7e57c2;--evacuatedY:#3949ab;--evacuatedEmpty:#b39ddb;
---unlinked:#424242;--unknown:#f06292;--hl:#ffca28}
-body{font:14px/1.4 system-ui,sans-serif;margin:0 16px 32px;color:#212121}
-h1{font-size:20px;margin:12px 0 4px}h2{font-size:16px;margin:16px 0 6px}
-h3{font-size:14px;margin:12px 0 4px}p{margin:4px 0}
-#run,#summary,.note{color:#555}
-.legend .sw{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;
-vertical-align:-2px;border:1px solid #0003}
-.sw.held{background:#1565c0}.sw.needed{background:#2e7d32}
-#chart{max-width:100%;height:auto;border:1px solid #ddd;background:#fff;cursor:crosshair}
-#chart .held{fill:none;stroke:#1565c0;stroke-width:2}
-#chart .needed{fill:none;stroke:#2e7d32;stroke-width:2}
-#chart .gl{stroke:#eee}#chart .ax{font-size:11px;fill:#777}
-#cursor{stroke:#ff6f00;stroke-width:1.5;stroke-dasharray:4 3}
-#controls{display:flex;gap:8px;align-items:center}#slider{flex:1}
-#main{display:flex;gap:16px;align-items:flex-start;margin-top:8px}
-#events{position:relative;list-style:none;margin:0;padding:0;width:340px;max-height:420px;overflow:auto;
-border:1px solid #ddd;font:12px/1.5 ui-monospace,monospace;flex:none}
-#events li{padding:1px 6px;cursor:pointer;white-space:nowrap;overflow:hidden;
-text-overflow:ellipsis}
-#events li:hover{background:#f5f5f5}#events li.sel{background:#fff3c4}
-#events li.gap{color:#999;cursor:default}
-#detail{flex:1;min-width:0}
-table{border-collapse:collapse;font:12px ui-monospace,monospace}
-td,th{border:1px solid #e0e0e0;padding:1px 6px;text-align:left}
-th{background:#fafafa}.warn{color:#b71c1c}
-#grid{display:flex;flex-wrap:wrap;gap:4px 10px;font:11px ui-monospace,monospace}
-.grp{display:flex;align-items:center;gap:4px}.grp.added .gl{color:#6a1b9a}
-.grp .gl{min-width:44px;text-align:right;color:#666}
-.grp .cells{display:flex;gap:1px}
-.grp.skip{color:#999;padding:0 6px}#grid>p{flex-basis:100%}
-.slot{display:inline-block;width:12px;height:12px;border:1px solid #0002;box-sizing:border-box}
-.slot.changed{outline:3px solid var(--hl);outline-offset:0;position:relative;z-index:1;
-border-color:#000}
-#overview[hidden]{display:none}
-#overview{display:block;margin:6px 0;border:1px solid #ddd;image-rendering:pixelated;
-max-width:100%;cursor:pointer}
-""" + "".join(
-    f"[data-state={name}]{{background:var(--{name})}}" for name in (*STATE_CHARS, "unknown")
-)
-
-_JS = r"""
-(function () {
-"use strict";
-const D = JSON.parse(document.getElementById("data").textContent);
-const E = D.ev, SPG = D.spg, G = D.groups.length;
-const CH = "FEDorXYZU?";
-const NAMES = ["full", "empty", "deleted", "emptyOne", "emptyRest", "evacuatedX",
-  "evacuatedY", "evacuatedEmpty", "unlinked", "unknown"];
-const COLORS = NAMES.map(n => getComputedStyle(document.documentElement)
-  .getPropertyValue("--" + n).trim() || "#f0f");
-const code = ch => { const i = CH.indexOf(ch); return i < 0 ? 9 : i; };
-const $ = id => document.getElementById(id);
-const el = (tag, cls, text) => {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined && text !== null) e.textContent = String(text);
-  return e;
-};
-const fmt = n => (typeof n === "number") ? n.toLocaleString("en-US") : String(n);
-
-// One grid: the snapshot's states, replayed to the selected event.
-const st = new Uint8Array(G * SPG);
-for (let i = 0; i < st.length; i++) st[i] = code(D.init[i] || "?");
-const added = new Set(D.added);
-let cur = -1;                 // the last event applied (-1: before the first)
-const touched = new Set();    // slots whose state changed since the grid was drawn
-function apply(e, forward) {
-  const c = e.c; if (!c) return;
-  const s = forward ? e.a : e.b;
-  for (let j = 0; j < s.length; j++) {
-    const k = c[2 * j] * SPG + c[2 * j + 1];
-    st[k] = code(s[j]); touched.add(k);
-  }
-}
-function goTo(i) {
-  while (cur < i) apply(E[++cur], true);
-  while (cur > i) apply(E[cur--], false);
-}
-const slotLabel = k => D.groups[Math.floor(k / SPG)] + "/s" + (k % SPG);
-
-// Header.
-const S = D.start || {};
-$("run").textContent = [
-  S.map ? "map " + S.map : null, S.go_version, S.goarch,
-  D.impl ? D.impl + " map" : null, S.delve ? "Delve " + S.delve : null,
-  E.length + " events", D.source || null].filter(Boolean).join(" · ");
-const Y = D.summary;
-if (Y && Y.memory) {
-  $("summary").textContent = "after the last event: " + fmt(Y.count) + " live entries, " +
-    fmt(Y.tombstones) + " tombstones; the map holds " + fmt(Y.memory.held_bytes) +
-    " B for " + fmt(Y.memory.needed_bytes) + " B of live entries" +
-    (Y.memory_before_first ? " (held " + fmt(Y.memory_before_first.held_bytes) +
-      " B before the first delete)" : "");
-} else if (!Y) {
-  $("summary").textContent = "no summary record: the run stopped early or with an error";
-}
-const leg = $("legend");
-NAMES.forEach((n, i) => {
-  if (n === "unknown" && D.init.indexOf("?") < 0) return;
-  const sw = el("span", "sw"); sw.dataset.state = n; leg.append(sw, n + " ");
-});
-const hl = el("span", "sw"); hl.style.outline = "3px solid var(--hl)";
-leg.append(hl, "changed by the selected event");
-const notes = [];
-if (!D.snapshot) notes.push("This file has no snapshot record (written by an older dlvsnap):" +
-  " only the groups seen in changes are shown, each slot in its first known state.");
-if (D.added.length && D.snapshot) notes.push(D.added.length +
-  " group(s) not in the first snapshot were added from the changes (labels in purple).");
-notes.push("Slots keep their last state seen around a delete: inserts between deletes are" +
-  " not recorded.");
-$("grid-note").textContent = notes.join(" ");
-
-// Grid: every group as elements, or a canvas overview plus the groups near the changes.
-const grid = $("grid"), cells = new Array(G * SPG);
-function groupEl(g) {
-  const d = el("div", "grp" + (added.has(g) ? " added" : ""));
-  d.dataset.group = D.groups[g];
-  d.append(el("span", "gl", D.groups[g]));
-  const row = el("span", "cells");
-  for (let s = 0; s < SPG; s++) {
-    const k = g * SPG + s, c = el("i", "slot");
-    c.dataset.slot = D.groups[g] + "/s" + s; c.dataset.state = NAMES[st[k]];
-    c.title = c.dataset.slot + ": " + NAMES[st[k]];
-    cells[k] = c; row.append(c);
-  }
-  d.append(row);
-  return d;
-}
-const cv = $("overview");
-let cell = 1, perRow = 1, gw = 9;
-if (D.full_grid) {
-  const frag = document.createDocumentFragment();
-  for (let g = 0; g < G; g++) frag.append(groupEl(g));
-  grid.append(frag);
-} else {
-  const W = 1200, maxPx = 1200 * 700;
-  cell = Math.max(1, Math.min(6, Math.floor(Math.sqrt(maxPx / (G * SPG * 1.15)))));
-  gw = SPG * cell + Math.max(1, cell);
-  perRow = Math.max(1, Math.floor(W / gw));
-  cv.width = perRow * gw; cv.height = Math.ceil(G / perRow) * (cell + Math.max(1, cell >> 1));
-  cv.hidden = false;
-  cv.title = "every slot of the map; click a group to show it below";
-}
-const pinned = new Set();
-const rgb = COLORS.map(c => {
-  const x = document.createElement("canvas").getContext("2d");
-  x.fillStyle = c; x.fillRect(0, 0, 1, 1); return x.getImageData(0, 0, 1, 1).data;
-});
-function drawOverview(e) {
-  const ctx = cv.getContext("2d"), img = ctx.createImageData(cv.width, cv.height), p = img.data;
-  const rh = cell + Math.max(1, cell >> 1);
-  for (let g = 0; g < G; g++) {
-    const gx = (g % perRow) * gw, gy = Math.floor(g / perRow) * rh;
-    for (let s = 0; s < SPG; s++) {
-      const c = rgb[st[g * SPG + s]];
-      for (let dy = 0; dy < cell; dy++) {
-        let o = ((gy + dy) * cv.width + gx + s * cell) * 4;
-        for (let dx = 0; dx < cell; dx++, o += 4) {
-          p[o] = c[0]; p[o + 1] = c[1]; p[o + 2] = c[2]; p[o + 3] = 255;
-        }
-      }
-    }
-  }
-  ctx.putImageData(img, 0, 0);
-  if (!e.c) return;
-  const r = Math.max(6, 2 * cell);
-  for (const [color, width] of [["#000", 4], ["#ffca28", 2]]) {
-    ctx.strokeStyle = color; ctx.lineWidth = width;
-    for (let j = 0; j < e.c.length && j < 10000; j += 2) {
-      const g = e.c[j], s = e.c[j + 1];
-      const x = (g % perRow) * gw + s * cell + cell / 2;
-      const y = Math.floor(g / perRow) * rh + cell / 2;
-      ctx.beginPath(); ctx.arc(x, y, r, 0, 2 * Math.PI); ctx.stroke();
-    }
-  }
-}
-cv.addEventListener("click", ev => {
-  const r = cv.getBoundingClientRect(), sx = cv.width / r.width;
-  const x = (ev.clientX - r.left) * sx, y = (ev.clientY - r.top) * sx;
-  const g = Math.floor(y / (cell + Math.max(1, cell >> 1))) * perRow + Math.floor(x / gw);
-  if (g >= 0 && g < G) { pinned.add(g); show(sel, false); }
-});
-const MAX_DETAIL = 128;
-function drawDetail(e) {
-  grid.textContent = "";
-  const want = new Set();
-  const c = e.c || [];
-  for (let j = 0; j < c.length && want.size < MAX_DETAIL; j += 2) {
-    for (let g = c[j] - 1; g <= c[j] + 1; g++) if (g >= 0 && g < G) want.add(g);
-  }
-  pinned.forEach(g => want.add(g));
-  const list = [...want].sort((a, b) => a - b);
-  let last = -1;
-  for (const g of list) {
-    if (last >= 0 && g > last + 1) grid.append(el("span", "grp skip", "…"));
-    grid.append(groupEl(g)); last = g;
-  }
-  const groupsChanged = new Set(); for (let j = 0; j < c.length; j += 2) groupsChanged.add(c[j]);
-  grid.prepend(el("p", "note", G.toLocaleString("en-US") + " groups (" +
-    (G * SPG).toLocaleString("en-US") + " slots) in the overview below (changed slots" +
-    " circled); here: the " +
-    groupsChanged.size + " group(s) this event changed and their neighbours" +
-    (pinned.size ? ", and the groups you clicked" : "") +
-    (groupsChanged.size * 3 > MAX_DETAIL ? " (first " + MAX_DETAIL + " only)" : "") + "."));
-}
-let marked = [];
-function drawGrid(e, i) {
-  if (D.full_grid) {
-    touched.forEach(k => {
-      const c = cells[k]; c.dataset.state = NAMES[st[k]];
-      c.title = c.dataset.slot + ": " + NAMES[st[k]];
-    });
-    marked.forEach(c => c.classList.remove("changed"));
-    marked = [];
-  } else {
-    drawOverview(e); drawDetail(e);
-  }
-  touched.clear();
-  const c = e.c || [];
-  for (let j = 0; j < c.length; j += 2) {
-    const k = c[j] * SPG + c[j + 1], x = cells[k];
-    if (!x || !x.isConnected) continue;
-    x.classList.add("changed"); marked.push(x);
-    x.title = x.dataset.slot + ": " + NAMES[code(e.b[j / 2])] + " → " + NAMES[code(e.a[j / 2])] +
-      (e.kk && e.kk[j / 2] ? ", key " + e.kk[j / 2] : "");
-  }
-}
-
-// Timeline.
-const list = $("events"), slider = $("slider");
-slider.max = String(E.length - 1);
-const evText = e => "#" + e.s + " " + e.o + (e.k !== null && e.k !== undefined ?
-  " key=" + e.k : "") + (e.o === "delete" && !e.p ? " (absent)" : "") + "  " + D.locs[e.w];
-function drawList(i) {
-  list.textContent = "";
-  const a = Math.max(0, i - 60), b = Math.min(E.length, i + 61);
-  if (a > 0) list.append(el("li", "gap", "… " + a + " earlier events"));
-  for (let j = a; j < b; j++) {
-    const li = el("li", j === i ? "sel" : "", evText(E[j]));
-    li.dataset.i = String(j); li.dataset.seq = String(E[j].s);
-    li.addEventListener("click", () => show(j, true));
-    list.append(li);
-  }
-  if (b < E.length) list.append(el("li", "gap", "… " + (E.length - b) + " later events"));
-  const s = list.querySelector(".sel");
-  if (s) list.scrollTop = s.offsetTop - list.clientHeight / 2;
-}
-function rows(id, data) {
-  const tb = $(id).tBodies[0]; tb.textContent = "";
-  if (!data.length) {
-    const tr = el("tr"), td = el("td", "", "none"); td.colSpan = 4; tr.append(td); tb.append(tr);
-  }
-  for (const r of data) {
-    const tr = el("tr"); r.forEach(v => tr.append(el("td", "", v))); tb.append(tr);
-  }
-}
-const MAX_ROWS = 64;
-function drawDetails(e) {
-  $("ev-title").textContent = evText(e).split("  ")[0];
-  $("ev-where").textContent = D.locs[e.w];
-  const f = $("ev-facts"); f.textContent = "";
-  const fact = (t, cls) => f.append(el("li", cls || "", t));
-  fact("count " + fmt(e.cb) + " → " + fmt(e.ca) +
-    (e.o === "delete" ? (e.p ? " (the key was present)" : " (the key was absent)") : ""));
-  fact("the map holds " + fmt(e.h) + " B for " + fmt(e.n) + " B of live entries" +
-    (e.le !== undefined && e.le !== null ? " (" + fmt(e.le) + " entries)" : "") +
-    (e.t !== undefined && e.t !== null ? "; " + fmt(e.t) + " tombstones" : ""));
-  if (e.r) fact("the hash seed was re-randomised");
-  if (e.m) fact("the header moved during the call: " + e.m[0] + " → " + e.m[1]);
-  (e.wn || []).forEach(w => fact("warning: " + w, "warn"));
-  const nt = $("ev-notes"); nt.textContent = "";
-  (e.nt || []).forEach(n => nt.append(el("p", "note", "before this event: " + n)));
-  const ch = [], c = e.c || [];
-  for (let j = 0; j < c.length && j < 2 * MAX_ROWS; j += 2) {
-    ch.push([D.groups[c[j]] + "/s" + c[j + 1], NAMES[code(e.b[j / 2])],
-      NAMES[code(e.a[j / 2])], e.kk ? e.kk[j / 2] : ""]);
-  }
-  if (c.length > 2 * MAX_ROWS) ch.push(["… " + (c.length / 2 - MAX_ROWS) + " more", "", "", ""]);
-  rows("changes", ch);
-  rows("header-deltas", e.hc || []);
-  rows("table-deltas", e.tc || []);
-}
-const G0 = D.chart, cursor = $("cursor");
-function drawCursor(i) {
-  const p = i + G0.offset, x = G0.x0 + (G0.x1 - G0.x0) *
-    (Math.floor(p * G0.cols / Math.max(1, G0.n)) / Math.max(1, G0.cols - 1));
-  cursor.setAttribute("x1", x.toFixed(1)); cursor.setAttribute("x2", x.toFixed(1));
-}
-$("chart").addEventListener("click", ev => {
-  const svg = $("chart"), r = svg.getBoundingClientRect();
-  const x = (ev.clientX - r.left) * (svg.viewBox.baseVal.width / r.width);
-  const col = Math.round((x - G0.x0) / (G0.x1 - G0.x0) * Math.max(1, G0.cols - 1));
-  const p = Math.floor(col * G0.n / Math.max(1, G0.cols)) - G0.offset;
-  show(Math.max(0, Math.min(E.length - 1, p)), true);
-});
-let sel = 0;
-function show(i, setHash) {
-  sel = i;
-  const e = E[i];
-  goTo(i);
-  slider.value = String(i);
-  $("position").textContent = "event " + (i + 1) + " of " + E.length + " (#" + e.s + ")";
-  $("prev").disabled = i === 0; $("next").disabled = i === E.length - 1;
-  drawList(i); drawDetails(e); drawGrid(e, i); drawCursor(i);
-  if (setHash) { try { history.replaceState(null, "", "#seq=" + e.s); } catch (x) { /* file: */ } }
-}
-function fromHash() {
-  const m = /seq=(\d+)/.exec(location.hash);
-  if (!m) return 0;
-  const i = E.findIndex(e => String(e.s) === m[1]);
-  return i < 0 ? 0 : i;
-}
-slider.addEventListener("input", () => show(Number(slider.value), true));
-$("prev").addEventListener("click", () => show(Math.max(0, sel - 1), true));
-$("next").addEventListener("click", () => show(Math.min(E.length - 1, sel + 1), true));
-document.addEventListener("keydown", ev => {
-  if (ev.target && ev.target.tagName === "INPUT") return;
-  if (ev.key === "ArrowLeft") show(Math.max(0, sel - 1), true);
-  if (ev.key === "ArrowRight") show(Math.min(E.length - 1, sel + 1), true);
-});
-window.addEventListener("hashchange", () => show(fromHash(), false));
-show(fromHash(), false);
-document.body.dataset.ready = "1";
-})();
-"""

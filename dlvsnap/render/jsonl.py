@@ -77,39 +77,19 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
     _line(out, obj)
 
 
-# One character per slot state in the `snapshot` record (docs/json-schema.md).
-STATE_CHARS = {
-    "full": "F",
-    "empty": "E",
-    "deleted": "D",
-    "emptyOne": "o",
-    "emptyRest": "r",
-    "evacuatedX": "X",
-    "evacuatedY": "Y",
-    "evacuatedEmpty": "Z",
-    "unlinked": "U",
-}
-SLOTS_PER_GROUP = 8  # swiss groups and classic buckets both hold 8 slots
-
-
 def snapshot(out: IO[str], snap: MapSnapshot) -> None:
     """The map before the first delete, compactly: its groups/buckets in snapshot order and
     one state character per slot. A slot's place comes from its label (``t0/g3/s5``:
     group ``t0/g3``, slot 5); a place no slot fills is ``?``."""
-    rows = snap.rows
-    n = rows.slots_per_row
-    labels = [str(rows.loc(r * n)).rpartition("/s")[0] for r in range(len(rows))]
-    table = bytes(ord(STATE_CHARS.get(st, "?")) for st in snap.states)
-    states = rows.ctrl.tobytes().translate(table).decode()
     _line(
         out,
         {
             "event": "snapshot",
             "seq": 0,
             "impl": snap.impl,
-            "slots_per_group": n,
-            "groups": labels,
-            "states": states,
+            "slots_per_group": snap.rows.slots_per_row,
+            "groups": snap.group_labels(),
+            "states": snap.state_chars(),
             "count": snap.count,
             "memory": snap.memory.to_json(),
         },

@@ -21,7 +21,11 @@ from dlvsnap.model import (
     EMPTY,
     EMPTY_ONE,
     EMPTY_REST,
+    EVACUATED_EMPTY,
+    EVACUATED_X,
+    EVACUATED_Y,
     FULL,
+    SEED_FIELD,
     DeleteEvent,
     KeyValue,
     MapDiff,
@@ -31,6 +35,7 @@ from dlvsnap.model import (
     Slot,
     Summary,
     key_to_text,
+    set_text_view,
 )
 from dlvsnap.untrusted import visible
 
@@ -134,7 +139,7 @@ class TextRenderer:
         what = "bucket" if snap.impl == "classic" else "group"
         out.append(f"{len(rows)} {what}s x {n} slots:")
         for r in range(shown):
-            label = str(rows.loc(r * n)).rpartition("/s")[0]
+            label = rows.group_label(r)
             cells = [self._cell(snap.slot(r * n + i)) for i in range(n)]
             out.append(f"  {label:>10}  " + " ".join(cells))
         if shown < len(rows):
@@ -188,7 +193,7 @@ class TextRenderer:
                 name = {"growth_left": "growthLeft"}.get(f, f)
                 deltas.append(f"{name} {b} -> {a}" + (f" (table {idx})" if several else ""))
         for f, (b, a) in d.header_changes.items():
-            if f in ("seed", "hash0"):
+            if f in SEED_FIELD.values():
                 deltas.append(self._c(f"{f} reseeded", fg="yellow"))
             elif f != count:
                 deltas.append(f"{f} {_go(b)} -> {_go(a)}")
@@ -258,9 +263,9 @@ _SHORT = {
     DELETED: "DEL",
     EMPTY_ONE: "e1",
     EMPTY_REST: "·",
-    "evacuatedX": "evX",
-    "evacuatedY": "evY",
-    "evacuatedEmpty": "ev·",
+    EVACUATED_X: "evX",
+    EVACUATED_Y: "evY",
+    EVACUATED_EMPTY: "ev·",
 }
 
 
@@ -269,7 +274,7 @@ def _hexish(name: str, v: object) -> str:
     if (
         isinstance(v, int)
         and not isinstance(v, bool)
-        and (name in ("seed", "hash0", "extra") or (name.endswith(("Ptr", "buckets")) and v))
+        and (name in (*SEED_FIELD.values(), "extra") or (name.endswith(("Ptr", "buckets")) and v))
     ):
         return f"{v:#x}"
     return _go(v)
@@ -340,3 +345,17 @@ def diff_text(d: MapDiff) -> str:
     lines.append(f"   count {d.count_before} -> {d.count_after}")
     lines += [f"   {k} {_go(b)} -> {_go(a)}" for k, (b, a) in d.header_changes.items()]
     return _visible_lines("\n".join(lines))
+
+
+def text_view(obj: object) -> str:
+    """``str()`` of the model's objects: the views above (installed in dlvsnap.model)."""
+    if isinstance(obj, MapSnapshot):
+        return snapshot_text(obj)
+    if isinstance(obj, MapDiff):
+        return diff_text(obj)
+    if isinstance(obj, DeleteEvent):
+        return event_text(obj)
+    return repr(obj)
+
+
+set_text_view(text_view)

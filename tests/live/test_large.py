@@ -11,6 +11,8 @@ import pytest
 from tests.live.invariants import check_deletes
 from tests.support import Variant, build_fixture, dlv_for, parse_oracle, run_watch, variants
 
+pytestmark = pytest.mark.live
+
 ENTRIES = 1_000_000
 STEP = 99_991  # 11 present keys, then one absent
 

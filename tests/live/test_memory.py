@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlvsnap.memory import DelveMem, ProcMem
+from dlvsnap.delve.memory import DelveMem
+from dlvsnap.memory import ProcMem
 from dlvsnap.model import DeleteEvent
 from dlvsnap.session import Session
 from dlvsnap.watch import MapWatch, WatchOptions

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dlvsnap.kinds import Kind
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import SparseMem
 
-KIND_INT = 2
-KIND_STRING = 24
-KIND_ARRAY = 17
 EMPTY = 0x80
 DELETED = 0xFE
 
@@ -35,7 +33,7 @@ def type_fields(size: int, kind: int, align: int = 8) -> dict[str, int]:
 @dataclass
 class SwissMap:
     layout: Layout
-    key_kind: int = KIND_INT
+    key_kind: int = Kind.INT
     key_size: int = 8
     elem_size: int = 8
     indirect_key: bool = False
@@ -68,7 +66,7 @@ class SwissMap:
     def type_desc(self) -> int:
         t = self.layout.struct("Type").struct
         key = self.alloc(t.build(type_fields(self.key_size, self.key_kind)))
-        elem = self.alloc(t.build(type_fields(self.elem_size, KIND_INT)))
+        elem = self.alloc(t.build(type_fields(self.elem_size, Kind.INT)))
         flags = 4 if self.indirect_key else 0
         mt = self.layout.struct("MapType").struct.build(
             {

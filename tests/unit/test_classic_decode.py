@@ -8,12 +8,11 @@ import pytest
 from dlvsnap.decode import ClassicDecoder, decode_map_type
 from dlvsnap.diff import diff
 from dlvsnap.errors import LayoutError
+from dlvsnap.kinds import Kind
 from dlvsnap.layouts import Layout, load_layout
 from dlvsnap.memory import SparseMem
 from dlvsnap.model import EMPTY_ONE, EMPTY_REST, EVACUATED_X, FULL, UNLINKED, RawKey, SlotLoc
 from tests.unit.synth import type_fields
-
-KIND_INT64 = 6
 
 
 class ClassicMap:
@@ -42,9 +41,9 @@ class ClassicMap:
         t = self.lay.struct("Type").struct
 
         key = self.alloc(
-            t.build(type_fields(self.key_size, KIND_INT64 if self.key_size == 8 else 17))
+            t.build(type_fields(self.key_size, Kind.INT64 if self.key_size == 8 else Kind.ARRAY))
         )
-        elem = self.alloc(t.build(type_fields(self.vs, KIND_INT64)))
+        elem = self.alloc(t.build(type_fields(self.vs, Kind.INT64)))
         return self.alloc(
             self.lay.struct("MapType").struct.build(
                 {

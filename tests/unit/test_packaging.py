@@ -31,3 +31,5 @@ def test_wheel_carries_the_layouts(tmp_path: Path) -> None:
     for layout in (ROOT / "layouts").glob("*.toml"):
         assert f"dlvsnap/_layouts/{layout.name}" in names
     assert "dlvsnap/cli.py" in names
+    for asset in ("page.html", "report.css", "report.js"):  # the report page's files
+        assert f"dlvsnap/render/report/{asset}" in names

@@ -93,6 +93,14 @@ def test_str_of_the_api_objects_shows_nothing_raw() -> None:
         assert raw_controls(text, False) == []
 
 
+def test_str_of_the_model_objects_is_the_text_view() -> None:
+    """The model imports no renderer: dlvsnap.render.text (imported above, as the API and
+    the CLI import it) installs itself as their str()."""
+    snap, ev = _snapshot(), _event()
+    d = diff(snap, snap)
+    assert (str(snap), str(ev), str(d)) == (snapshot_text(snap), event_text(ev), diff_text(d))
+
+
 def test_key_to_text_escapes_what_repr_lets_through() -> None:
     """repr() escapes what str.isprintable() refuses; the default-ignorable characters it
     accepts (Hangul fillers, combining grapheme joiner, variation selectors) are escaped too."""

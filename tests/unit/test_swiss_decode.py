@@ -6,9 +6,10 @@ import pytest
 
 from dlvsnap.decode import SwissDecoder, decode_map_type
 from dlvsnap.errors import LayoutError
+from dlvsnap.kinds import Kind
 from dlvsnap.layouts import load_layout
 from dlvsnap.model import DELETED, EMPTY, FULL, RawKey, SlotLoc
-from tests.unit.synth import KIND_ARRAY, KIND_STRING, SwissMap, type_fields
+from tests.unit.synth import SwissMap, type_fields
 
 
 @pytest.fixture(params=[8, 4], ids=["64bit", "32bit"])
@@ -76,7 +77,7 @@ def test_inconsistent_counts_are_reported(sm: SwissMap) -> None:
 def test_indirect_keys_are_followed() -> None:
     sm = SwissMap(
         load_layout("swiss", "go1.26.8", 8, True),
-        key_kind=KIND_ARRAY,
+        key_kind=Kind.ARRAY,
         key_size=200,
         indirect_key=True,
     )
@@ -89,7 +90,7 @@ def test_indirect_keys_are_followed() -> None:
 
 
 def test_string_keys() -> None:
-    sm = SwissMap(load_layout("swiss", "go1.26.8", 8, True), key_kind=KIND_STRING, key_size=16)
+    sm = SwissMap(load_layout("swiss", "go1.26.8", 8, True), key_kind=Kind.STRING, key_size=16)
     s1 = sm.alloc(b"h\xc3\xa9llo")
     bad = sm.alloc(b"\xff\xfe")
     dec = _decoder(sm)
