@@ -166,7 +166,12 @@ class Layout:
     @functools.cached_property
     def ptr_dtype(self) -> np.dtype[np.unsignedinteger[Any]]:
         """A pointer (uintptr) of the target as a numpy type: its size and byte order."""
-        return np.dtype(f"{'<' if self.little_endian else '>'}u{self.ptr_size}")
+        return pointer_dtype(self.ptr_size, self.little_endian)
+
+
+def pointer_dtype(ptr_size: int, little_endian: bool) -> np.dtype[np.unsignedinteger[Any]]:
+    """A pointer (uintptr) of ``ptr_size`` bytes in that byte order, as a numpy type."""
+    return np.dtype(f"{'<' if little_endian else '>'}u{ptr_size}")
 
 
 def _align_up(n: int, a: int) -> int:

@@ -34,6 +34,7 @@ from dlvsnap.model import (
     EVACUATED_Y,
     FULL,
     MAX_OVERFLOW,
+    SEED_FIELD,
     KeyValue,
     MapSnapshot,
     MapType,
@@ -64,7 +65,7 @@ class ClassicDecoder(BaseDecoder):
         self.nslots = layout.const("bucket_slots")
         self.bsize = map_type.group_size
         self.min_top = layout.const("min_top_hash")
-        self.ptr_t = np.dtype(f"{'<' if layout.little_endian else '>'}u{layout.ptr_size}")
+        self.ptr_t = layout.ptr_dtype
 
     def byte_state(self, b: int) -> str:
         return tophash_state(b, self.layout)
@@ -149,7 +150,7 @@ class ClassicDecoder(BaseDecoder):
         h = self.header(addr)
         if not _probeable(h, known):
             return None
-        hash_ = hash_of(int(h["hash0"]))
+        hash_ = hash_of(int(h[SEED_FIELD[self.family]]))
         bucket = hash_ & ((1 << int(h["B"])) - 1)
         top = self._top(hash_)
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
@@ -204,7 +205,7 @@ class ClassicDecoder(BaseDecoder):
         if not _probeable(h, known):
             return None
         out = SparseMem({addr: raw_hdr})
-        bucket = hash_of(int(h["hash0"])) & ((1 << int(h["B"])) - 1)
+        bucket = hash_of(int(h[SEED_FIELD[self.family]])) & ((1 << int(h["B"])) - 1)
         at, depth = int(h["buckets"]) + bucket * self.bsize, 0
         p = self.layout.ptr_size
         while at and depth <= MAX_OVERFLOW:

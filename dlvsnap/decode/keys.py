@@ -10,27 +10,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dlvsnap.layouts import ByteOrder
+from dlvsnap.kinds import SIGNED, Kind
+from dlvsnap.layouts import ByteOrder, pointer_dtype
 from dlvsnap.memory import MemoryReader
 from dlvsnap.model import KeyType, KeyValue, RawKey
-
-_INT_KINDS = {
-    2: True,
-    3: True,
-    4: True,
-    5: True,
-    6: True,  # signed
-    7: False,
-    8: False,
-    9: False,
-    10: False,
-    11: False,
-    12: False,
-}
-KIND_STRING = 24
-KIND_BOOL = 1
-KIND_FLOAT32 = 13
-KIND_FLOAT64 = 14
 
 # Longest string key read in full; longer keys are cut (the JSON says so with "…").
 MAX_STRING_KEY = 1 << 20
@@ -45,6 +28,7 @@ class KeyDecoder:
         self.ptr_size = ptr_size
         self.order: ByteOrder = "little" if little_endian else "big"
         self.fmt = "<" if little_endian else ">"
+        self.ptr_t = pointer_dtype(ptr_size, little_endian)
         self.mem = mem
 
     @property
@@ -61,11 +45,11 @@ class KeyDecoder:
         kind, size = self.kt.kind, self.kt.size
         if self.kt.indirect:
             return None
-        if kind in _INT_KINDS and size in (1, 2, 4, 8):
-            return np.dtype(f"{self.fmt}{'i' if _INT_KINDS[kind] else 'u'}{size}")
-        if (kind, size) in ((KIND_FLOAT64, 8), (KIND_FLOAT32, 4)):
+        if kind in SIGNED and size in (1, 2, 4, 8):
+            return np.dtype(f"{self.fmt}{'i' if SIGNED[kind] else 'u'}{size}")
+        if (kind, size) in ((Kind.FLOAT64, 8), (Kind.FLOAT32, 4)):
             return np.dtype(f"{self.fmt}f{size}")
-        if kind == KIND_BOOL and size == 1:
+        if kind == Kind.BOOL and size == 1:
             return np.dtype(np.bool_)
         return None
 
@@ -107,8 +91,7 @@ class KeyDecoder:
     def many_from_slots(self, raw: NDArray[np.uint8]) -> list[KeyValue]:
         """Decode keys as stored in slots (one per row of ``raw``), reading the memory they
         point to (string data, indirect keys) with one ``read_many``."""
-        p, order = self.ptr_size, ("<" if self.order == "little" else ">")
-        ptr_t = np.dtype(f"{order}u{p}")
+        p, ptr_t = self.ptr_size, self.ptr_t
         if self.kt.indirect:
             ptrs = raw[:, :p].copy().view(ptr_t).reshape(-1).tolist()
             return self._fetch(
@@ -116,7 +99,7 @@ class KeyDecoder:
                 [self.kt.size] * len(ptrs),
                 lambda b, n: None if b is None else self.from_value(b),
             )
-        if self.kt.kind == KIND_STRING and self.kt.size == 2 * p:
+        if self.kt.kind == Kind.STRING and self.kt.size == 2 * p:
             hdr = raw[:, : 2 * p].copy().view(ptr_t).reshape(-1, 2)
             ptrs, lens = hdr[:, 0].tolist(), hdr[:, 1].astype(np.int64).tolist()
             return self._fetch(ptrs, lens, self._string)
@@ -155,15 +138,15 @@ class KeyDecoder:
         kind, size = self.kt.kind, self.kt.size
         out: bytes | None = None
         if isinstance(key, RawKey):
-            fits = len(key.data) < MAX_STRING_KEY if kind == KIND_STRING else len(key.data) == size
+            fits = len(key.data) < MAX_STRING_KEY if kind == Kind.STRING else len(key.data) == size
             out = key.data if fits else None
         elif isinstance(key, str):
-            out = key.encode() if kind == KIND_STRING and not key.endswith("…") else None
+            out = key.encode() if kind == Kind.STRING and not key.endswith("…") else None
         elif isinstance(key, bool):
-            out = bytes([key]) if kind == KIND_BOOL else None
-        elif isinstance(key, int) and kind in _INT_KINDS:
-            out = key.to_bytes(size, self.order, signed=_INT_KINDS[kind])
-        elif isinstance(key, float) and kind in (KIND_FLOAT32, KIND_FLOAT64):
+            out = bytes([key]) if kind == Kind.BOOL else None
+        elif isinstance(key, int) and kind in SIGNED:
+            out = key.to_bytes(size, self.order, signed=SIGNED[kind])
+        elif isinstance(key, float) and kind in (Kind.FLOAT32, Kind.FLOAT64):
             # a NaN hashes randomly (the runtime never finds it): None, read the whole map
             fmt = self.fmt + ("d" if size == 8 else "f")
             out = None if math.isnan(key) else struct.pack(fmt, key)
@@ -172,15 +155,15 @@ class KeyDecoder:
     def from_value(self, raw: bytes) -> KeyValue:
         """Decode the key's own bytes (``size`` bytes, never a pointer to them)."""
         kind, size = self.kt.kind, self.kt.size
-        if kind in _INT_KINDS and len(raw) >= size and size in (1, 2, 4, 8):
-            return int.from_bytes(raw[:size], self.order, signed=_INT_KINDS[kind])
-        if kind == KIND_BOOL and size == 1:
+        if kind in SIGNED and len(raw) >= size and size in (1, 2, 4, 8):
+            return int.from_bytes(raw[:size], self.order, signed=SIGNED[kind])
+        if kind == Kind.BOOL and size == 1:
             return raw[0] != 0
-        if kind == KIND_FLOAT64 and size == 8:
+        if kind == Kind.FLOAT64 and size == 8:
             return float(struct.unpack(self.fmt + "d", raw[:8])[0])
-        if kind == KIND_FLOAT32 and size == 4:
+        if kind == Kind.FLOAT32 and size == 4:
             return float(struct.unpack(self.fmt + "f", raw[:4])[0])
-        if kind == KIND_STRING and size == 2 * self.ptr_size:
+        if kind == Kind.STRING and size == 2 * self.ptr_size:
             p = self.ptr_size
             data = int.from_bytes(raw[:p], self.order)
             n = int.from_bytes(raw[p : 2 * p], self.order, signed=True)

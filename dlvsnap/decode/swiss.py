@@ -27,6 +27,7 @@ from dlvsnap.model import (
     DELETED,
     EMPTY,
     FULL,
+    SEED_FIELD,
     KeyValue,
     MapSnapshot,
     MapType,
@@ -76,8 +77,7 @@ class SwissDecoder(BaseDecoder):
             return _Dir(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=ts.dtype), [])
         if not 0 < dir_len <= MAX_DIR_LEN or dir_len & (dir_len - 1):
             raise LayoutError(f"map at {addr:#x}: dirLen {dir_len} is not a power of two")
-        ptr_t = np.dtype(f"{'<' if lay.little_endian else '>'}u{lay.ptr_size}")
-        entries = np.frombuffer(self.mem.read(dir_ptr, dir_len * lay.ptr_size), dtype=ptr_t)
+        entries = np.frombuffer(self.mem.read(dir_ptr, dir_len * lay.ptr_size), dtype=lay.ptr_dtype)
         if dir_len <= 64:  # small directories: a dict is faster than a sort
             seen: dict[int, int] = {}
             for i, a in enumerate(entries.tolist()):
@@ -200,7 +200,7 @@ class SwissDecoder(BaseDecoder):
             found = any(rows.key(int(p)) == key for p in np.flatnonzero(rows.ctrl < 0x80))
             snap = self._make(addr, hdr, d, [], rows, warnings=warnings, partial=False)
             return snap, found
-        hash_ = hash_of(int(hdr["seed"]))
+        hash_ = hash_of(int(hdr[SEED_FIELD[self.family]]))
         di, h2 = _home(hdr, hash_)
         t = d.table(d.find(di))
         if insert:
@@ -323,14 +323,13 @@ class SwissDecoder(BaseDecoder):
         p = self.layout.ptr_size
         raw_dir = self.mem.read(dir_ptr, dir_len * p)
         out.add(dir_ptr, raw_dir)
-        ptr_t = np.dtype(f"{'<' if self.layout.little_endian else '>'}u{p}")
-        entries = np.frombuffer(raw_dir, dtype=ptr_t)
+        entries = np.frombuffer(raw_dir, dtype=self.layout.ptr_dtype)
         ts = self.layout.struct("table")
         taddrs = np.array(list(dict.fromkeys(entries.tolist())), dtype=np.uint64)
         raw_tables = self.mem.read_each(taddrs, ts.size)
         for i, a in enumerate(taddrs.tolist()):
             out.add(a, bytes(raw_tables[i * ts.size : (i + 1) * ts.size]))
-        di, _ = _home(hdr, hash_of(int(hdr["seed"])))
+        di, _ = _home(hdr, hash_of(int(hdr[SEED_FIELD[self.family]])))
         t = ts.parse(out.read(int(entries[min(di, dir_len - 1)]), ts.size))
         groups = int(t["groups"]["data"])
         n = int(t["groups"]["lengthMask"]) + 1

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from dlvsnap.errors import LayoutError
+from dlvsnap.kinds import KIND_MASK
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
 from dlvsnap.model import KeyType, MapType
-
-KIND_MASK = 0x1F  # abi.KindMask: the low 5 bits of Kind_ (bit 5 was KindDirectIface)
 
 
 def decode_type(layout: Layout, mem: MemoryReader, addr: int, indirect: bool) -> KeyType:

@@ -12,14 +12,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlvsnap.kinds import Kind
-
 JSON = dict[str, Any]
 
-# Variable.kind is a reflect.Kind (dlvsnap.kinds.Kind). These two names are kept for
-# dlvsnap.watch until it compares with Kind itself.
-KIND_MAP = Kind.MAP
-KIND_STRING = Kind.STRING
+# Variable.kind is a reflect.Kind (dlvsnap.kinds.Kind).
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
         op_of,
         ops_regex,
     )
-    from dlvsnap.watch.resolve import normalise_expr
 
 _HOMES = {
     "MapWatch": "engine",
@@ -40,7 +39,6 @@ _HOMES = {
     "exit_words": "options",
     "op_of": "options",
     "ops_regex": "options",
-    "normalise_expr": "resolve",
 }
 
 __all__ = [
@@ -50,7 +48,6 @@ __all__ = [
     "Note",
     "WatchOptions",
     "exit_words",
-    "normalise_expr",
     "op_of",
     "ops_regex",
 ]

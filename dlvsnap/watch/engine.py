@@ -7,16 +7,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from dlvsnap.decode import Decoder, decode_map_type, make_decoder
-from dlvsnap.errors import LayoutDriftError, MapResolutionError, NoDeletesError
-from dlvsnap.layouts import Layout, load_layout
+from dlvsnap.delve.expr import normalise_expr
+from dlvsnap.errors import MapResolutionError, NoDeletesError
+from dlvsnap.kinds import HASH_CANNOT_PANIC
+from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
 from dlvsnap.model import DeleteEvent, Summary
 from dlvsnap.session import Session
-from dlvsnap.verify import check_binary
+from dlvsnap.verify import choose_layout, inexact_note
 from dlvsnap.watch.hits import Hit, UsersStop
 from dlvsnap.watch.options import Note, WatchOptions, exit_words
-from dlvsnap.watch.recorder import SAFE_KEY_KINDS, Recorder
-from dlvsnap.watch.resolve import Resolver, normalise_expr
+from dlvsnap.watch.recorder import Recorder
+from dlvsnap.watch.resolve import Resolver
 from dlvsnap.watch.stops import StopSource
 from dlvsnap.watch.trust import HashTrust, aes_hasher
 from dlvsnap.watch.watched import WatchedMap
@@ -35,11 +37,9 @@ class MapWatch:
         self.on_event = on_event
         self.on_note = on_note or (lambda n: None)
         binary = session.target
-        self.layout: Layout = load_layout(
-            binary.map_impl, binary.go_version, binary.ptr_size, binary.little_endian
-        )
+        self.layout: Layout = choose_layout(binary)  # LayoutDriftError: never unchecked
         if not self.layout.exact:
-            self._check_inexact_layout()
+            self.on_note(Note("layout", inexact_note(self.layout), {"layout": self.layout.name}))
         self.watched = WatchedMap()
         self.summary = Summary()
         self.resolver = Resolver(session.client, normalise_expr(opts.expr), opts.expr, opts.in_func)
@@ -48,26 +48,6 @@ class MapWatch:
         self.recorder = Recorder(opts, trust, self.watched)
         self._decoders: dict[int, Decoder] = {}  # by map type
         self._calls_seen = 0  # calls on any map, before the watched one was known
-
-    def _check_inexact_layout(self) -> None:
-        """A Go release newer than layouts/index.toml knows: its nearest older layout is used
-        only if the binary's own DWARF agrees with it, field by field."""
-        _, layout, report = check_binary(self.session.target.path)
-        if not report.ok:
-            raise LayoutDriftError(
-                f"Go {layout.release} is not in layouts/index.toml and {layout.name} differs "
-                f"from the binary's DWARF ({len(report.drifts)} differences; first: "
-                f"{report.drifts[0]}): see README 'Bumping Go'"
-            )
-        self.on_note(
-            Note(
-                "layout",
-                f"Go {layout.release} is not in layouts/index.toml: using "
-                f"{layout.name}, verified against the binary's DWARF "
-                f"({len(report.checked)} types)",
-                {"layout": layout.name},
-            )
-        )
 
     def run(self) -> Summary:
         """Watch until the program exits, ``max_events``, or (a program dlvsnap did not
@@ -164,7 +144,7 @@ class MapWatch:
         program where the call ended ("" if none)."""
         mem = self.session.memory(hit.map_addr, 8)
         dec = self._decoder(hit.map_type, mem)
-        call = self.stops.call(hit, may_panic=dec.keys.kt.kind not in SAFE_KEY_KINDS)
+        call = self.stops.call(hit, may_panic=dec.keys.kt.kind not in HASH_CANNOT_PANIC)
         n = self.opts.max_events
         r = self.recorder.record(
             hit, call, dec, mem, last_event=n is not None and self.summary.events + 1 >= n

@@ -33,11 +33,6 @@ from dlvsnap.watch.options import WatchOptions, op_of
 from dlvsnap.watch.trust import HashTrust, Pending, Refused, Trusted
 from dlvsnap.watch.watched import WatchedMap
 
-# Key kinds (reflect.Kind) whose hashing cannot panic: booleans, numbers, strings, pointers,
-# channels. An interface key holding a slice, map or func panics inside the call, which then
-# never returns to its call site (structs and arrays may hold interfaces).
-SAFE_KEY_KINDS = frozenset([*range(1, 17), 18, 22, 24, 26])
-
 
 @dataclass(frozen=True)
 class Recorded:

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 
 from dlvsnap.delve.client import DelveClient
-from dlvsnap.delve.types import KIND_MAP, LoadConfig, Variable
+from dlvsnap.delve.types import LoadConfig, Variable
 from dlvsnap.errors import MapResolutionError, RPCError, UsageError
+from dlvsnap.kinds import Kind
 from dlvsnap.model import Location
 from dlvsnap.watch.hits import Hit
 from dlvsnap.watch.options import op_of
@@ -18,19 +19,10 @@ from dlvsnap.watch.watched import WatchedMap, package_root
 _PARSE_ERROR = re.compile(r"^\d+:\d+: ")
 
 
-def normalise_expr(expr: str) -> str:
-    """``example.com/pkg.Var`` -> ``"example.com/pkg".Var`` (Delve's package-path syntax)."""
-    if "/" in expr and not expr.startswith('"'):
-        pkg, _, rest = expr.rpartition(".")
-        if pkg and "/" in pkg and re.fullmatch(r"[\w.\-/]+", pkg):
-            return f'"{pkg}".{rest}'
-    return expr
-
-
 class Resolver:
     def __init__(self, client: DelveClient, expr: str, shown: str, in_func: str | None) -> None:
         self.client = client
-        self.expr = expr  # in Delve's syntax (normalise_expr)
+        self.expr = expr  # in Delve's syntax (dlvsnap.delve.expr.normalise_expr)
         self.shown = shown  # as the user typed it
         self.in_func = in_func
         self.tried_in: set[str] = set()  # functions where EXPR did not evaluate
@@ -82,7 +74,7 @@ class Resolver:
         except RPCError:
             self.tried_in.add(fn)
             return False
-        if v.kind != KIND_MAP and op_of(hit.entry) == "assign":
+        if v.kind != Kind.MAP and op_of(hit.entry) == "assign":
             # library code assigns to its own maps from frames where EXPR is something else
             self.not_map = self.not_map or v.type
             return False
@@ -97,7 +89,7 @@ class Resolver:
         return True
 
     def _check_kind(self, v: Variable) -> None:
-        if v.kind != KIND_MAP:
+        if v.kind != Kind.MAP:
             raise MapResolutionError(f"not a map: {self.shown} is {v.type or f'kind {v.kind}'}")
 
     def _is_package(self, pkg: str) -> bool:

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.types import (
-    KIND_STRING,
     Breakpoint,
     DebuggerState,
     Frame,
@@ -30,6 +29,7 @@ from dlvsnap.delve.types import (
     Variable,
 )
 from dlvsnap.errors import DlvsnapError, NoDeletesError, RPCError, TargetError
+from dlvsnap.kinds import Kind
 from dlvsnap.model import Location
 from dlvsnap.session import Session
 from dlvsnap.watch.hits import CallEnd, Hit, KeyArg, UsersStop
@@ -410,7 +410,7 @@ def _key_arg(v: Variable | None) -> KeyArg | None:
         value: int | None = v.as_int()
     except ValueError:
         value = None
-    return KeyArg(is_string=v.kind == KIND_STRING, base=v.base, length=v.len, value=value)
+    return KeyArg(is_string=v.kind == Kind.STRING, base=v.base, length=v.len, value=value)
 
 
 def _pointer_arg(th: Thread, v: Variable) -> int:

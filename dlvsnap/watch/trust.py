@@ -93,7 +93,7 @@ class HashTrust:
         or bucket). Until a snapshot has enough keys it can hash, it stays pending."""
         h = pending.hasher
         full = np.flatnonzero(snap.full_mask)
-        seed = int(snap.header["seed" if snap.impl == "swiss" else "hash0"])
+        seed = snap.seed
         checked = 0
         for pos in full[:: max(1, len(full) // MAX_PLACED)][:MAX_PLACED].tolist():
             data = dec.keys.hash_input(snap.rows.key(pos))

@@ -89,6 +89,13 @@ FORBIDDEN = {
     "dlvsnap.target": ("dlvsnap.delve",),
     "dlvsnap.layouts": ("dlvsnap.delve", "dlvsnap.model"),
     "dlvsnap.snapfile": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    # the watch engine's recorder works through decoders and a CallControl: only the stop
+    # source (and resolution, and the loop tying them) speaks Delve
+    "dlvsnap.watch.recorder": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.watch.trust": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.watch.watched": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.watch.hits": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.watch.options": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
     # the transport never knows what a map is
     "dlvsnap.delve.rpc": ("dlvsnap.model", "dlvsnap.decode", "dlvsnap.layouts"),
     "dlvsnap.delve.client": ("dlvsnap.model", "dlvsnap.decode", "dlvsnap.layouts"),
@@ -112,6 +119,14 @@ def test_the_decoders_import_nothing_of_delve() -> None:
     assert "dlvsnap.decode.swiss" in decoders and "dlvsnap.decode.classic" in decoders
     for m in decoders:
         assert not any(x.startswith("dlvsnap.delve") for x in closure(m)), m
+
+
+def test_the_recorder_imports_nothing_of_delve() -> None:
+    """Issue 11: nothing the watch engine's recorder loads speaks Delve; the stop source
+    does (so the test would see a leak)."""
+    assert not any(x.startswith("dlvsnap.delve") for x in closure("dlvsnap.watch.recorder"))
+    assert "dlvsnap.decode" in closure("dlvsnap.watch.recorder")
+    assert "dlvsnap.delve.client" in closure("dlvsnap.watch.stops")
 
 
 def test_no_module_imports_one_that_imports_it_back() -> None:
