@@ -3,14 +3,15 @@ layouts are checked against. This reads the file on disk, never the process."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from elftools.common.exceptions import ELFError
-from elftools.dwarf.dwarfinfo import DebugSectionDescriptor
+from elftools.dwarf.dwarfinfo import DebugSectionDescriptor, DWARFInfo
 from elftools.elf.elffile import ELFFile
 
 from dlvsnap.errors import TargetError
@@ -86,40 +87,47 @@ def _map_type_name(name: str) -> bool:
     return MAP_TYPE_NAMES.match(name) is not None
 
 
-def read_structs(
-    path: str | Path, want: Callable[[str], bool] = _map_type_name
-) -> dict[str, DwarfStruct]:
-    """Every named struct type at the top level of a compile unit for which ``want`` holds."""
-    out: dict[str, DwarfStruct] = {}
+@contextlib.contextmanager
+def _dwarf_info(path: str | Path) -> Iterator[DWARFInfo]:
+    """The binary's DWARF; a TargetError when it has none or the file cannot be read (also
+    for what reading it in the ``with`` block raises)."""
     try:
         with open(path, "rb") as f:
             elf = ELFFile(f)
             if not elf.has_dwarf_info():
                 raise TargetError(f"{Path(path).name} has no DWARF debug info")
-            dwarf = elf.get_dwarf_info()
-            for cu in dwarf.iter_CUs():
-                for die in cu.get_top_DIE().iter_children():
-                    if die.tag != "DW_TAG_structure_type":
-                        continue
-                    name = _name(die)
-                    if not name or name in out or not want(name):
-                        continue
-                    members = []
-                    for m in die.iter_children():
-                        if m.tag != "DW_TAG_member":
-                            continue
-                        t = _type_die(m)
-                        members.append(
-                            DwarfMember(_name(m), _offset(m), _size(t), _name(t) if t else "")
-                        )
-                    size = (
-                        int(die.attributes["DW_AT_byte_size"].value)
-                        if ("DW_AT_byte_size" in die.attributes)
-                        else -1
-                    )
-                    out[name] = DwarfStruct(name, size, tuple(members))
+            yield elf.get_dwarf_info()
     except (OSError, ELFError) as e:
         raise TargetError(f"cannot read DWARF of {path}: {e}") from e
+
+
+def read_structs(
+    path: str | Path, want: Callable[[str], bool] = _map_type_name
+) -> dict[str, DwarfStruct]:
+    """Every named struct type at the top level of a compile unit for which ``want`` holds."""
+    out: dict[str, DwarfStruct] = {}
+    with _dwarf_info(path) as dwarf:
+        for cu in dwarf.iter_CUs():
+            for die in cu.get_top_DIE().iter_children():
+                if die.tag != "DW_TAG_structure_type":
+                    continue
+                name = _name(die)
+                if not name or name in out or not want(name):
+                    continue
+                members = []
+                for m in die.iter_children():
+                    if m.tag != "DW_TAG_member":
+                        continue
+                    t = _type_die(m)
+                    members.append(
+                        DwarfMember(_name(m), _offset(m), _size(t), _name(t) if t else "")
+                    )
+                size = (
+                    int(die.attributes["DW_AT_byte_size"].value)
+                    if ("DW_AT_byte_size" in die.attributes)
+                    else -1
+                )
+                out[name] = DwarfStruct(name, size, tuple(members))
     return out
 
 
@@ -130,22 +138,16 @@ def runtime_type_offset(path: str | Path, type_name: str) -> int | None:
     """Where the runtime type descriptor of the type named ``type_name`` (as DWARF and Delve
     name it: ``map[string]int``, ``main.Index``) is, as an offset from ``runtime.types``."""
     want = type_name.encode()
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if not elf.has_dwarf_info():
-                raise TargetError(f"{Path(path).name} has no DWARF debug info")
-            for cu in elf.get_dwarf_info().iter_CUs():
-                for die in cu.get_top_DIE().iter_children():
-                    attrs: dict[Any, Any] = die.attributes  # unknown attributes by number
-                    name = attrs.get("DW_AT_name")
-                    if name is None or name.value != want:
-                        continue
-                    off = attrs.get(DW_AT_GO_RUNTIME_TYPE)
-                    if off is not None:
-                        return int(off.value)
-    except (OSError, ELFError) as e:
-        raise TargetError(f"cannot read DWARF of {path}: {e}") from e
+    with _dwarf_info(path) as dwarf:
+        for cu in dwarf.iter_CUs():
+            for die in cu.get_top_DIE().iter_children():
+                attrs: dict[Any, Any] = die.attributes  # unknown attributes by number
+                name = attrs.get("DW_AT_name")
+                if name is None or name.value != want:
+                    continue
+                off = attrs.get(DW_AT_GO_RUNTIME_TYPE)
+                if off is not None:
+                    return int(off.value)
     return None
 
 
@@ -156,7 +158,9 @@ _DW_FORM_STRING = 0x08
 _DW_FORM_IMPLICIT_CONST = 0x21
 
 
-def _uleb(b: bytes, pos: int) -> tuple[int, int]:
+def uleb128(b: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 at ``pos`` (DWARF's, and Go's uvarint in build info): the value
+    and the position after it."""
     x = shift = 0
     while True:
         c = b[pos]
@@ -184,17 +188,17 @@ def _struct_name_codes(abbrev: bytes) -> list[int] | None:
     codes: list[int] = []
     pos = 0
     while pos < len(abbrev):
-        code, pos = _uleb(abbrev, pos)
+        code, pos = uleb128(abbrev, pos)
         if code == 0:  # the end of this table
             break
-        tag, pos = _uleb(abbrev, pos)
+        tag, pos = uleb128(abbrev, pos)
         pos += 1  # DW_CHILDREN_yes/no
         first: tuple[int, int] | None = None
         while True:
-            name, pos = _uleb(abbrev, pos)
-            form, pos = _uleb(abbrev, pos)
+            name, pos = uleb128(abbrev, pos)
+            form, pos = uleb128(abbrev, pos)
             if form == _DW_FORM_IMPLICIT_CONST:
-                _, pos = _uleb(abbrev, pos)  # an SLEB128: skipped the same way
+                _, pos = uleb128(abbrev, pos)  # an SLEB128: skipped the same way
             if (name, form) == (0, 0):
                 break
             first = first or (name, form)
@@ -220,23 +224,16 @@ def struct_types_present(path: str | Path, names: Collection[str]) -> set[str]:
     searched for in .debug_info. Where the DWARF is not laid out that way (several
     abbreviation tables, a struct abbreviation that does not start with an inline name),
     the DIEs are walked."""
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if not elf.has_dwarf_info():
-                raise TargetError(f"{Path(path).name} has no DWARF debug info")
-            dwarf = elf.get_dwarf_info()
-            tables = {cu["debug_abbrev_offset"] for cu in dwarf.iter_CUs()}
-            if len(tables) == 1 and dwarf.debug_abbrev_sec and dwarf.debug_info_sec:
-                abbrev = _section_bytes(dwarf.debug_abbrev_sec)
-                codes = _struct_name_codes(abbrev[tables.pop() :])
-                if codes:
-                    info = _section_bytes(dwarf.debug_info_sec)
-                    return {
-                        n
-                        for n in names
-                        if any(_uleb_bytes(c) + n.encode() + b"\0" in info for c in codes)
-                    }
-    except (OSError, ELFError) as e:
-        raise TargetError(f"cannot read DWARF of {path}: {e}") from e
+    with _dwarf_info(path) as dwarf:
+        tables = {cu["debug_abbrev_offset"] for cu in dwarf.iter_CUs()}
+        if len(tables) == 1 and dwarf.debug_abbrev_sec and dwarf.debug_info_sec:
+            abbrev = _section_bytes(dwarf.debug_abbrev_sec)
+            codes = _struct_name_codes(abbrev[tables.pop() :])
+            if codes:
+                info = _section_bytes(dwarf.debug_info_sec)
+                return {
+                    n
+                    for n in names
+                    if any(_uleb_bytes(c) + n.encode() + b"\0" in info for c in codes)
+                }
     return set(read_structs(path, lambda n: n in names))

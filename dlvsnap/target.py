@@ -98,17 +98,6 @@ def _elf_sections(data: bytes) -> tuple[int, bool, int, dict[str, _Section]]:
     return machine, le, 8 if is64 else 4, sections
 
 
-def _uvarint(b: bytes, pos: int) -> tuple[int, int]:
-    x = shift = 0
-    while True:
-        c = b[pos]
-        pos += 1
-        x |= (c & 0x7F) << shift
-        if c < 0x80:
-            return x, pos
-        shift += 7
-
-
 def parse_buildinfo(sec: bytes) -> tuple[str, str]:
     """(version, modinfo) from a Go >= 1.18 ``.go.buildinfo`` section (inline strings)."""
     if not sec.startswith(BUILDINFO_MAGIC) or len(sec) < 32:
@@ -117,10 +106,10 @@ def parse_buildinfo(sec: bytes) -> tuple[str, str]:
         raise TargetError(
             "Go build info in the pre-1.18 format: Go releases before 1.18 are not supported"
         )
-    n, pos = _uvarint(sec, 32)
+    n, pos = dwarf.uleb128(sec, 32)
     version = sec[pos : pos + n].decode()
     pos += n
-    n, pos = _uvarint(sec, pos)
+    n, pos = dwarf.uleb128(sec, pos)
     modinfo = sec[pos : pos + n].decode(errors="replace")
     return version, modinfo
 
