@@ -65,15 +65,12 @@ def stop(client: DelveClient, timeout: float = 10.0) -> DebuggerState:
     return st
 
 
-def clear_breakpoints(client: DelveClient, prefix: str) -> int:
-    """Remove every breakpoint named with ``prefix`` (the program must be stopped); how many."""
-    n = 0
+def clear_breakpoints(client: DelveClient, prefix: str) -> None:
+    """Remove every breakpoint named with ``prefix`` (the program must be stopped)."""
     for bp in client.list_breakpoints():
         if owned(bp.name, prefix):
             with contextlib.suppress(DelveError):  # gone meanwhile
                 client.clear_breakpoint(bp.id)
-                n += 1
-    return n
 
 
 def settle_signals(client: DelveClient, pid: int, timeout: float = 10.0) -> None:

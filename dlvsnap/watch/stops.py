@@ -71,34 +71,25 @@ class _Lean:
     key_param: str  # the key parameter's name ("" for mapclear)
 
 
+@dataclass
 class Stop:
     """One stop of the program: it exited, or hit entry points (``hits``, parsed as they
     are asked for: parsing may cost a stack trace), or stopped for someone else."""
 
-    def __init__(self, source: StopSource, state: DebuggerState) -> None:
-        self._source = source
-        self.state = state
-        self.exited = state.exited
-        self.exit_status = state.exit_status
-        self._threads = (
-            []
-            if state.exited
-            else [
-                t
-                for t in state.threads_at_breakpoints()
-                if t.breakpoint and t.breakpoint.id in source.entry_ids
-            ]
-        )
-        self.dropped_returns = not state.exited and source.drop_returns(state)
-        self.users_stop = "" if state.exited else source.users_stop(state)
+    source: StopSource
+    exited: bool
+    exit_status: int
+    threads: list[Thread]  # the threads at the entry points' breakpoints
+    dropped_returns: bool  # return breakpoints this stop hit were dropped (drop_returns)
+    users_stop: str  # a breakpoint of someone else's in this stop ("" if none)
 
     @property
     def has_hits(self) -> bool:
-        return bool(self._threads)
+        return bool(self.threads)
 
     def hits(self) -> Iterator[Hit]:
-        for th in self._threads:
-            yield self._source.parse_hit(th)
+        for th in self.threads:
+            yield self.source.parse_hit(th)
 
 
 class StopSource:
@@ -173,7 +164,12 @@ class StopSource:
         else:
             st = self.client.command("continue")
         self._state = st
-        return Stop(self, st)
+        if st.exited:
+            return Stop(self, True, st.exit_status, [], False, "")
+        at_bps = st.threads_at_breakpoints()
+        entries = [t for t in at_bps if t.breakpoint and t.breakpoint.id in self.entry_ids]
+        dropped = self.drop_returns(st)
+        return Stop(self, False, st.exit_status, entries, dropped, self.users_stop(st))
 
     def users_stop(self, st: DebuggerState) -> str:
         """A breakpoint of someone else's in this stop ("" if none)."""
