@@ -138,6 +138,20 @@ def _session(
         yield s
 
 
+def _colour(out: IO[str], color: bool | None) -> bool:
+    """--color/--no-color, else on a terminal unless NO_COLOR is set."""
+    return out.isatty() and not os.environ.get("NO_COLOR") if color is None else color
+
+
+def _check_choice(opts: WatchOptions) -> None:
+    """The map is named by --map or --site, its frame by --frame or --in (exit 2)."""
+    ctx = click.get_current_context()
+    if not opts.expr and not opts.site:
+        raise click.UsageError("missing option '--map' (or '--site')", ctx=ctx)
+    if opts.frame is not None and opts.in_func:
+        raise click.UsageError("--frame and --in both choose the frame: give one", ctx=ctx)
+
+
 def _parse_ops(ops: str) -> tuple[str, ...]:
     op_list = tuple(dict.fromkeys(o.strip() for o in ops.split(",") if o.strip()))
     unknown = [o for o in op_list if o not in OPS]
@@ -231,16 +245,30 @@ def cli() -> None:
 @click.option(
     "--map",
     "map_expr",
-    required=True,
+    default="",
     metavar="EXPR",
     help="The map: a package variable (main.cache, example.com/pkg.Var) or an "
-    "expression in the frame of the function that calls delete (m, s.byID).",
+    "expression in the frame of the function that calls delete (m, c.items, shards[3]).",
+)
+@click.option(
+    "--site",
+    metavar="LOCATION",
+    help="Watch the map that the delete at LOCATION deletes from: FILE:LINE of a delete "
+    "(or of a call that leads to one) or a function on the delete's stack. Works on "
+    "optimised binaries, where locals are gone. With --map, both must name the same map.",
+)
+@click.option(
+    "--frame",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Evaluate EXPR N frames out from the function that calls delete (0: that one).",
 )
 @click.option(
     "--in",
     "in_func",
     metavar="FUNC",
-    help="Resolve a local EXPR only in this function (for example main.main).",
+    help="Evaluate EXPR in the frame of FUNC, wherever it is on the delete's stack "
+    "(main.main, (*cache).delete).",
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout (docs/json-schema.md).")
 @click.option(
@@ -271,6 +299,8 @@ def watch(
     target: str | None,
     program_args: tuple[str, ...],
     map_expr: str,
+    site: str | None,
+    frame: int | None,
     in_func: str | None,
     as_json: bool,
     live_keys: bool,
@@ -287,24 +317,25 @@ def watch(
     Program arguments go after `--`:  dlvsnap watch ./prog --map m -- arg1 arg2
     """
     out: IO[str] = sys.stdout
-    if color is None:
-        color = out.isatty() and not os.environ.get("NO_COLOR")
-    text = None if as_json else TextRenderer(out, colour=color)
+    text = None if as_json else TextRenderer(out, colour=_colour(out, color))
     progress = Progress.for_terminal(as_json)
-    op_list = _parse_ops(ops)
     opts = WatchOptions(
         pipeline=True,  # on_event only renders
-        ops=op_list,
+        ops=_parse_ops(ops),
         expr=map_expr,
         in_func=in_func,
+        frame=frame,
+        site=site,
         live_keys=live_keys,
         max_events=max_events,
         full=full,
         # tests: also take whole snapshots and warn where the probe's diff differs
         crosscheck=os.environ.get("DLVSNAP_CROSSCHECK") == "1",
     )
+    _check_choice(opts)
+    op_list = opts.ops
 
-    first = True
+    first, shown = True, opts.shown
 
     def on_event(ev: DeleteEvent) -> None:
         nonlocal first
@@ -316,7 +347,7 @@ def watch(
             progress.clear()
             text.event(ev, live_keys)
             progress.status(
-                f"watching {map_expr}: {ev.seq} events, the map holds {ev.after.memory.held:,} B …",
+                f"watching {shown}: {ev.seq} events, the map holds {ev.after.memory.held:,} B …",
                 force=False,
             )
         first = False
@@ -334,11 +365,11 @@ def watch(
         w = MapWatch(s, opts, on_event, on_note)
         progress.clear()
         if text is None:
-            jsonl.start(out, t, map_expr, s.version.short)
+            jsonl.start(out, t, shown, s.version.short)
         else:
             name = Path(t.path).name
-            text.start(f"watching {map_expr} in {name}: {t.describe()}, Delve {s.version.short}")
-            progress.status(f"watching {map_expr}: running to the first {' or '.join(op_list)} …")
+            text.start(f"watching {shown} in {name}: {t.describe()}, Delve {s.version.short}")
+            progress.status(f"watching {shown}: running to the first {' or '.join(op_list)} …")
         try:
             summary = w.run()
         finally:
@@ -411,8 +442,7 @@ def snap(
     if target and not at:
         raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
     out: IO[str] = sys.stdout
-    if color is None:
-        color = out.isatty() and not os.environ.get("NO_COLOR")
+    color = _colour(out, color)
     progress = Progress.for_terminal(as_json)
     if goroutine is None:
         goroutine = CURRENT_GOROUTINE
@@ -454,8 +484,7 @@ def diff_cmd(before: str, after: str, color: bool | None) -> None:
             f"{before} holds a {a.snapshot.impl} {a.type_name}, {after} a "
             f"{b.snapshot.impl} {b.type_name}: not two snapshots of one map"
         )
-    if color is None:
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    color = _colour(sys.stdout, color)
     d = diff(a.snapshot, b.snapshot)
     title = f"{a.expr}: {before} ({a.location}) -> {after} ({b.location})"
     TextRenderer(sys.stdout, colour=color).diff_view(title, a.snapshot, b.snapshot, d)

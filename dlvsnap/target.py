@@ -47,6 +47,9 @@ class TargetInfo:
     ptr_size: int
     little_endian: bool
     map_impl: str  # "swiss" | "classic", from the DWARF types (IMPL_TYPES)
+    # built with the compiler's optimisations (no -gcflags=all='-N -l' in its build
+    # settings): locals and parameters of optimised or inlined code may be gone
+    optimised: bool = False
 
     def describe(self) -> str:
         exp = f" X:{','.join(self.experiments)}" if self.experiments else ""
@@ -190,11 +193,16 @@ class Binary:
         """The target this binary is, named ``path`` (as the user or /proc gave it)."""
         experiments: list[str] = []
         goarch = _MACHINES.get(self.machine, f"machine{self.machine}")
+        optimised = True
         for line in self.modinfo.splitlines():
             parts = line.split("\t")
             if len(parts) >= 2 and parts[0] == "build":
                 k, _, v = parts[1].partition("=")
-                if k == "GOEXPERIMENT" and v:
+                if k == "-gcflags":
+                    # -N -l for every package; "-N -l" alone is the main package's only
+                    pattern, _, flags = v.strip('"').rpartition("=")
+                    optimised = not (pattern == "all" and {"-N", "-l"} <= set(flags.split()))
+                elif k == "GOEXPERIMENT" and v:
                     experiments = [x for x in v.split(",") if x]
                 elif k == "GOARCH":
                     goarch = v
@@ -207,6 +215,7 @@ class Binary:
             ptr_size=self.ptr_size,
             little_endian=self.little_endian,
             map_impl=self.map_impl,
+            optimised=optimised,
         )
 
 

@@ -83,16 +83,24 @@ class DelveClient:
     def state(self, non_blocking: bool = True) -> DebuggerState:
         return DebuggerState.from_json(self._call("State", {"NonBlocking": non_blocking})["State"])
 
-    def find_location(self, loc: str, goroutine: int = CURRENT_GOROUTINE) -> list[int]:
-        """The PCs of a location spec (``file:line``, ``func``, ``func:line``...)."""
+    def _find(self, loc: str, goroutine: int) -> list[JSON]:
         out = self._call(
             "FindLocation",
             {"Scope": _scope(goroutine, 0), "Loc": loc, "IncludeNonExecutableLines": False},
         )
+        return list(out.get("Locations") or [])
+
+    def find_location(self, loc: str, goroutine: int = CURRENT_GOROUTINE) -> list[int]:
+        """The PCs of a location spec (``file:line``, ``func``, ``func:line``...)."""
         pcs: list[int] = []
-        for location in out.get("Locations") or []:
+        for location in self._find(loc, goroutine):
             pcs += [int(pc) for pc in location.get("pcs") or [location.get("pc", 0)] if pc]
         return pcs
+
+    def find_locations(self, loc: str, goroutine: int = CURRENT_GOROUTINE) -> list[Frame]:
+        """Where a location spec resolves to: file, line, and the function whose code
+        holds it (for inlined code, the function it is inlined into)."""
+        return [Frame.from_json(location) for location in self._find(loc, goroutine)]
 
     def is_multiclient(self) -> bool:
         return bool(self._call("IsMulticlient").get("IsMulticlient"))

@@ -22,6 +22,7 @@ from dlvsnap.watch.resolve import Resolver
 from dlvsnap.watch.stops import StopSource
 from dlvsnap.watch.trust import HashTrust, aes_hasher
 from dlvsnap.watch.watched import WatchedMap
+from dlvsnap.watch.where import FrameChoice, Site
 
 
 class MapWatch:
@@ -42,8 +43,11 @@ class MapWatch:
             self.on_note(Note("layout", inexact_note(self.layout), {"layout": self.layout.name}))
         self.watched = WatchedMap()
         self.summary = Summary()
-        self.resolver = Resolver(session.client, normalise_expr(opts.expr), opts.expr, opts.in_func)
-        self.stops = StopSource(session, self.watched, opts.ops)
+        choice = FrameChoice(opts.in_func, opts.frame, Site.of(opts.site) if opts.site else None)
+        self.resolver = Resolver(
+            session.client, normalise_expr(opts.expr), opts.shown, choice, binary.optimised
+        )
+        self.stops = StopSource(session, self.watched, opts.ops, deep=choice.needs_stack)
         trust = HashTrust(aes_hasher(binary, session.load_bias), self.on_note, full=opts.full)
         self.recorder = Recorder(opts, trust, self.watched)
         self._decoders: dict[int, Decoder] = {}  # by map type
@@ -75,7 +79,7 @@ class MapWatch:
             self.summary.exit_status = status
 
     def _loop(self) -> Iterator[DeleteEvent]:
-        self.resolver.check_in_func()
+        self.resolver.check_places()
         self.resolver.static(self.watched)
         self.stops.place()
         while True:
@@ -126,7 +130,7 @@ class MapWatch:
         if w.mode == "var" and hit.map_addr == 0:
             self.resolver.nil_seen = self.resolver.nil_seen or hit.location
             return False
-        note = w.follow(hit, self.opts.expr)
+        note = w.follow(hit, self.opts.shown)
         if note is not None:
             self.on_note(note)
         return True  # the breakpoint condition already matched this map
@@ -184,18 +188,8 @@ class MapWatch:
                     )
                 )
             return
-        res, shown = self.resolver, self.opts.expr
-        if res.nil_seen is not None:
-            raise MapResolutionError(
-                f"nil map: {shown} was nil when the program deleted from it "
-                f"({res.nil_seen}); delete on a nil map does nothing"
-            )
-        if not self.watched.known and res.not_map:
-            raise MapResolutionError(f"not a map: {shown} is {res.not_map}")
-        if not self.watched.known and res.tried_in:
-            raise MapResolutionError(
-                f"unknown variable: {shown} is not visible in any function that "
-                f"deleted from a map ({', '.join(sorted(res.tried_in))})"
-            )
-        where = f" from {shown}" if self._calls_seen else ""
+        why = self.resolver.failure(self.watched.known)
+        if why is not None:
+            raise MapResolutionError(why)
+        where = f" from {self.opts.shown}" if self._calls_seen else ""
         raise NoDeletesError(f"the program {exit_words(exit_status)} before any delete{where}")

@@ -33,6 +33,9 @@ class Hit:
     location: Location  # where the program called it (the first frame outside the runtime)
     via: str  # the reflect entry point on the way, if any
     caller_frame: int  # that frame's number in the goroutine's stack
+    # the whole stack as Delve numbers its frames (inlined calls are frames of their own),
+    # when this hit carried or needed a stack trace (while the map is being resolved)
+    frames: tuple[Location, ...] = ()
     stack_lo: int = 0  # the goroutine's stack bounds (0 when not asked for)
     stack_hi: int = 0
     g_addr: int = 0  # the goroutine's g (0 when not asked for)

@@ -27,8 +27,10 @@ def op_of(entry: str) -> str:
 
 @dataclass
 class WatchOptions:
-    expr: str
-    in_func: str | None = None  # only resolve the expression in this function
+    expr: str  # --map ("" when --site alone chooses the map)
+    in_func: str | None = None  # evaluate EXPR in the frame of this function
+    frame: int | None = None  # evaluate EXPR this many frames out from the caller's
+    site: str | None = None  # the map the delete at this FILE:LINE or function deletes from
     live_keys: bool = False
     max_events: int | None = None
     full: bool = False  # snapshot the whole map around every delete
@@ -38,6 +40,11 @@ class WatchOptions:
     # Delve or expect the program stopped (the CLI's renderers).
     pipeline: bool = False
     crosscheck: bool = False  # also take whole snapshots and report where the probe differs
+
+    @property
+    def shown(self) -> str:
+        """The watched map as the user named it."""
+        return self.expr or f"the map deleted from at {self.site}"
 
 
 @dataclass

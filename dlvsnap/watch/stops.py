@@ -39,6 +39,8 @@ from dlvsnap.watch.watched import WatchedMap
 _SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
 _REFLECT_ENTRY = re.compile(r"^reflect\.map(delete|delete_faststr|clear)$")
 STACK_DEPTH = 12
+# While resolving with --site, --in or --frame: frames further out than the caller's matter.
+DEEP_STACK_DEPTH = 64
 # Evaluated by Delve at every hit and returned with the stop: no extra round trip.
 _STACK_VARS = ("runtime.curg.stack.lo", "runtime.curg.stack.hi", "uintptr(runtime.curg)")
 # The entry point's return address: on amd64 the CALL pushed it just below the frame's
@@ -93,8 +95,11 @@ class Stop:
 
 
 class StopSource:
-    def __init__(self, session: Session, watched: WatchedMap, ops: tuple[str, ...]) -> None:
+    def __init__(
+        self, session: Session, watched: WatchedMap, ops: tuple[str, ...], deep: bool = False
+    ) -> None:
         self.session = session
+        self.depth = DEEP_STACK_DEPTH if deep else STACK_DEPTH  # frames per hit's trace
         self.client: DelveClient = session.client
         self.watched = watched
         self.ops = ops
@@ -129,7 +134,7 @@ class StopSource:
                     BreakpointSpec(
                         function_name=fn,
                         cond=cond,
-                        stacktrace=0 if self._light() else STACK_DEPTH,
+                        stacktrace=0 if self._light() else self.depth,
                         variables=self._hit_vars(),
                         load_args=LoadConfig(max_string_len=0, max_struct_fields=0),
                     )
@@ -140,7 +145,7 @@ class StopSource:
     def retarget(self) -> None:
         """The watched map became known: conditions that match its calls only."""
         cond, hit_vars = self.watched.condition(self.map_param), self._hit_vars()
-        depth = 0 if self._light() else STACK_DEPTH
+        depth = 0 if self._light() else self.depth
         self.entry_bps = [
             self.client.amend_breakpoint(bp, cond, hit_vars, depth) for bp in self.entry_bps
         ]
@@ -226,7 +231,7 @@ class StopSource:
                 # may be another frame's map)
                 self._make_lean(bp.id, typ, args)
         ret = _int_var(var, _RET_VAR)
-        caller = self._caller(th, info.stacktrace, ret)
+        caller, frames = self._caller(th, info.stacktrace, ret)
         return Hit(
             entry=th.function,
             goroutine=th.goroutine_id,
@@ -236,6 +241,7 @@ class StopSource:
             location=caller.location,
             via=caller.via,
             caller_frame=caller.frame,
+            frames=tuple(Location(f.function, f.file, f.line) for f in frames),
             stack_lo=_int_var(var, _STACK_VARS[0]),
             stack_hi=_int_var(var, _STACK_VARS[1]),
             g_addr=_int_var(var, _STACK_VARS[2]),
@@ -272,18 +278,20 @@ class StopSource:
             return int.from_bytes(raw, "little" if self.session.target.little_endian else "big")
         return w.header
 
-    def _caller(self, th: Thread, frames: tuple[Frame, ...], ret: int) -> _Caller:
+    def _caller(
+        self, th: Thread, frames: tuple[Frame, ...], ret: int
+    ) -> tuple[_Caller, tuple[Frame, ...]]:
         """Where the program called the entry point: the first frame outside the runtime,
         reflect and generic map code, and the reflect entry on the way, if any. A hit with
         no stack trace (``_light``) gives its return address ``ret``: the call site's answer
         is kept when every frame up to the caller's is at that address (the caller, and
         functions inlined into it, called the entry point directly); else a stack trace
-        is asked for at this hit."""
+        is asked for at this hit. The stack trace comes along (empty when not needed)."""
         if not frames:
             known = self._callers.get(ret) if ret else None
             if known is not None:
-                return known
-            frames = tuple(self.client.stacktrace(th.goroutine_id, STACK_DEPTH))
+                return known, ()
+            frames = tuple(self.client.stacktrace(th.goroutine_id, self.depth))
         user = next(
             (i for i, f in enumerate(frames) if i > 0 and not _SKIP_FRAME.match(f.function)),
             1 if len(frames) > 1 else 0,
@@ -297,7 +305,7 @@ class StopSource:
         )
         if ret and user > 0 and all(f.pc == ret for f in frames[1 : user + 1]):
             self._callers[ret] = out
-        return out
+        return out, frames
 
     # -- the end of a call ------------------------------------------------------------------------
     def call(self, hit: Hit, *, may_panic: bool) -> DelveCall:

@@ -40,7 +40,15 @@ def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("watch",), "missing option '--map' (dlvsnap watch --help)"),
+        (("watch",), "missing option '--map' (or '--site') (dlvsnap watch --help)"),
+        (
+            ("watch", "x", "--map", "m", "--frame", "1", "--in", "main.main"),
+            "--frame and --in both choose the frame: give one (dlvsnap watch --help)",
+        ),
+        (
+            ("watch", "x", "--map", "m", "--frame", "-1"),
+            "invalid value for '--frame': -1 is not in the range x>=0 (dlvsnap watch --help)",
+        ),
         (
             ("watch", "x", "--map", "m", "--bogus"),
             "no such option '--bogus' (Did you mean one of: '--ops', '--verbose'?)"
