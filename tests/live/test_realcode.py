@@ -85,14 +85,14 @@ def _watch(binary: Path, scenario: str, args: list[str], kind: str, tmp: Path) -
     assert run.of("note") == [] or all(n["kind"] == "moved" for n in run.of("note")), run.of("note")
 
 
-@pytest.mark.parametrize(("scenario", "args", "kind"), DEBUG_CASES, ids=lambda x: str(x))
+@pytest.mark.parametrize(("scenario", "args", "kind"), DEBUG_CASES, ids=str)
 def test_natural_expressions_on_a_debug_build(
     scenario: str, args: list[str], kind: str, tmp_path: Path
 ) -> None:
     _watch(build(SWISS, optimized=False), scenario, args, kind, tmp_path)
 
 
-@pytest.mark.parametrize(("scenario", "args", "kind"), OPTIMISED_CASES, ids=lambda x: str(x))
+@pytest.mark.parametrize(("scenario", "args", "kind"), OPTIMISED_CASES, ids=str)
 def test_site_on_an_optimised_build(
     scenario: str, args: list[str], kind: str, tmp_path: Path
 ) -> None:
@@ -107,7 +107,7 @@ def test_site_on_an_optimised_build(
         ("lru", ["--site", "simplelru.(*LRU).removeElement"], "int", True),
         ("store", ["--site", "SITE:drop"], "int", True),
     ],
-    ids=lambda x: str(x),
+    ids=str,
 )
 def test_classic_maps(
     scenario: str, args: list[str], kind: str, optimized: bool, tmp_path: Path
