@@ -63,7 +63,13 @@ class Resolver:
         try:  # Delve takes no type arguments in a function's name
             locs = self.client.find_locations(plain_name(spec))
         except RPCError as e:
-            raise UsageError(f"{option} {spec}: {e.message}") from None
+            what = "function" if option == "--in" else "function or line"
+            why = (
+                f"the binary has no {what} of that name ({e.message})"
+                if e.message.endswith("not found")
+                else e.message
+            )
+            raise UsageError(f"{option} {spec}: {why}") from None
         if not locs:
             raise UsageError(f"{option} {spec}: Delve finds no such location")
         return locs[0]

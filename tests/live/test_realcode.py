@@ -151,9 +151,10 @@ def test_map_and_site_must_name_the_same_map() -> None:
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--site", "nosuch.f"], '--site nosuch.f: location "nosuch.f" not found'),
+        (["--site", "nosuch.f"], "--site nosuch.f: the binary has no function or line of"),
         (["--site", "lru.go:173"], "ambiguous"),  # two lru.go in golang-lru: Delve's words
-        (["--map", "m", "--in", "nosuch.f"], "--in nosuch.f: location"),
+        (["--map", "m", "--in", "nosuch.f"], "--in nosuch.f: the binary has no function"),
+        (["--site", "main.go:99999"], "could not find statement"),
     ],
 )
 def test_places_the_binary_lacks_are_refused_before_the_run(args: list[str], words: str) -> None:
