@@ -94,16 +94,32 @@ class Debugger:
 
     def watch(
         self,
-        m: MapHandle | str,
+        m: MapHandle | str | None = None,
         *,
+        site: str | None = None,
+        frame: int | None = None,
+        in_func: str | None = None,
         max_events: int | None = None,
         full: bool = False,
         live_keys: bool = False,
     ) -> Iterator[DeleteEvent]:
         """Each delete/clear of the map, as it happens. A MapHandle's expression is watched
-        (a package variable is followed, a local resolved at its first delete)."""
-        expr = m.expr if isinstance(m, MapHandle) else m
-        opts = WatchOptions(expr=expr, max_events=max_events, full=full, live_keys=live_keys)
+        (a package variable is followed, a local resolved at its first delete, in the
+        caller's frame, ``frame`` frames out from it, or in ``in_func``'s frame); ``site``
+        (``FILE:LINE`` or a function) chooses the map the delete there deletes from, as
+        ``watch --site`` does. ``m`` or ``site`` is needed."""
+        expr = m.expr if isinstance(m, MapHandle) else (m or "")
+        if not expr and not site:
+            raise ValueError("watch() needs a map (an expression or a MapHandle) or a site")
+        opts = WatchOptions(
+            expr=expr,
+            site=site,
+            frame=frame,
+            in_func=in_func,
+            max_events=max_events,
+            full=full,
+            live_keys=live_keys,
+        )
         w = MapWatch(self.session, opts, lambda ev: None, self.notes.append)
         return w.events()
 

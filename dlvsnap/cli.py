@@ -365,7 +365,7 @@ def watch(
         w = MapWatch(s, opts, on_event, on_note)
         progress.clear()
         if text is None:
-            jsonl.start(out, t, shown, s.version.short)
+            jsonl.start(out, t, shown, s.version.short, site)
         else:
             name = Path(t.path).name
             text.start(f"watching {shown} in {name}: {t.describe()}, Delve {s.version.short}")

@@ -17,12 +17,13 @@ def _line(out: IO[str], obj: dict[str, Any]) -> None:
     out.flush()
 
 
-def start(out: IO[str], target: TargetInfo, expr: str, delve: str) -> None:
+def start(out: IO[str], target: TargetInfo, expr: str, delve: str, site: str | None = None) -> None:
     _line(
         out,
         {
             "event": "start",
             "map": expr,
+            "site": site,
             "go_version": target.go_version,
             "experiments": list(target.experiments),
             "goarch": target.goarch,

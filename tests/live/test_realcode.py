@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import dlvsnap
 from dlvsnap.build import DEBUG_GCFLAGS, build_cached
 from dlvsnap.toolchain import Variant
 from tests.live.invariants import check_deletes
@@ -161,3 +162,16 @@ def test_places_the_binary_lacks_are_refused_before_the_run(args: list[str], wor
     code, msg = _fails(build(SWISS, optimized=False), *args)
     assert code == 2
     assert words in msg, msg
+
+
+def test_the_python_api_takes_a_site_and_an_outer_frame() -> None:
+    with dlvsnap.launch(build(SWISS, optimized=True), args=["store"]) as prog:
+        events = list(prog.watch(site="main.(*store).drop", max_events=3))
+    assert [e.key for e in events] == [0, 7, 14]  # the program's first three deleted ids
+    assert all(e.location.function == "main.(*store).drop" for e in events)
+    with dlvsnap.launch(build(SWISS, optimized=False), args=["set"]) as prog:
+        with pytest.raises(ValueError, match="needs a map"):
+            prog.watch()
+        events = list(prog.watch("g.m", in_func="main.main", max_events=2))
+    assert [e.key for e in events] == [0, 7]
+    assert events[0].location.function == "main.(*Set[go.shape.int]).Del"
