@@ -48,7 +48,7 @@ from dlvsnap.errors import (
 )
 from dlvsnap.memory import MemoryReader, ProcMem
 from dlvsnap.target import TargetInfo, elf_symbols, identify
-from dlvsnap.toolchain import default_dlv, pick_dlv
+from dlvsnap.toolchain import default_dlv, pick_dlv, setup_hint
 
 _SESSIONS = itertools.count(1)
 
@@ -218,14 +218,17 @@ class Session:
         # An attached program is released through a second connection when the first may
         # be mid-call (Ctrl-C), never by closing the socket (release.py).
         multi = ["--accept-multiclient"] if mode == "attach" else []
-        dp = launch(
-            dlv_path,
-            mode_args,
-            program_args=args,
-            sink=sink,
-            extra_flags=multi,
-            outlive_us=mode == "attach",
-        )
+        try:
+            dp = launch(
+                dlv_path,
+                mode_args,
+                program_args=args,
+                sink=sink,
+                extra_flags=multi,
+                outlive_us=mode == "attach",
+            )
+        except DelveRefusedError as e:
+            raise _refusal(str(e), info) from e
         if guardian is not None:
             guardian.tell("dlv", dp.proc.pid)
         client: DelveClient | None = None
@@ -239,10 +242,7 @@ class Session:
                 exited = dp.wait_exit(2.0)
                 dp.terminate()  # joins the output drains: the whole stderr is read
                 if exited:
-                    msg = dp.error_summary()
-                    if "version of delve" in msg.lower():
-                        msg += " (scripts/toolchains installs a Delve that accepts it; or --dlv)"
-                    raise DelveRefusedError(msg) from e
+                    raise _refusal(dp.error_summary(), info) from e
                 raise
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
@@ -391,6 +391,14 @@ class Session:
     ) -> None:
         # Ctrl-C, SIGTERM: the connection may be mid-call, so do not talk to Delve again.
         self.close(interrupted=e is not None and not isinstance(e, Exception))
+
+
+def _refusal(msg: str, info: TargetInfo) -> DelveRefusedError:
+    """Delve's own words for refusing to start; when it refuses the target's Go release,
+    with the `dlvsnap setup` command that installs a Delve that accepts it."""
+    if "version of delve" in msg.lower():
+        msg += f" ({setup_hint(info.go_version)})"
+    return DelveRefusedError(msg)
 
 
 def _amended(e: DlvsnapError, why: str) -> DlvsnapError:
