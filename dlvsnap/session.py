@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from dlvsnap.delve import release
-from dlvsnap.delve.client import BreakpointSpec, DelveClient
+from dlvsnap.delve.client import BreakpointSpec, DelveClient, exited_with
 from dlvsnap.delve.guardian import Guardian
 from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.memory import DelveMem
@@ -43,12 +43,15 @@ from dlvsnap.errors import (
     DelveRefusedError,
     DlvsnapError,
     MemoryReadError,
+    ProgramExitedError,
+    RPCError,
     TargetError,
     attach_permission_error,
 )
 from dlvsnap.memory import MemoryReader, ProcMem
 from dlvsnap.target import TargetInfo, elf_symbols, identify
 from dlvsnap.toolchain import default_dlv, pick_dlv, setup_hint
+from dlvsnap.watch.options import exit_words
 
 _SESSIONS = itertools.count(1)
 
@@ -175,7 +178,19 @@ class Session:
             # launched, detaches one it attached to) when its one client disconnects,
             # however it does: refusing would end it too, so dlvsnap does the job and says so.
             multi = client.is_multiclient()
-            if client.state(non_blocking=True).running:
+            try:
+                st = client.state(non_blocking=True)
+                status = st.exit_status if st.exited else None
+            except RPCError as e:
+                if (status := exited_with(e)) is None:
+                    raise
+            if status is not None:
+                raise ProgramExitedError(
+                    f"the program behind {address} {exit_words(status)}: nothing to watch or "
+                    "read; `restart` it in your client and stop it where you want",
+                    status,
+                )
+            if st.running:
                 raise TargetError(
                     f"the program behind {address} is running: stop it first (a breakpoint, "
                     "or halt in your client); dlvsnap does not stop it for you"
@@ -262,6 +277,14 @@ class Session:
                 client.conn.close()
             dp.terminate()
             raise
+
+    def exited(self) -> int | None:
+        """The program's exit status if it has exited; None while it lives, and when Delve
+        cannot say (a closed connection)."""
+        try:
+            return self.client.exit_status()
+        except DelveError:
+            return None
 
     def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
         """The memory reader for this session, chosen once: with "auto", /proc/PID/mem when it
