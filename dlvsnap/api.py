@@ -61,7 +61,7 @@ class MapHandle:
     def snapshot(self) -> MapSnapshot:
         """The map as it is now. After the program exited: a ProgramExitedError."""
         s = self.debugger.session
-        snap, _ = self.debugger.alive(
+        snap, _ = self.debugger._alive(
             f"snapshot {self.expr}", lambda: snapmod.snapshot(s, self.ref)
         )
         return snap
@@ -69,7 +69,7 @@ class MapHandle:
     def save(self, path: str | Path) -> MapSnapshot:
         """Snapshot and save it with its bytes (what `dlvsnap snap --save` writes)."""
         s = self.debugger.session
-        snap, mem = self.debugger.alive(
+        snap, mem = self.debugger._alive(
             f"snapshot {self.expr}", lambda: snapmod.snapshot(s, self.ref)
         )
         snapmod.save(path, s, self.ref, snap, mem=mem, location=self.debugger.location())
@@ -124,7 +124,8 @@ class Debugger:
         self.session = session
         self._cleanup = cleanup or contextlib.ExitStack()
         self.notes: list[Note] = []  # what watches had to say (moved header, replaced map...)
-        # the program's exit status, once a watch saw it end (None: running, or not known)
+        # the program's exit status once dlvsnap saw it end (a watch, or Delve asked after a
+        # failed call); None: running, or not known
         self.exit_status: int | None = None
 
     @property
@@ -142,7 +143,7 @@ class Debugger:
             self.exit_status = self.session.exited()
         return self.exit_status
 
-    def alive(self, what: str, run: Callable[[], T]) -> T:
+    def _alive(self, what: str, run: Callable[[], T]) -> T:
         """``run()``; if the program has exited (before, or so that ``run`` failed), a
         ProgramExitedError that says so (exit code 5), not what failed then."""
         status = self.exit_status
@@ -160,10 +161,10 @@ class Debugger:
 
     def run_to(self, location: str) -> Location:
         """Continue to ``location`` (``file:line`` or a function)."""
-        return self.alive(f"run to {location}", lambda: snapmod.run_to(self.session, location))
+        return self._alive(f"run to {location}", lambda: snapmod.run_to(self.session, location))
 
     def location(self, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> Location:
-        return self.alive(
+        return self._alive(
             "say where the program is stopped",
             lambda: snapmod.current_location(self.session, goroutine, frame),
         )
@@ -171,7 +172,7 @@ class Debugger:
     def map(self, expr: str, *, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> MapHandle:
         """The map ``expr`` names in this goroutine's frame (the current one by default).
         After the program exited: a ProgramExitedError (as ``snapshot()``)."""
-        ref = self.alive(
+        ref = self._alive(
             f"evaluate {expr}", lambda: snapmod.resolve(self.session, expr, goroutine, frame)
         )
         return MapHandle(self, ref)
