@@ -12,10 +12,20 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Debugger", "MapHandle", "__version__", "attach", "compare", "connect", "launch", "load"]
+__all__ = [
+    "Debugger",
+    "MapHandle",
+    "Watch",
+    "__version__",
+    "attach",
+    "compare",
+    "connect",
+    "launch",
+    "load",
+]
 
 if TYPE_CHECKING:
-    from dlvsnap.api import Debugger, MapHandle, attach, compare, connect, launch, load
+    from dlvsnap.api import Debugger, MapHandle, Watch, attach, compare, connect, launch, load
 
 
 def __getattr__(name: str) -> Any:

@@ -6,8 +6,10 @@
         prog.run_to("main.go:42")                    #    dlvsnap.attach(pid)
         m = prog.map("m")
         before = m.snapshot()                        # a MapSnapshot; print() shows its layout
-        for event in prog.watch(m, max_events=10):   # DeleteEvents, as `dlvsnap watch` shows
+        watch = prog.watch(m)                        # DeleteEvents, as `dlvsnap watch` shows
+        for event in watch:
             print(event)
+        print(watch.summary, watch.exit_status)      # its summary; 0: the program's end
 
 Objects are the dataclasses of dlvsnap.model; their ``str()`` is the text view.
 """
@@ -16,25 +18,28 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from dlvsnap import snap as snapmod
 from dlvsnap import snapfile
 from dlvsnap.build import build_package
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.diff import diff
-from dlvsnap.model import DeleteEvent, Location, MapDiff, MapSnapshot
+from dlvsnap.errors import DlvsnapError, ProgramExitedError
+from dlvsnap.model import DeleteEvent, Location, MapDiff, MapSnapshot, Summary
 from dlvsnap.render import text  # noqa: F401 (installs the text view as the objects' str())
 from dlvsnap.session import Session
 from dlvsnap.snapfile import SavedSnapshot
 from dlvsnap.target import TargetInfo
-from dlvsnap.watch import MapWatch, Note, WatchOptions
+from dlvsnap.watch import MapWatch, Note, WatchOptions, exit_words
 
-__all__ = ["Debugger", "MapHandle", "attach", "compare", "connect", "launch", "load"]
+T = TypeVar("T")
+
+__all__ = ["Debugger", "MapHandle", "Watch", "attach", "compare", "connect", "launch", "load"]
 
 
 @dataclass
@@ -54,15 +59,62 @@ class MapHandle:
         return self.ref.addr
 
     def snapshot(self) -> MapSnapshot:
-        snap, _ = snapmod.snapshot(self.debugger.session, self.ref)
+        """The map as it is now. After the program exited: a ProgramExitedError."""
+        s = self.debugger.session
+        snap, _ = self.debugger._alive(
+            f"snapshot {self.expr}", lambda: snapmod.snapshot(s, self.ref)
+        )
         return snap
 
     def save(self, path: str | Path) -> MapSnapshot:
         """Snapshot and save it with its bytes (what `dlvsnap snap --save` writes)."""
         s = self.debugger.session
-        snap, mem = snapmod.snapshot(s, self.ref)
+        snap, mem = self.debugger._alive(
+            f"snapshot {self.expr}", lambda: snapmod.snapshot(s, self.ref)
+        )
         snapmod.save(path, s, self.ref, snap, mem=mem, location=self.debugger.location())
         return snap
+
+
+class Watch(Iterator[DeleteEvent]):
+    """What ``Debugger.watch`` returns: iterate it for the DeleteEvents as they happen.
+    ``summary`` is what `dlvsnap watch` sums up at its end (deletes seen, keys removed, the
+    bytes the map holds; ``str()`` prints it as the CLI does), counted as events come;
+    ``exit_status`` is the program's exit status once the watch saw it end (negative: the
+    signal that killed it), None while it runs or when the watch stopped before
+    (``max_events``, a breakpoint of yours)."""
+
+    def __init__(self, debugger: Debugger, engine: MapWatch) -> None:
+        self._debugger = debugger
+        self._engine = engine
+        self._events: Iterator[DeleteEvent] | None = None
+
+    @property
+    def summary(self) -> Summary:
+        return self._engine.summary
+
+    @property
+    def exit_status(self) -> int | None:
+        return self._engine.summary.exit_status
+
+    def __next__(self) -> DeleteEvent:
+        if self._events is None:
+            status = self._debugger.exited()
+            if status is not None:
+                raise _exited(f"watch {self._engine.opts.expr}", status)
+            self._events = self._engine.events()
+        try:
+            return next(self._events)
+        finally:
+            if self.exit_status is not None:
+                self._debugger.exit_status = self.exit_status
+
+    def close(self) -> None:
+        """Stop watching (dlvsnap's breakpoints are removed); the program stays stopped."""
+        if self._events is not None:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
 
 
 class Debugger:
@@ -72,6 +124,9 @@ class Debugger:
         self.session = session
         self._cleanup = cleanup or contextlib.ExitStack()
         self.notes: list[Note] = []  # what watches had to say (moved header, replaced map...)
+        # the program's exit status once dlvsnap saw it end (a watch, or Delve asked after a
+        # failed call); None: running, or not known
+        self.exit_status: int | None = None
 
     @property
     def target(self) -> TargetInfo:
@@ -81,16 +136,46 @@ class Debugger:
     def pid(self) -> int:
         return self.session.pid
 
+    def exited(self) -> int | None:
+        """The program's exit status if it has exited, else None (asks Delve unless a
+        watch saw the end)."""
+        if self.exit_status is None:
+            self.exit_status = self.session.exited()
+        return self.exit_status
+
+    def _alive(self, what: str, run: Callable[[], T]) -> T:
+        """``run()``; if the program has exited (before, or so that ``run`` failed), a
+        ProgramExitedError that says so (exit code 5), not what failed then."""
+        status = self.exit_status
+        if status is None:
+            try:
+                return run()
+            except ProgramExitedError:
+                raise
+            except DlvsnapError as e:
+                status = self.exited()
+                if status is None:
+                    raise
+                raise _exited(what, status) from e
+        raise _exited(what, status)
+
     def run_to(self, location: str) -> Location:
         """Continue to ``location`` (``file:line`` or a function)."""
-        return snapmod.run_to(self.session, location)
+        return self._alive(f"run to {location}", lambda: snapmod.run_to(self.session, location))
 
     def location(self, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> Location:
-        return snapmod.current_location(self.session, goroutine, frame)
+        return self._alive(
+            "say where the program is stopped",
+            lambda: snapmod.current_location(self.session, goroutine, frame),
+        )
 
     def map(self, expr: str, *, goroutine: int = CURRENT_GOROUTINE, frame: int = 0) -> MapHandle:
-        """The map ``expr`` names in this goroutine's frame (the current one by default)."""
-        return MapHandle(self, snapmod.resolve(self.session, expr, goroutine, frame))
+        """The map ``expr`` names in this goroutine's frame (the current one by default).
+        After the program exited: a ProgramExitedError (as ``snapshot()``)."""
+        ref = self._alive(
+            f"evaluate {expr}", lambda: snapmod.resolve(self.session, expr, goroutine, frame)
+        )
+        return MapHandle(self, ref)
 
     def watch(
         self,
@@ -102,12 +187,13 @@ class Debugger:
         max_events: int | None = None,
         full: bool = False,
         live_keys: bool = False,
-    ) -> Iterator[DeleteEvent]:
-        """Each delete/clear of the map, as it happens. A MapHandle's expression is watched
-        (a package variable is followed, a local resolved at its first delete, in the
-        caller's frame, ``frame`` frames out from it, or in ``in_func``'s frame); ``site``
-        (``FILE:LINE`` or a function) chooses the map the delete there deletes from, as
-        ``watch --site`` does. ``m`` or ``site`` is needed."""
+    ) -> Watch:
+        """Each delete/clear of the map, as it happens: iterate the Watch returned; then its
+        ``summary`` and ``exit_status``. A MapHandle's expression is watched (a package
+        variable is followed, a local resolved at its first delete, in the caller's frame,
+        ``frame`` frames out from it, or in ``in_func``'s frame); ``site`` (``FILE:LINE`` or
+        a function) chooses the map the delete there deletes from, as ``watch --site``
+        does. ``m`` or ``site`` is needed."""
         expr = m.expr if isinstance(m, MapHandle) else (m or "")
         if not expr and not site:
             raise ValueError("watch() needs a map (an expression or a MapHandle) or a site")
@@ -120,8 +206,7 @@ class Debugger:
             full=full,
             live_keys=live_keys,
         )
-        w = MapWatch(self.session, opts, lambda ev: None, self.notes.append)
-        return w.events()
+        return Watch(self, MapWatch(self.session, opts, lambda ev: None, self.notes.append))
 
     def close(self) -> None:
         try:
@@ -137,6 +222,10 @@ class Debugger:
     ) -> None:
         self.session.__exit__(et, e, tb)
         self._cleanup.close()
+
+
+def _exited(what: str, status: int) -> ProgramExitedError:
+    return ProgramExitedError(f"cannot {what}: the program {exit_words(status)}", status)
 
 
 def launch(

@@ -18,7 +18,7 @@ from typing import IO, Any, BinaryIO, NoReturn
 import click
 from tabulate import tabulate
 
-from dlvsnap import __version__, snapfile
+from dlvsnap import __version__, install, snapfile
 from dlvsnap import snap as snapmod
 from dlvsnap.build import build_package
 from dlvsnap.delve.client import CURRENT_GOROUTINE
@@ -31,12 +31,14 @@ from dlvsnap.errors import (
     LayoutDriftError,
     TargetError,
 )
+from dlvsnap.goversion import release_of
 from dlvsnap.model import DeleteEvent
 from dlvsnap.progress import Progress
 from dlvsnap.regress import Regress
 from dlvsnap.render import html, jsonl
 from dlvsnap.render.text import TextRenderer
 from dlvsnap.session import Session
+from dlvsnap.target import identify
 from dlvsnap.toolchain import matrix
 from dlvsnap.untrusted import visible
 from dlvsnap.verify import check_binary, choose_layout, inexact_note
@@ -621,6 +623,56 @@ def regress(
         raise LayoutDriftError(f"{sum(x.status == 'drift' for x in bad)} drift(s) from the goldens")
     if bad:
         raise TargetError(f"{len(bad)} fixture run(s) failed")
+
+
+@cli.command()
+@click.option(
+    "--go",
+    "go_release",
+    metavar="VERSION",
+    help="The Delve that accepts programs built with this Go release (1.22, go1.24.11).",
+)
+@click.option(
+    "--for",
+    "for_target",
+    metavar="TARGET",
+    help="The Delve that accepts TARGET: a Go binary (its build info says its Go release) "
+    "or a package directory (the release of go on PATH, which builds it).",
+)
+@click.option(
+    "--build-go",
+    metavar="PATH",
+    help="The go command that builds Delve (default: go on PATH).",
+)
+def setup(go_release: str | None, for_target: str | None, build_go: str | None) -> None:
+    """Install the Delve release that accepts a Go release (--go, --for; without either,
+    the pinned one) with `go install` into ${XDG_CACHE_HOME:-~/.cache}/dlvsnap/, where
+    watch and snap find it, and print its path. Says so and exits 0 when it is installed
+    already; exits 6 when it cannot be installed (no go, a go too old to build it, a
+    failed build)."""
+    if go_release is not None and for_target is not None:
+        raise click.UsageError("give --go VERSION or --for TARGET, not both")
+    if for_target is not None:
+        go_release = _go_release_of(for_target)
+    elif go_release is not None:
+        try:
+            release_of(go_release)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--go") from None
+    d = install.choose(go_release)
+    done = install.install(d, build_go, say=lambda msg: click.echo(f"dlvsnap: {msg}", err=True))
+    state = "installed" if done.built else "already installed"
+    click.echo(f"Delve {d.version} ({d.window}) {state}: {done.path}")
+
+
+def _go_release_of(target: str) -> str:
+    """The Go release ``setup --for TARGET`` installs a Delve for."""
+    p = Path(target)
+    if p.is_dir():
+        return install.version_of(install.go_command(None))
+    if not p.exists():
+        raise click.BadParameter(f"{target}: no such file or directory", param_hint="--for")
+    return identify(p).go_version
 
 
 def _usage_line(e: click.ClickException) -> str:

@@ -54,6 +54,15 @@ class TargetError(DlvsnapError):
     exit_code = ExitCode.TARGET
 
 
+class ProgramExitedError(TargetError):
+    """The program has exited: there is no map to read, nothing to watch (``--connect`` to
+    a server whose program ended; the Python API after a watch ran to the end)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status  # the exit status Delve reports (minus a killing signal)
+
+
 class LayoutError(TargetError):
     """No layout fits the target, or bytes do not decode under the chosen layout."""
 

@@ -60,7 +60,7 @@ _text_view: Callable[[object], str] | None = None
 
 
 def set_text_view(view: Callable[[object], str]) -> None:
-    """What ``str()`` of a MapSnapshot, MapDiff or DeleteEvent returns (dlvsnap.render.text
+    """What ``str()`` of a MapSnapshot, MapDiff, DeleteEvent or Summary returns (dlvsnap.render.text
     calls this when imported)."""
     global _text_view  # noqa: PLW0603 (one hook, set once by the text renderer)
     _text_view = view
@@ -536,6 +536,9 @@ class Summary:
     @property
     def events(self) -> int:
         return self.deletes + self.clears + self.assigns
+
+    def __str__(self) -> str:
+        return _as_text(self)
 
     def count(self, op: str, count_before: int, count_after: int) -> None:
         """One more event of ``op`` that took the map's count from before to after."""

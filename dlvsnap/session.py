@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from dlvsnap.delve import release
-from dlvsnap.delve.client import BreakpointSpec, DelveClient
+from dlvsnap.delve.client import BreakpointSpec, DelveClient, exited_with
 from dlvsnap.delve.guardian import Guardian
 from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.memory import DelveMem
@@ -43,12 +43,15 @@ from dlvsnap.errors import (
     DelveRefusedError,
     DlvsnapError,
     MemoryReadError,
+    ProgramExitedError,
+    RPCError,
     TargetError,
     attach_permission_error,
 )
 from dlvsnap.memory import MemoryReader, ProcMem
 from dlvsnap.target import TargetInfo, elf_symbols, identify
-from dlvsnap.toolchain import default_dlv, pick_dlv
+from dlvsnap.toolchain import default_dlv, pick_dlv, setup_hint
+from dlvsnap.watch.options import exit_words
 
 _SESSIONS = itertools.count(1)
 
@@ -175,7 +178,19 @@ class Session:
             # launched, detaches one it attached to) when its one client disconnects,
             # however it does: refusing would end it too, so dlvsnap does the job and says so.
             multi = client.is_multiclient()
-            if client.state(non_blocking=True).running:
+            try:
+                st = client.state(non_blocking=True)
+                status = st.exit_status if st.exited else None
+            except RPCError as e:
+                if (status := exited_with(e)) is None:
+                    raise
+            if status is not None:
+                raise ProgramExitedError(
+                    f"the program behind {address} {exit_words(status)}: nothing to watch or "
+                    "read; `restart` it in your client and stop it where you want",
+                    status,
+                )
+            if st.running:
                 raise TargetError(
                     f"the program behind {address} is running: stop it first (a breakpoint, "
                     "or halt in your client); dlvsnap does not stop it for you"
@@ -218,14 +233,17 @@ class Session:
         # An attached program is released through a second connection when the first may
         # be mid-call (Ctrl-C), never by closing the socket (release.py).
         multi = ["--accept-multiclient"] if mode == "attach" else []
-        dp = launch(
-            dlv_path,
-            mode_args,
-            program_args=args,
-            sink=sink,
-            extra_flags=multi,
-            outlive_us=mode == "attach",
-        )
+        try:
+            dp = launch(
+                dlv_path,
+                mode_args,
+                program_args=args,
+                sink=sink,
+                extra_flags=multi,
+                outlive_us=mode == "attach",
+            )
+        except DelveRefusedError as e:
+            raise _refusal(str(e), info) from e
         if guardian is not None:
             guardian.tell("dlv", dp.proc.pid)
         client: DelveClient | None = None
@@ -239,10 +257,7 @@ class Session:
                 exited = dp.wait_exit(2.0)
                 dp.terminate()  # joins the output drains: the whole stderr is read
                 if exited:
-                    msg = dp.error_summary()
-                    if "version of delve" in msg.lower():
-                        msg += " (scripts/toolchains installs a Delve that accepts it; or --dlv)"
-                    raise DelveRefusedError(msg) from e
+                    raise _refusal(dp.error_summary(), info) from e
                 raise
             dp.pass_output()
             pid = client.state().pid or client.process_pid()
@@ -262,6 +277,14 @@ class Session:
                 client.conn.close()
             dp.terminate()
             raise
+
+    def exited(self) -> int | None:
+        """The program's exit status if it has exited; None while it lives, and when Delve
+        cannot say (a closed connection)."""
+        try:
+            return self.client.exit_status()
+        except DelveError:
+            return None
 
     def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
         """The memory reader for this session, chosen once: with "auto", /proc/PID/mem when it
@@ -391,6 +414,14 @@ class Session:
     ) -> None:
         # Ctrl-C, SIGTERM: the connection may be mid-call, so do not talk to Delve again.
         self.close(interrupted=e is not None and not isinstance(e, Exception))
+
+
+def _refusal(msg: str, info: TargetInfo) -> DelveRefusedError:
+    """Delve's own words for refusing to start; when it refuses the target's Go release,
+    with the `dlvsnap setup` command that installs a Delve that accepts it."""
+    if "version of delve" in msg.lower():
+        msg += f" ({setup_hint(info.go_version)})"
+    return DelveRefusedError(msg)
 
 
 def _amended(e: DlvsnapError, why: str) -> DlvsnapError:

@@ -9,9 +9,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from dlvsnap.goversion import Release, release_of
+from dlvsnap.goversion import Release, release_of, release_text
 
-# The Delve `make setup` builds; `dlvsnap watch` uses it unless another fits better.
+# The Delve `dlvsnap setup` (and `make setup`) builds; `dlvsnap watch` uses it unless another
+# fits better.
 DLV_VERSION = "v1.27.2"
 
 
@@ -21,9 +22,15 @@ class DelveRelease:
     go_min: Release
     go_max: Release
     source: str  # "go-install" (built into the cache) or "debian" (package `delve`)
+    builds_with: Release = (1, 0)  # the `go` line of its go.mod: the oldest Go that builds it
 
     def accepts(self, release: Release) -> bool:
         return self.go_min <= release <= self.go_max
+
+    @property
+    def window(self) -> str:
+        """``Go 1.25-1.27``: the Go releases it accepts."""
+        return f"Go {release_text(self.go_min)}-{release_text(self.go_max)}"
 
     def path(self) -> Path:
         if self.source == "debian":
@@ -50,12 +57,14 @@ class GoRelease:
         return cache_dir() / "go" / f"go{self.version}" / "go" / "bin" / "go"
 
 
-# pkg/goversion/compat.go of each release (../shared/toolchains.md), newest first.
+# pkg/goversion/compat.go of each release (../shared/toolchains.md), newest first; the
+# last field is the `go` line of the release's go.mod (with GOTOOLCHAIN=local, an older Go
+# refuses to build it).
 DELVES = (
-    DelveRelease("v1.27.2", (1, 25), (1, 27), "go-install"),
-    DelveRelease("v1.26.2", (1, 24), (1, 26), "go-install"),
-    DelveRelease("v1.25.2", (1, 22), (1, 25), "go-install"),
-    DelveRelease("v1.25.0", (1, 21), (1, 24), "go-install"),
+    DelveRelease("v1.27.2", (1, 25), (1, 27), "go-install", (1, 25)),
+    DelveRelease("v1.26.2", (1, 24), (1, 26), "go-install", (1, 24)),
+    DelveRelease("v1.25.2", (1, 22), (1, 25), "go-install", (1, 22)),
+    DelveRelease("v1.25.0", (1, 21), (1, 24), "go-install", (1, 21)),
     DelveRelease("1.20.2", (1, 18), (1, 20), "debian"),
 )
 
@@ -85,15 +94,40 @@ def default_dlv() -> str:
     return str(cache_dir() / f"dlv-{DLV_VERSION}" / "bin" / "dlv")
 
 
+def pinned_delve() -> DelveRelease:
+    return next(d for d in DELVES if d.version == DLV_VERSION)
+
+
+def _preferred(release: Release) -> list[DelveRelease]:
+    """The Delves that accept this Go release, best first: the pinned one, then newest."""
+    return [d for d in dict.fromkeys((pinned_delve(), *DELVES)) if d.accepts(release)]
+
+
+def delve_for(go_version: str) -> DelveRelease | None:
+    """The Delve release `dlvsnap setup --go` installs for this Go release (None when no
+    release dlvsnap knows accepts it)."""
+    best = _preferred(release_of(go_version))
+    return best[0] if best else None
+
+
 def pick_dlv(go_version: str) -> str | None:
     """An installed Delve that accepts this Go release: the pinned one if it does, else the
     newest installed one that does. None when no installed Delve accepts it."""
-    rel = release_of(go_version)
-    pinned = next(d for d in DELVES if d.version == DLV_VERSION)
-    for d in (pinned, *DELVES):
-        if d.accepts(rel) and os.access(d.path(), os.X_OK):
+    for d in _preferred(release_of(go_version)):
+        if os.access(d.path(), os.X_OK):
             return str(d.path())
     return None
+
+
+def setup_hint(go_version: str) -> str:
+    """What to tell a user whose Delve refuses a target built with ``go_version``."""
+    rel = release_of(go_version)
+    if delve_for(go_version) is None:
+        return f"no Delve release dlvsnap knows accepts Go {release_text(rel)}; pass --dlv PATH"
+    return (
+        f"`dlvsnap setup --go {release_text(rel)}` installs a Delve that accepts it, which "
+        "dlvsnap picks when --dlv is not given"
+    )
 
 
 @dataclass(frozen=True)

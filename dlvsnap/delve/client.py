@@ -6,6 +6,7 @@ The client knows Delve, not maps: it never interprets what it reads.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,9 @@ from dlvsnap.delve.types import (
 from dlvsnap.errors import RPCError
 
 CURRENT_GOROUTINE = -1  # EvalScope.GoroutineID: the selected goroutine (0 is a bug)
+
+# What Delve answers State (and most requests) with once the program has exited.
+_EXITED = re.compile(r"\bProcess \d+ has exited with status (-?\d+)")
 
 # ExamineMemory's limit per call: 65,536 bytes on current Delve (1,000 on Delve 1.20).
 EXAMINE_MEMORY_LIMIT = 1 << 16
@@ -60,6 +64,13 @@ class BreakpointSpec:
         return bp
 
 
+def exited_with(e: RPCError) -> int | None:
+    """The exit status in Delve's answer for a program that has exited (State and most
+    requests: ``Process 123 has exited with status 0``); None for any other error."""
+    m = _EXITED.search(e.message)
+    return int(m.group(1)) if m else None
+
+
 def _scope(goroutine: int, frame: int) -> JSON:
     return {"GoroutineID": goroutine, "Frame": frame, "DeferredCall": 0}
 
@@ -82,6 +93,16 @@ class DelveClient:
 
     def state(self, non_blocking: bool = True) -> DebuggerState:
         return DebuggerState.from_json(self._call("State", {"NonBlocking": non_blocking})["State"])
+
+    def exit_status(self) -> int | None:
+        """The program's exit status once it has exited, else None (see exited_with)."""
+        try:
+            st = self.state(non_blocking=True)
+        except RPCError as e:
+            if (status := exited_with(e)) is None:
+                raise
+            return status
+        return st.exit_status if st.exited else None
 
     def _find(self, loc: str, goroutine: int) -> list[JSON]:
         out = self._call(

@@ -157,7 +157,7 @@ def launch(
     """
     if not os.path.isfile(dlv) or not os.access(dlv, os.X_OK):
         raise DelveNotFoundError(
-            f"dlv not found at {dlv}: run `make setup` (installs the pinned Delve) or pass --dlv"
+            f"dlv not found at {dlv}: `dlvsnap setup` installs the pinned Delve; or pass --dlv"
         )
     cmd = [
         dlv,

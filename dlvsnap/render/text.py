@@ -355,6 +355,10 @@ def text_view(obj: object) -> str:
         return diff_text(obj)
     if isinstance(obj, DeleteEvent):
         return event_text(obj)
+    if isinstance(obj, Summary):  # what `dlvsnap watch` prints at its end
+        buf = io.StringIO()
+        TextRenderer(buf, colour=False).summary(obj)
+        return buf.getvalue().strip("\n")
     return repr(obj)
 
 

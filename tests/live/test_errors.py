@@ -101,6 +101,8 @@ def test_delve_refusing_the_go_version(dlv: str, tmp_path: Path) -> None:
     assert run.returncode == ExitCode.DELVE, run.stderr
     line = _one_line_error(run.stderr)
     assert "too old for this version of Delve" in line, line
+    # and the command that installs a Delve that accepts it (tests/live/test_setup.py runs it)
+    assert "(`dlvsnap setup --go 1.24` installs a Delve that accepts it, " in line, line
 
 
 def test_build_failure_of_a_package(tmp_path: Path) -> None:

@@ -229,6 +229,7 @@ def test_readme_python_example_runs() -> None:
     )
     assert r.returncode == 0, r.stderr
     assert "#1 delete key='item-00'" in r.stdout and "holds 1,688 B" in r.stdout
+    assert "\nsummary\ndeletes seen            2\n" in r.stdout  # str(watch.summary)
 
 
 def test_ctrl_c_during_watch_connect_halts_and_removes_only_dlvsnaps_breakpoints(

@@ -14,7 +14,13 @@ from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.memory import DelveMem
 from dlvsnap.delve.rpc import JsonRpcConnection
 from dlvsnap.delve.types import Breakpoint, DebuggerState, LoadConfig, Version
-from dlvsnap.errors import DlvsnapError, ExitCode, MemoryReadError, TargetError
+from dlvsnap.errors import (
+    DlvsnapError,
+    ExitCode,
+    MemoryReadError,
+    ProgramExitedError,
+    TargetError,
+)
 from dlvsnap.session import Session
 from dlvsnap.target import TargetInfo
 from tests.unit.fakedelve import JSON, FakeDelve, Refuse, breakpoint_json, fake_delve, stopped_state
@@ -236,6 +242,26 @@ def test_connect_refuses_a_running_program_and_says_why() -> None:
             Session.connect(f"127.0.0.1:{fake.port}")
         assert fake.closed_by_client.wait(10)  # dlvsnap's connection is closed
     assert str(e.value).startswith(f"the program behind 127.0.0.1:{fake.port} is running: stop")
+    assert fake.methods() == ["SetApiVersion", "GetVersion", "IsMulticlient", "State"]
+
+
+def test_connect_to_a_program_that_has_exited_says_so() -> None:
+    """Delve answers State for an exited program with an error: that is the answer."""
+
+    def answer(method: str, p: JSON) -> JSON:
+        if method == "State":
+            raise Refuse("Process 4242 has exited with status 3")
+        return dict(_connecting(multiclient=True, running=False)(method, p))
+
+    with fake_delve(answer) as fake:
+        with pytest.raises(ProgramExitedError) as e:
+            Session.connect(f"127.0.0.1:{fake.port}")
+        assert fake.closed_by_client.wait(10)
+    assert str(e.value) == (
+        f"the program behind 127.0.0.1:{fake.port} exited (status 3): nothing to watch or "
+        "read; `restart` it in your client and stop it where you want"
+    )
+    assert (e.value.status, e.value.exit_code) == (3, ExitCode.TARGET)
     assert fake.methods() == ["SetApiVersion", "GetVersion", "IsMulticlient", "State"]
 
 
