@@ -54,14 +54,15 @@ class MapHandle:
         return self.ref.addr
 
     def snapshot(self) -> MapSnapshot:
-        snap, _ = snapmod.snapshot(self.debugger.session, self.ref)
+        snap, _, _ = snapmod.snapshot(self.debugger.session, self.ref)
         return snap
 
     def save(self, path: str | Path) -> MapSnapshot:
         """Snapshot and save it with its bytes (what `dlvsnap snap --save` writes)."""
         s = self.debugger.session
-        snap, mem = snapmod.snapshot(s, self.ref)
-        snapmod.save(path, s, self.ref, snap, mem=mem, location=self.debugger.location())
+        snap, mem, types = snapmod.snapshot(s, self.ref)
+        where = self.debugger.location()
+        snapmod.save(path, s, self.ref, snap, mem=mem, types=types, location=where)
         return snap
 
 
