@@ -11,9 +11,9 @@ of strings, and MAX_KEY_DEPTH levels of structs, arrays and interfaces."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 import math
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
