@@ -32,6 +32,7 @@ MAPS = {
     "names": "struct{s string}: hashed as a string (runtime.mapdelete_faststr)",
     "points": "struct{x, y int32}: 8 bytes of memory (runtime.mapdelete_fast64)",
 }
+WATCH = (sys.executable, "-m", "dlvsnap", "watch")
 KEY_LINE = re.compile(r"^DLVSNAP-KEY map=(\w+) op=(\w+) key=(.*)$")
 
 
@@ -49,13 +50,14 @@ def _go(k: Any) -> str:
     (JSON does not say which are unsigned: see _decimal)."""
     if isinstance(k, bool):
         return "true" if k else "false"
-    if isinstance(k, int):
-        return str(k)
-    if isinstance(k, float):
-        return float_text(k)
-    if isinstance(k, str):
-        return json.dumps(k)  # the fixture's strings are ASCII: Go quotes them alike
+    if isinstance(k, int | float | str):
+        # the fixture's strings are ASCII: Go quotes them as JSON does
+        return float_text(k) if isinstance(k, float) else json.dumps(k)
     assert isinstance(k, dict), k
+    return _tagged(k)
+
+
+def _tagged(k: dict[str, Any]) -> str:
     if "struct" in k:
         return k["struct"] + "{" + ", ".join(f"{n}:{_go(v)}" for n, v in k["fields"]) + "}"
     if "array" in k:
@@ -63,9 +65,8 @@ def _go(k: Any) -> str:
         return k["array"] + "{" + ", ".join(_go(v) for v in k["elems"]) + "}"
     if "pointer" in k:
         return f"({k['pointer']})({hex(k['addr'])})"
-    if "interface" in k:
-        return f"{k['interface']}(nil)" if k["type"] is None else _go(k["value"])
-    raise AssertionError(f"not a key of schema 2: {k}")
+    assert "interface" in k, f"not a key of schema 2: {k}"
+    return f"{k['interface']}(nil)" if k["type"] is None else _go(k["value"])
 
 
 def _decimal(text: str) -> str:
@@ -111,8 +112,7 @@ def test_text_keys_are_the_programs_own_percent_v(tmp_path: Path, v: Variant) ->
     out = tmp_path / "target.txt"
     for name in MAPS:
         p = subprocess.run(
-            [sys.executable, "-m", "dlvsnap", "watch", str(exe), "--map", name]
-            + ["--target-output", str(out), "--no-color"],
+            [*WATCH, str(exe), "--map", name, "--no-color", "--target-output", str(out)],
             capture_output=True,
             text=True,
             timeout=300,
