@@ -61,7 +61,7 @@ class MapHandle:
     def snapshot(self) -> MapSnapshot:
         """The map as it is now. After the program exited: a ProgramExitedError."""
         s = self.debugger.session
-        snap, _ = self.debugger._alive(
+        snap, _, _ = self.debugger._alive(
             f"snapshot {self.expr}", lambda: snapmod.snapshot(s, self.ref)
         )
         return snap
@@ -69,10 +69,11 @@ class MapHandle:
     def save(self, path: str | Path) -> MapSnapshot:
         """Snapshot and save it with its bytes (what `dlvsnap snap --save` writes)."""
         s = self.debugger.session
-        snap, mem = self.debugger._alive(
+        snap, mem, types = self.debugger._alive(
             f"snapshot {self.expr}", lambda: snapmod.snapshot(s, self.ref)
         )
-        snapmod.save(path, s, self.ref, snap, mem=mem, location=self.debugger.location())
+        where = self.debugger.location()
+        snapmod.save(path, s, self.ref, snap, mem=mem, types=types, location=where)
         return snap
 
 

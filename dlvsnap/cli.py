@@ -457,11 +457,11 @@ def snap(
         if not (layout := choose_layout(s.target)).exact:
             _log(verbose, inexact_note(layout))
         progress.status(f"reading {map_expr} ({ref.type_name}) …")
-        taken, mem = snapmod.snapshot(s, ref)
+        taken, mem, types = snapmod.snapshot(s, ref)
         progress.clear()
         _log(verbose, f"memory read through {mem.name}: {sum(map(len, mem.regions.values())):,} B")
         if save:
-            snapmod.save(save, s, ref, taken, mem=mem, location=where)
+            snapmod.save(save, s, ref, taken, mem=mem, types=types, location=where)
             _log(verbose, f"saved {save}")
         if as_json:
             click.echo(json.dumps(snapfile.state_of(taken), separators=(",", ":")))

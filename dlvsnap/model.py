@@ -11,19 +11,20 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dlvsnap.kinds import kind_name
+from dlvsnap.gofmt import float_text, quote, quote_bytes, uint_text
+from dlvsnap.kinds import SIGNED, Kind, kind_name
 from dlvsnap.untrusted import visible
 
 
 @dataclass(frozen=True)
 class RawKey:
-    """A key dlvsnap does not interpret (arrays, structs, pointers...): its bytes."""
+    """A key dlvsnap does not interpret (no type description, invalid UTF-8): its bytes."""
 
     data: bytes
 
@@ -31,29 +32,237 @@ class RawKey:
         return "0x" + self.data.hex() if len(self.data) <= 16 else f"0x{self.data[:16].hex()}…"
 
 
-KeyValue = int | float | bool | str | RawKey | None
+@dataclass(frozen=True)
+class GoField:
+    name: str
+    offset: int
+    type: GoType
+
+
+@dataclass(frozen=True)
+class GoType:
+    """A Go type as the binary's DWARF describes it (dlvsnap.dwarf.TypeIndex): what a key
+    of this type decodes to and how it prints. ``name`` is the type's name as reflect and
+    %#v print it (``main.pair``, ``*main.T``, ``[2]int``, ``interface {}``); a part the
+    description stops at (too deep, too large) has kind INVALID and decodes as bytes."""
+
+    name: str
+    kind: int  # reflect.Kind
+    size: int
+    fields: tuple[GoField, ...] = ()  # struct
+    elem: GoType | None = None  # array
+    length: int = 0  # array
+    methods: bool = False  # interface: non-empty (an itab word), else interface {} / any
+
+    @property
+    def direct_iface(self) -> bool:
+        """Whether an interface holds a value of this type in its data word itself rather
+        than behind it: pointer-shaped types (cmd/compile's types.IsDirectIface)."""
+        if self.kind in _POINTER_SHAPED:
+            return True
+        if self.kind == Kind.ARRAY:
+            return self.length == 1 and self.elem is not None and self.elem.direct_iface
+        if self.kind == Kind.STRUCT:
+            return len(self.fields) == 1 and self.fields[0].type.direct_iface
+        return False
+
+    def to_json(self) -> dict[str, Any]:
+        """The description a snapshot file carries (docs/snapshot-format.md, "types")."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "size": self.size}
+        if self.kind == Kind.STRUCT:
+            out["fields"] = [[f.name, f.offset, f.type.to_json()] for f in self.fields]
+        if self.kind == Kind.ARRAY and self.elem is not None:
+            out["elem"], out["len"] = self.elem.to_json(), self.length
+        if self.kind == Kind.INTERFACE:
+            out["methods"] = self.methods
+        return out
+
+
+_POINTER_SHAPED = frozenset([Kind.POINTER, Kind.UNSAFE_POINTER, Kind.CHAN, Kind.MAP, Kind.FUNC])
+
+
+class TypeCatalog(Protocol):
+    """Go types by the address of their runtime type descriptor in the process (the key
+    type of a map type, the dynamic type of an interface): None for an address it does not
+    know."""
+
+    def at(self, addr: int) -> GoType | None: ...
+
+
+@dataclass(frozen=True)
+class StructKey:
+    """A struct key: its fields' values, in order. ``raw`` is the key's own bytes (what
+    memhash hashes); it is not part of the key's identity (a string field's data pointer
+    differs between two copies of the same key)."""
+
+    go: GoType = field(repr=False)
+    values: tuple[KeyValue, ...]
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class ArrayKey:
+    """An array key: its first MAX_ARRAY_ELEMS elements (``elems``), or for a byte array
+    its bytes (``data``, all of them)."""
+
+    go: GoType = field(repr=False)
+    elems: tuple[KeyValue, ...]
+    data: bytes | None = None
+    raw: bytes = field(default=b"", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PointerKey:
+    """A pointer (or channel, unsafe.Pointer) key: an address, never followed."""
+
+    go: GoType = field(repr=False)
+    addr: int
+
+
+@dataclass(frozen=True)
+class IfaceKey:
+    """An interface key: its dynamic type and value. ``dyn`` None is a nil interface;
+    ``type_addr`` is the type word when the binary's DWARF does not describe it (then
+    ``dyn`` is None and ``value`` the data word's bytes)."""
+
+    go: GoType = field(repr=False)
+    dyn: GoType | None
+    value: KeyValue
+    type_addr: int = 0
+
+
+KeyValue = int | float | bool | str | RawKey | StructKey | ArrayKey | PointerKey | IfaceKey | None
+
+# Bounds on what a key shows: array elements decoded (and shown in JSON), shown in text;
+# nesting shown in text; characters of a key in a text view.
+MAX_ARRAY_ELEMS = 64
+TEXT_ARRAY_ELEMS = 16
+TEXT_KEY_CHARS = 120
 
 
 def key_to_json(key: KeyValue) -> Any:
-    """JSON form of a decoded key: numbers, bools and valid UTF-8 strings as themselves;
-    anything else as ``{"hex": "..."}``; NaN/Inf floats as ``{"float": "NaN"}``."""
+    """JSON form of a decoded key (docs/json-schema.md, "Keys"): numbers, bools and valid
+    UTF-8 strings as themselves; NaN/Inf floats as ``{"float": "nan"}``; structs, arrays,
+    pointers and interfaces tagged (``{"struct": "main.pair", "fields": [["a", 4], ...]}``);
+    anything else as ``{"hex": "..."}``."""
     if isinstance(key, RawKey):
         return {"hex": key.data.hex()}
     if isinstance(key, float) and not math.isfinite(key):
         return {"float": repr(key)}
+    if isinstance(key, StructKey | ArrayKey | PointerKey | IfaceKey):
+        return _tagged_json(key)
     return key
 
 
+def _tagged_json(key: StructKey | ArrayKey | PointerKey | IfaceKey) -> dict[str, Any]:
+    if isinstance(key, StructKey):
+        names = (f.name for f in key.go.fields)
+        return {
+            "struct": key.go.name,
+            "fields": [[n, key_to_json(v)] for n, v in zip(names, key.values, strict=True)],
+        }
+    if isinstance(key, ArrayKey):
+        out: dict[str, Any] = {"array": key.go.name, "len": key.go.length}
+        if key.data is not None:
+            out["hex"] = key.data.hex()
+        else:
+            out["elems"] = [key_to_json(v) for v in key.elems]
+        return out
+    if isinstance(key, PointerKey):
+        return {"pointer": key.go.name, "addr": key.addr}
+    out = {"interface": key.go.name, "type": None if key.dyn is None else key.dyn.name}
+    out["value"] = key_to_json(key.value)
+    if key.type_addr:
+        out["type_addr"] = key.type_addr
+    return out
+
+
 def key_to_text(key: KeyValue) -> str:
-    """A key as the text views show it: strings quoted, with every character that is not
-    shown as itself or changes how the line reads escaped (dlvsnap.untrusted.visible)."""
+    """A key as the text views show it: strings quoted, structs, arrays, pointers and
+    interfaces as Go's %#v prints them inside a value (gosyntax), with every character that
+    is not shown as itself or changes how the line reads escaped
+    (dlvsnap.untrusted.visible)."""
     if key is None:
         return "?"
     if isinstance(key, str):
         return visible(repr(key) if len(key) <= 40 else repr(key[:40]) + "…")
     if isinstance(key, bool):
         return "true" if key else "false"
+    if isinstance(key, StructKey | ArrayKey | PointerKey | IfaceKey):
+        return visible(gosyntax(key, TEXT_KEY_CHARS))
     return str(key)
+
+
+def gosyntax(key: KeyValue, limit: int = 1 << 20) -> str:
+    """A key as fmt's %#v prints it inside a value (``main.pair{a:4, b:"s4"}``,
+    ``(*main.T)(0xc000012345)``, ``[2]int{4, 5}``; a pointer is an address, never
+    followed), with arrays past TEXT_ARRAY_ELEMS elements cut (``…``), and the whole cut
+    to ``limit`` characters."""
+    out = _Text(limit)
+    _go(key, None, out)
+    text = "".join(out.parts)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Text:
+    """Text being written, up to a limit (past it, nothing more is added)."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.left = limit
+
+    def add(self, s: str) -> None:
+        self.parts.append(s)
+        self.left -= len(s)
+
+
+def _go(v: KeyValue, t: GoType | None, out: _Text) -> None:
+    """Write ``v``, of type ``t`` (what a leaf needs: unsigned, float32, string)."""
+    if out.left <= 0:
+        return
+    if isinstance(v, StructKey):
+        out.add(v.go.name + "{")
+        for i, (f, x) in enumerate(zip(v.go.fields, v.values, strict=True)):
+            out.add((", " if i else "") + f.name + ":")
+            _go(x, f.type, out)
+        out.add("}")
+    elif isinstance(v, ArrayKey):
+        out.add(v.go.name + "{")
+        items: list[KeyValue] = list(v.data) if v.data is not None else list(v.elems)
+        for i, x in enumerate(items[:TEXT_ARRAY_ELEMS]):
+            out.add(", " if i else "")
+            _go(x, v.go.elem, out)
+        if v.go.length > TEXT_ARRAY_ELEMS:
+            out.add(", …")
+        out.add("}")
+    elif isinstance(v, PointerKey):
+        out.add(f"({v.go.name})({hex(v.addr) if v.addr else 'nil'})")
+    elif isinstance(v, IfaceKey):
+        if v.type_addr:
+            out.add(f"{v.go.name}(<type {v.type_addr:#x}>)")
+        elif v.dyn is None:
+            out.add(f"{v.go.name}(nil)")
+        else:
+            _go(v.value, v.dyn, out)
+    else:
+        out.add(_leaf(v, t))
+
+
+def _leaf(v: KeyValue, t: GoType | None) -> str:
+    kind = t.kind if t is not None else Kind.INVALID
+    if isinstance(v, bool):
+        text = "true" if v else "false"
+    elif isinstance(v, int):
+        text = uint_text(v) if kind in SIGNED and not SIGNED[kind] else str(v)
+    elif isinstance(v, float):
+        text = float_text(v, 32 if kind == Kind.FLOAT32 else 64)
+    elif isinstance(v, str):
+        text = quote(v)
+    elif isinstance(v, RawKey):
+        text = quote_bytes(v.data) if kind == Kind.STRING else str(v)
+    else:
+        text = "?"  # not read (unreadable memory, past the key's budget)
+    return text
 
 
 _text_view: Callable[[object], str] | None = None
@@ -165,6 +374,7 @@ class KeyType:
     kind: int  # reflect.Kind (dlvsnap.kinds.Kind)
     size: int
     indirect: bool
+    go: GoType | None = None  # from the binary's DWARF, for keys beyond scalars and strings
 
     @property
     def kind_name(self) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dlvsnap import snapfile
 from dlvsnap.decode import decode_map_type, make_decoder
+from dlvsnap.decode.types import RecordingTypes
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
 from dlvsnap.delve.expr import normalise_expr
 from dlvsnap.delve.types import LoadConfig
@@ -21,7 +22,7 @@ from dlvsnap.kinds import Kind
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
 from dlvsnap.session import Session
-from dlvsnap.target import binary
+from dlvsnap.target import DwarfTypes, binary
 from dlvsnap.verify import choose_layout
 
 _TYPES_BASE = ("runtime.types", "type:*")
@@ -54,10 +55,16 @@ def resolve(s: Session, expr: str, goroutine: int = CURRENT_GOROUTINE, frame: in
 
 
 def type_descriptor(s: Session, type_name: str) -> int:
-    exe = binary(s.target.path)
-    off = exe.runtime_type_offset(type_name)
+    off = binary(s.target.path).runtime_type_offset(type_name)
     if off is None:
         raise TargetError(f"no runtime type for {type_name} in the binary's DWARF")
+    return types_base(s) + off
+
+
+def types_base(s: Session) -> int:
+    """Where the process has runtime.types (the first module's types: what the
+    DW_AT_go_runtime_type offsets count from)."""
+    exe = binary(s.target.path)
     syms = exe.symbols(_TYPES_BASE)
     base = next((syms[n] + s.load_bias() for n in _TYPES_BASE if n in syms), None)
     if base is None:
@@ -65,15 +72,21 @@ def type_descriptor(s: Session, type_name: str) -> int:
             base = s.client.eval("runtime.firstmoduledata.types").as_int()
         except (RPCError, ValueError):
             raise TargetError("cannot find runtime.types in the binary") from None
-    return base + off
+    return base
 
 
-def snapshot(s: Session, ref: MapRef) -> tuple[MapSnapshot, RecordingMem]:
-    """Every group/bucket of the map, and the bytes it was decoded from."""
+def type_catalog(s: Session) -> DwarfTypes:
+    """The binary's DWARF types by their runtime types' addresses in this process."""
+    return DwarfTypes(binary(s.target.path), lambda: types_base(s))
+
+
+def snapshot(s: Session, ref: MapRef) -> tuple[MapSnapshot, RecordingMem, RecordingTypes]:
+    """Every group/bucket of the map, and the bytes and types it was decoded from."""
     layout = choose_layout(s.target)
     mem = RecordingMem(s.memory(ref.addr, 8))
-    mt = decode_map_type(layout, mem, ref.type_addr)
-    return make_decoder(layout, mem, mt).snapshot(ref.addr), mem
+    types = RecordingTypes(type_catalog(s))
+    mt = decode_map_type(layout, mem, ref.type_addr, types)
+    return make_decoder(layout, mem, mt, types).snapshot(ref.addr), mem, types
 
 
 def save(
@@ -83,9 +96,10 @@ def save(
     taken: MapSnapshot,
     *,
     mem: RecordingMem,
+    types: RecordingTypes,
     location: Location | None,
 ) -> None:
-    """Write ``taken`` (from ``snapshot``) with the bytes it was decoded from."""
+    """Write ``taken`` (from ``snapshot``) with the bytes and types it was decoded from."""
     snapfile.save(
         path,
         taken,
@@ -94,6 +108,7 @@ def save(
         type_addr=ref.type_addr,
         type_name=ref.type_name,
         regions=mem.regions,
+        types=types.seen,
         location=location,
     )
 

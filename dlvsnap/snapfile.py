@@ -20,15 +20,19 @@ from typing import Any
 
 from dlvsnap import __version__, untrusted
 from dlvsnap.decode import decode_map_type, make_decoder
+from dlvsnap.decode.types import KnownTypes
+from dlvsnap.dwarf import MAX_TYPE_DEPTH, MAX_TYPE_PARTS
 from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError, SnapshotFileError
+from dlvsnap.kinds import Kind
 from dlvsnap.memory import SparseMem
-from dlvsnap.model import SLOTS_PER_GROUP, Location, MapSnapshot, key_to_json
+from dlvsnap.model import SLOTS_PER_GROUP, GoField, GoType, Location, MapSnapshot, key_to_json
 from dlvsnap.target import TargetInfo
 from dlvsnap.untrusted import Fields, MalformedError
 from dlvsnap.verify import choose_layout
 
 FORMAT = "dlvsnap-snapshot"
-VERSION = 1
+VERSION = 2  # 2: `types`, and struct, array, pointer and interface keys decoded with them
+READS = (1, 2)  # a version 1 file has no types: its keys of those kinds are bytes
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,11 @@ def save(
     type_addr: int,
     type_name: str,
     regions: dict[int, bytes],
+    types: dict[int, GoType] | None = None,
     location: Location | None = None,
 ) -> None:
+    """Write a snapshot file: ``regions`` are the bytes ``snap`` was decoded from, and
+    ``types`` the Go types (by their runtime types' addresses) its keys were decoded with."""
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -106,6 +113,7 @@ def save(
             else {"function": location.function, "file": location.file, "line": location.line},
         },
         "state": state_of(snap),
+        "types": [[addr, t.to_json()] for addr, t in sorted((types or {}).items())],
         "memory": {
             "encoding": "zlib+base64",
             "regions": [
@@ -136,6 +144,8 @@ MAX_LABEL = 64  # a group label: `old123+4`, `t1023/g127`
 MAX_NAME = 1 << 16  # an expression, a type or function name
 MAX_PATH = 4096  # PATH_MAX
 MAX_SHORT = 64  # a Go release, an architecture, a layout's name, a time
+MAX_TYPES = 4096  # the key type, and the dynamic types of interface keys
+MAX_TYPE_SIZE = 1 << 40  # a type's size, an array's length
 
 
 def _b64_bound(size: int) -> int:
@@ -169,12 +179,13 @@ def loads(text: bytes | str, name: str) -> SavedSnapshot:
         raise SnapshotFileError(
             f"{name}: its format version is {untrusted.describe(version)}, not an integer"
         )
-    if version != VERSION:
+    if version not in READS:
         raise SnapshotFileError(
-            f"{name}: snapshot format version {version}; this dlvsnap reads {VERSION}"
+            f"{name}: snapshot format version {version}; this dlvsnap reads "
+            + " and ".join(map(str, READS))
         )
     try:
-        return _decode(name, Fields(doc), len(text))
+        return _decode(name, Fields(doc), len(text), version)
     except MalformedError as e:
         raise SnapshotFileError(f"{name}: malformed snapshot file: {e}") from None
 
@@ -277,8 +288,51 @@ def _location(m: Fields) -> Location | None:
     )
 
 
-def _decode(name: str, doc: Fields, file_size: int) -> SavedSnapshot:
+def _types(doc: Fields, ptr_size: int) -> KnownTypes:
+    """The file's ``types``: each a Go type described as GoType.to_json writes it, checked
+    (its parts within MAX_TYPE_DEPTH levels and MAX_TYPE_PARTS in all)."""
+    top = (1 << (8 * ptr_size)) - 1
+    out: dict[int, GoType] = {}
+    for i, entry in enumerate(doc.array("types", MAX_TYPES)):
+        where = f"types[{i}]"
+        pair = untrusted.as_list(entry, where, 2)
+        if len(pair) != 2:
+            raise MalformedError(f"{where}: not [address, type]")
+        addr = untrusted.as_int(pair[0], f"{where}[0]", 1, top)
+        out[addr] = _go_type(pair[1], f"{where}[1]", 0, [MAX_TYPE_PARTS])
+    return KnownTypes(out)
+
+
+def _go_type(v: Any, where: str, depth: int, parts: list[int]) -> GoType:
+    parts[0] -= 1
+    if depth > MAX_TYPE_DEPTH or parts[0] < 0:
+        raise MalformedError(f"{where}: a type nested or sized past the format's limits")
+    f = Fields(v, where)
+    name = f.string("name", MAX_NAME)
+    kind = f.integer("kind", 0, max(Kind))
+    size = f.integer("size", 0, MAX_TYPE_SIZE)
+    if kind == Kind.STRUCT:
+        fields = []
+        for j, x in enumerate(f.array("fields", MAX_TYPE_PARTS)):
+            w = f"{where}.fields[{j}]"
+            item = untrusted.as_list(x, w, 3)
+            if len(item) != 3:
+                raise MalformedError(f"{w}: not [name, offset, type]")
+            fname = untrusted.as_str(item[0], f"{w}[0]", MAX_NAME)
+            off = untrusted.as_int(item[1], f"{w}[1]", 0, size)
+            fields.append(GoField(fname, off, _go_type(item[2], f"{w}[2]", depth + 1, parts)))
+        return GoType(name, kind, size, fields=tuple(fields))
+    if kind == Kind.ARRAY:
+        elem = _go_type(f.raw("elem"), f.path("elem"), depth + 1, parts)
+        return GoType(name, kind, size, elem=elem, length=f.integer("len", 0, MAX_TYPE_SIZE))
+    if kind == Kind.INTERFACE:
+        return GoType(name, kind, size, methods=f.boolean("methods"))
+    return GoType(name, kind, size)
+
+
+def _decode(name: str, doc: Fields, file_size: int, version: int) -> SavedSnapshot:
     target = _target(doc.obj("target"))
+    types = _types(doc, target.ptr_size) if version >= 2 else None
     m = doc.obj("map")
     top = (1 << (8 * target.ptr_size)) - 1
     expr, type_name = m.string("expr", MAX_NAME), m.string("type", MAX_NAME)
@@ -294,8 +348,9 @@ def _decode(name: str, doc: Fields, file_size: int) -> SavedSnapshot:
     mem.read_limit = file_size + 2 * sum(map(len, mem.segments.values())) + (1 << 16)
     try:
         layout = choose_layout(target, saved_layout=want["layout"])
-        mt = decode_map_type(layout, mem, type_addr)
-        snap = make_decoder(layout, mem, mt).snapshot(addr, max_slots=len(want["states"]))
+        mt = decode_map_type(layout, mem, type_addr, types)
+        dec = make_decoder(layout, mem, mt, types)
+        snap = dec.snapshot(addr, max_slots=len(want["states"]))
     except (LayoutError, MemoryReadError) as e:
         raise SnapshotFileError(f"{name}: cannot decode its bytes again: {e}") from None
     except DlvsnapError as e:

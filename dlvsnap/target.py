@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import os
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 from dlvsnap import dwarf
 from dlvsnap.errors import TargetError
 from dlvsnap.goversion import split_version
+from dlvsnap.model import GoType
 
 _MACHINES = {
     3: "386",
@@ -148,7 +149,6 @@ class Binary:
                 data, dtype=dt, count=symtab.size // dt.itemsize, offset=symtab.offset
             ).copy()
             self._strs = data[strtab.offset : strtab.offset + strtab.size]
-        self._type_offsets: dict[str, int | None] = {}
 
     def symbols(self, names: Iterable[str]) -> dict[str, int]:
         """Addresses of these symbols in the symbol table (those it has): each name is
@@ -183,11 +183,15 @@ class Binary:
         every DIE, so done once per binary)."""
         return dwarf.read_structs(self.path)
 
+    @functools.cached_property
+    def type_index(self) -> dwarf.TypeIndex:
+        """The DWARF's types by name and by runtime type (dwarf.read_type_index: a walk of
+        every DIE, so done once per binary, when first asked)."""
+        return dwarf.read_type_index(self.path)
+
     def runtime_type_offset(self, type_name: str) -> int | None:
-        """dwarf.runtime_type_offset, once per type name."""
-        if type_name not in self._type_offsets:
-            self._type_offsets[type_name] = dwarf.runtime_type_offset(self.path, type_name)
-        return self._type_offsets[type_name]
+        """Where the runtime type of ``type_name`` is, as an offset from runtime.types."""
+        return self.type_index.runtime_type_offset(type_name)
 
     def target_info(self, path: str) -> TargetInfo:
         """The target this binary is, named ``path`` (as the user or /proc gave it)."""
@@ -217,6 +221,31 @@ class Binary:
             map_impl=self.map_impl,
             optimised=optimised,
         )
+
+
+class DwarfTypes:
+    """A TypeCatalog of a running binary: a runtime type's address, less where the
+    process has runtime.types (``base()``), is the DW_AT_go_runtime_type of its DWARF
+    type. The base and the binary's DWARF are found when a type is first asked for; a
+    catalog that cannot find them knows no type (keys are then shown as bytes)."""
+
+    def __init__(self, exe: Binary, base: Callable[[], int]) -> None:
+        self.exe = exe
+        self._base_of = base
+        self._base: int | None = None
+        self._broken = False
+
+    def at(self, addr: int) -> GoType | None:
+        if self._broken:
+            return None
+        try:
+            if self._base is None:
+                self._base = self._base_of()
+            index = self.exe.type_index
+        except TargetError:
+            self._broken = True
+            return None
+        return index.go_type(addr - self._base) if addr >= self._base else None
 
 
 def _symbol_dtype(ptr_size: int, little_endian: bool) -> np.dtype[Any]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-MAX_DEPTH = 32  # the formats nest 5 deep (a key inside a change inside an event)
+MAX_DEPTH = 32  # the formats nest at most 26 deep (keys and types of 6 nested levels)
 U64 = 2**64 - 1
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 

@@ -214,7 +214,7 @@ def test_snapshot_record_lists_groups_and_one_state_char_per_slot() -> None:
     out = io.StringIO()
     jsonl.snapshot(out, _snap("swiss", rows, ctrl, 20))
     rec = json.loads(out.getvalue())
-    assert rec["event"] == "snapshot" and rec["v"] == 1 and rec["seq"] == 0
+    assert rec["event"] == "snapshot" and rec["v"] == 2 and rec["seq"] == 0
     assert rec["impl"] == "swiss" and rec["slots_per_group"] == 8 and rec["count"] == 20
     assert rec["groups"] == ["t0/g0", "t0/g1", "t2/g0", "t2/g1"]
     assert rec["states"] == "".join("F" if b == 0x11 else "D" for b in ctrl)
@@ -348,8 +348,10 @@ def test_parse_errors_name_the_line() -> None:
     good = json.dumps(START)
     with pytest.raises(TargetError, match=r"x\.jsonl: line 2 is not JSON"):
         html.parse_jsonl([good, "{not json"], "x.jsonl")
-    with pytest.raises(TargetError, match=r"line 1 has schema version 2; .* reads version 1"):
-        html.parse_jsonl([json.dumps({**START, "v": 2})], "x.jsonl")
+    with pytest.raises(
+        TargetError, match=r"line 1 has schema version 3; .* reads versions 1 and 2"
+    ):
+        html.parse_jsonl([json.dumps({**START, "v": 3})], "x.jsonl")
     with pytest.raises(TargetError, match=r"line 1 is not a dlvsnap record"):
         html.parse_jsonl(['["v", 1]'], "x.jsonl")
     with pytest.raises(TargetError, match="no delete or clear events"):

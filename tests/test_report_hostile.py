@@ -39,9 +39,9 @@ def _page(records: list[dict[str, Any]], source: str = "run.jsonl") -> str:
 
 @pytest.mark.parametrize("path", hostile.EVENTS, ids=lambda p: p.name)
 def test_real_runs_with_any_key_kind_render(path: Path) -> None:
-    """Struct, array and pointer keys and non-UTF-8 strings are {"hex": ...}, infinite
-    floats {"float": "inf"}: each changed slot's key is on the page (it was a TypeError,
-    unhashable dict, reported as "a record does not have the shape...", exit 5)."""
+    """Struct, array and pointer keys of schema 1 and non-UTF-8 strings are {"hex": ...},
+    infinite floats {"float": "inf"}: each changed slot's key is on the page (it was a
+    TypeError, unhashable dict, reported as "a record does not have the shape...", exit 5)."""
     records = html.read_events(path)
     page = _page(records, str(path))
     d = _page_data(page)
@@ -260,9 +260,9 @@ def drive(tmp: Path, page: Path) -> dict[str, Any]:
 
 
 KEY_KINDS = {
-    "main.Structs": "hex",
-    "main.Arrays": "hex",
-    "main.Pointers": "hex",
+    "main.Structs": "struct",
+    "main.Arrays": "array",
+    "main.Pointers": "pointer",
     "main.Strings": "hex",  # "\xff\xfe not UTF-8"
     "main.Floats": "float",
 }

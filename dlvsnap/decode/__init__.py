@@ -16,7 +16,7 @@ from dlvsnap.decode.swiss import SwissDecoder
 from dlvsnap.decode.types import decode_map_type
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader, SparseMem
-from dlvsnap.model import KeyValue, MapSnapshot, MapType
+from dlvsnap.model import KeyValue, MapSnapshot, MapType, TypeCatalog
 
 __all__ = ["ClassicDecoder", "Decoder", "SwissDecoder", "decode_map_type", "make_decoder"]
 
@@ -82,7 +82,10 @@ class Decoder(Protocol):
         ...
 
 
-def make_decoder(layout: Layout, mem: MemoryReader, map_type: MapType) -> Decoder:
+def make_decoder(
+    layout: Layout, mem: MemoryReader, map_type: MapType, types: TypeCatalog | None = None
+) -> Decoder:
+    """The decoder of the layout's family; ``types`` gives interface keys' dynamic types."""
     if layout.family == "classic":
-        return ClassicDecoder(layout, mem, map_type)
-    return SwissDecoder(layout, mem, map_type)
+        return ClassicDecoder(layout, mem, map_type, types)
+    return SwissDecoder(layout, mem, map_type, types)

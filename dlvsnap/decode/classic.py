@@ -40,6 +40,7 @@ from dlvsnap.model import (
     MapType,
     Memory,
     Rows,
+    TypeCatalog,
 )
 
 MAX_B = 40
@@ -60,8 +61,14 @@ def tophash_state(b: int, layout: Layout) -> str:
 class ClassicDecoder(BaseDecoder):
     family = "classic"
 
-    def __init__(self, layout: Layout, mem: MemoryReader, map_type: MapType) -> None:
-        super().__init__(layout, mem, map_type)
+    def __init__(
+        self,
+        layout: Layout,
+        mem: MemoryReader,
+        map_type: MapType,
+        types: TypeCatalog | None = None,
+    ) -> None:
+        super().__init__(layout, mem, map_type, types)
         self.nslots = layout.const("bucket_slots")
         self.bsize = map_type.group_size
         self.min_top = layout.const("min_top_hash")

@@ -34,6 +34,7 @@ from dlvsnap.model import (
     Memory,
     Rows,
     Table,
+    TypeCatalog,
 )
 
 # A directory longer than this is not a map header (2^16 tables of 1024 slots = 64M slots).
@@ -54,8 +55,14 @@ def ctrl_state(byte: int, layout: Layout) -> str:
 class SwissDecoder(BaseDecoder):
     family = "swiss"
 
-    def __init__(self, layout: Layout, mem: MemoryReader, map_type: MapType) -> None:
-        super().__init__(layout, mem, map_type)
+    def __init__(
+        self,
+        layout: Layout,
+        mem: MemoryReader,
+        map_type: MapType,
+        types: TypeCatalog | None = None,
+    ) -> None:
+        super().__init__(layout, mem, map_type, types)
         self.nslots = layout.const("group_slots")
         self.empty_byte = layout.const("ctrl_empty")
 

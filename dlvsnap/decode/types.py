@@ -11,23 +11,45 @@ from __future__ import annotations
 from typing import Any
 
 from dlvsnap.errors import LayoutError
-from dlvsnap.kinds import KIND_MASK
+from dlvsnap.kinds import KIND_MASK, Kind
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import KeyType, MapType
+from dlvsnap.model import GoType, KeyType, MapType, TypeCatalog
+
+# Key kinds decoded with a description of their type (the others by kind and size alone).
+DESCRIBED_KINDS = frozenset(
+    [Kind.STRUCT, Kind.ARRAY, Kind.INTERFACE, Kind.POINTER, Kind.UNSAFE_POINTER, Kind.CHAN]
+)
 
 
-def decode_type(layout: Layout, mem: MemoryReader, addr: int, indirect: bool) -> KeyType:
+def decode_type(
+    layout: Layout,
+    mem: MemoryReader,
+    addr: int,
+    indirect: bool,
+    types: TypeCatalog | None = None,
+) -> KeyType:
+    """The type descriptor at ``addr``: its kind and size, and for the kinds that need one
+    (structs, arrays, pointers, interfaces) its description from ``types``, if it has one."""
     ts = layout.struct("Type")
     t = ts.parse(mem.read(addr, ts.size))
-    return KeyType(kind=t["Kind_"] & KIND_MASK, size=int(t["Size_"]), indirect=indirect)
+    kind, size = t["Kind_"] & KIND_MASK, int(t["Size_"])
+    go = types.at(addr) if types is not None and kind in DESCRIBED_KINDS else None
+    if go is not None and (go.kind != kind or go.size != size):
+        go = None  # not this type: a wrong offset or base (the key is shown as its bytes)
+    return KeyType(kind=kind, size=size, indirect=indirect, go=go)
 
 
-def decode_map_type(layout: Layout, mem: MemoryReader, addr: int) -> MapType:
+def decode_map_type(
+    layout: Layout, mem: MemoryReader, addr: int, types: TypeCatalog | None = None
+) -> MapType:
+    """The map type descriptor at ``addr``; ``types`` describes its key type when it is not
+    a number, a bool or a string."""
     mts = layout.struct("MapType")
     mt = mts.parse(mem.read(addr, mts.size))
     flags = int(mt["Flags"])
-    key = decode_type(layout, mem, mt["Key"], bool(flags & layout.const("flag_indirect_key")))
+    indirect_key = bool(flags & layout.const("flag_indirect_key"))
+    key = decode_type(layout, mem, mt["Key"], indirect_key, types)
     elem = decode_type(layout, mem, mt["Elem"], bool(flags & layout.const("flag_indirect_elem")))
     place = _classic_places(layout, mt) if layout.family == "classic" else _swiss_places(layout, mt)
     out = MapType(addr, key, elem, *place, flags, hasher=int(mt["Hasher"]))
@@ -76,3 +98,28 @@ def _check(layout: Layout, mt: MapType) -> None:
             f"{mt.elems_off}+i*{mt.elem_stride} do not fit a {mt.group_size}-byte group "
             f"under layout {layout.name}: wrong layout for this binary?"
         )
+
+
+class KnownTypes:
+    """A TypeCatalog of the types it was given (a snapshot file's ``types``)."""
+
+    def __init__(self, types: dict[int, GoType]) -> None:
+        self.types = types
+
+    def at(self, addr: int) -> GoType | None:
+        return self.types.get(addr)
+
+
+class RecordingTypes:
+    """A TypeCatalog that keeps what it answered (to save a snapshot with the types it was
+    decoded with, as RecordingMem keeps the bytes)."""
+
+    def __init__(self, inner: TypeCatalog) -> None:
+        self.inner = inner
+        self.seen: dict[int, GoType] = {}
+
+    def at(self, addr: int) -> GoType | None:
+        got = self.inner.at(addr)
+        if got is not None:
+            self.seen[addr] = got
+        return got

@@ -29,7 +29,7 @@ from typing import Any
 from dlvsnap import untrusted
 from dlvsnap.errors import TargetError
 from dlvsnap.model import SLOTS_PER_GROUP, STATE_CHARS, UNKNOWN_CHAR
-from dlvsnap.render.jsonl import SCHEMA_VERSION
+from dlvsnap.render.jsonl import READABLE_VERSIONS, SCHEMA_VERSION
 from dlvsnap.untrusted import Fields, MalformedError, visible
 
 OPS = ("delete", "clear", "assign")
@@ -65,11 +65,11 @@ def parse_jsonl(lines: Iterable[str], name: str) -> list[dict[str, Any]]:
         if not isinstance(rec, dict) or "event" not in rec or "v" not in rec:
             raise TargetError(f"{name}: line {n} is not a dlvsnap record (no `v` and `event`)")
         v = rec["v"]
-        if v != SCHEMA_VERSION or isinstance(v, bool):
+        if v not in READABLE_VERSIONS or isinstance(v, bool):
             shown = v if isinstance(v, int) and not isinstance(v, bool) else untrusted.describe(v)
             raise TargetError(
                 f"{name}: line {n} has schema version {shown}; "
-                f"this dlvsnap reads version {SCHEMA_VERSION}"
+                f"this dlvsnap reads versions {' and '.join(map(str, READABLE_VERSIONS))}"
             )
         records.append(_checked(rec, f"line {n}", name))
     return records
@@ -94,8 +94,10 @@ def _checked(rec: dict[str, Any], where: str, name: str) -> dict[str, Any]:
     try:
         return check_record(rec)
     except MalformedError as e:
+        v = rec.get("v") if isinstance(rec, dict) else None
+        shown = v if v in READABLE_VERSIONS and not isinstance(v, bool) else SCHEMA_VERSION
         raise TargetError(
-            f"{name}: {where} is not `dlvsnap watch --json` schema {SCHEMA_VERSION}: {e}"
+            f"{name}: {where} is not `dlvsnap watch --json` schema {shown}: {e}"
         ) from None
 
 
@@ -104,7 +106,8 @@ def check_record(rec: Any) -> dict[str, Any]:
     of those fields only (docs/json-schema.md); MalformedError names the field."""
     f = Fields(rec, "")
     event = f.string("event", MAX_SHORT)
-    out: dict[str, Any] = {"v": SCHEMA_VERSION, "event": event}
+    v = rec.get("v") if isinstance(rec, dict) else None
+    out: dict[str, Any] = {"v": v if v in READABLE_VERSIONS else SCHEMA_VERSION, "event": event}
     if event == "start":
         for k in ("map", "go_version", "goarch", "map_impl", "delve"):
             out[k] = f.opt_string(k, MAX_NAME)
@@ -276,9 +279,10 @@ def _value_text(v: Any) -> str:
 
 def key_text(k: Any) -> str:
     """A key from the JSON schema, as text (docs/json-schema.md, Keys): ``{"hex": ...}`` as
-    0x..., ``{"float": ...}`` as its word, a string quoted; any other JSON value (a later
-    schema may decode struct keys into objects) as compact JSON. At most ~42 characters,
-    and visible: no control or bidi character of a key reaches the page raw."""
+    0x..., ``{"float": ...}`` as its word, a string quoted; schema 2's structs, arrays,
+    pointers and interfaces as Go's %#v prints them (``main.pair{a:4, b:"s4"}``); any
+    other JSON value (a later schema's) as compact JSON. At most ~60 characters, and
+    visible: no control or bidi character of a key reaches the page raw."""
     if isinstance(k, dict) and len(k) == 1:
         if isinstance(k.get("hex"), str):
             h = k["hex"]
@@ -288,9 +292,93 @@ def key_text(k: Any) -> str:
     if isinstance(k, str):  # cut before quoting: an escape is never cut in two
         s = visible(json.dumps(k[:40], ensure_ascii=False))
         return s if len(k) <= 40 else s[:-1] + '…"'
+    if _tagged(k):
+        out = _Text(KEY_TEXT_MAX)
+        _go_text(k, out)
+        s = "".join(out.parts)
+    else:
+        s = _value_text(k)
+    return visible(s if len(s) <= KEY_TEXT_MAX else s[: KEY_TEXT_MAX - 1] + "…")
 
-    s = _value_text(k)
-    return visible(s if len(s) <= 42 else s[:41] + "…")
+
+KEY_TEXT_MAX = 60
+_TAGS = ("struct", "array", "pointer", "interface")
+
+
+def _tagged(k: Any) -> bool:
+    """A key in one of schema 2's tagged forms, with the shape the schema gives it."""
+    if not isinstance(k, dict) or not any(isinstance(k.get(t), str) for t in _TAGS):
+        return False
+    if "struct" in k:
+        fields = k.get("fields")
+        return isinstance(fields, list) and all(
+            isinstance(f, list) and len(f) == 2 and isinstance(f[0], str) for f in fields
+        )
+    if "array" in k:
+        return isinstance(k.get("elems"), list) or isinstance(k.get("hex"), str)
+    if "pointer" in k:
+        return isinstance(k.get("addr"), int) and not isinstance(k.get("addr"), bool)
+    return "interface" in k and (k.get("type") is None or isinstance(k.get("type"), str))
+
+
+class _Text:
+    """Text being written, up to a limit (past it, nothing more is added)."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.left = limit
+
+    def add(self, s: str) -> None:
+        self.parts.append(s)
+        self.left -= len(s)
+
+
+def _go_text(k: Any, out: _Text) -> None:
+    """Write a key (any JSON value) as key_text shows it, until the text is long enough."""
+    if out.left <= 0:
+        return
+    if not _tagged(k):
+        out.add(key_text(k))
+    elif "struct" in k:
+        out.add(k["struct"] + "{")
+        for i, (name, v) in enumerate(k["fields"]):
+            out.add((", " if i else "") + name + ":")
+            _go_text(v, out)
+            if out.left <= 0:
+                break
+        out.add("}")
+    elif "array" in k:
+        _array_text(k, out)
+    elif "pointer" in k:
+        out.add(f"({k['pointer']})({hex(k['addr']) if k['addr'] else 'nil'})")
+    elif k.get("type") is None and k.get("value") is None:
+        out.add(f"{k['interface']}(nil)")
+    else:
+        _go_text(k.get("value"), out)
+
+
+def _array_text(k: dict[str, Any], out: _Text) -> None:
+    """An array key: its elements, or a byte array's bytes (``hex``), the first 16 shown."""
+    out.add(k["array"] + "{")
+    elems, h = k.get("elems"), k.get("hex")
+    n = len(elems) if isinstance(elems, list) else len(h) // 2 if isinstance(h, str) else 0
+    for i in range(min(n, 16)):
+        out.add(", " if i else "")
+        if isinstance(elems, list):
+            _go_text(elems[i], out)
+        elif isinstance(h, str):
+            out.add(
+                hex(int(h[2 * i : 2 * i + 2], 16)) if _HEX.fullmatch(h[2 * i : 2 * i + 2]) else "?"
+            )
+        if out.left <= 0:
+            break
+    length = k.get("len")
+    if n > 16 or (isinstance(length, int) and length > n):
+        out.add(", …")
+    out.add("}")
+
+
+_HEX = re.compile(r"[0-9a-fA-F]{2}")
 
 
 def _split(slot: str) -> tuple[str, int]:

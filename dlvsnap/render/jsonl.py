@@ -9,7 +9,8 @@ from typing import IO, Any
 from dlvsnap.model import DeleteEvent, MapSnapshot, Summary, key_to_json
 from dlvsnap.target import TargetInfo
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: struct, array, pointer and interface keys tagged (Keys), not hex
+READABLE_VERSIONS = (1, 2)  # what `dlvsnap report` reads
 
 
 def _line(out: IO[str], obj: dict[str, Any]) -> None:

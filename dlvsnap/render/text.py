@@ -33,6 +33,7 @@ from dlvsnap.model import (
     Memory,
     RawKey,
     Slot,
+    SlotChange,
     Summary,
     key_to_text,
     set_text_view,
@@ -172,7 +173,7 @@ class TextRenderer:
                 self._state(c.before_byte, c.before_state, c.loc.classic),
                 "->",
                 self._state(c.after_byte, c.after_state, c.loc.classic),
-                "key " + key_to_text(c.key) if c.before_state == FULL else "",
+                _change_key(c),
             ]
             for c in d.changes[:limit]
         ]
@@ -287,6 +288,15 @@ def _go(v: object) -> str:
     return str(v)
 
 
+def _change_key(c: SlotChange) -> str:
+    """The key of a changed slot: the one it held, or the one it was given (an insert)."""
+    if c.before_state == FULL:
+        return "key " + key_to_text(c.key)
+    if c.after_state == FULL:
+        return "key " + key_to_text(c.after_key)
+    return ""
+
+
 def _sort_key(k: KeyValue) -> tuple[int, object]:
     if isinstance(k, (int, float)):
         return (0, k)
@@ -294,7 +304,9 @@ def _sort_key(k: KeyValue) -> tuple[int, object]:
         return (1, k)
     if isinstance(k, RawKey):
         return (2, k.data)
-    return (3, 0)
+    if k is not None:
+        return (3, key_to_text(k))
+    return (4, 0)
 
 
 def _count_field(s: MapSnapshot) -> str:

@@ -12,8 +12,9 @@ from dlvsnap.errors import MapResolutionError, NoDeletesError
 from dlvsnap.kinds import HASH_CANNOT_PANIC
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import DeleteEvent, Summary
+from dlvsnap.model import DeleteEvent, Summary, TypeCatalog
 from dlvsnap.session import Session
+from dlvsnap.snap import type_catalog
 from dlvsnap.verify import choose_layout, inexact_note
 from dlvsnap.watch.hits import Hit, UsersStop
 from dlvsnap.watch.options import Note, WatchOptions, exit_words
@@ -51,6 +52,7 @@ class MapWatch:
         trust = HashTrust(aes_hasher(binary, session.load_bias), self.on_note, full=opts.full)
         self.recorder = Recorder(opts, trust, self.watched)
         self._decoders: dict[int, Decoder] = {}  # by map type
+        self._types: TypeCatalog | None = None  # the binary's DWARF types, when a key needs them
         self._calls_seen = 0  # calls on any map, before the watched one was known
 
     def run(self) -> Summary:
@@ -139,8 +141,10 @@ class MapWatch:
         """One decoder per map type (the reader is the session's, chosen once)."""
         dec = self._decoders.get(map_type)
         if dec is None:
-            mt = decode_map_type(self.layout, mem, map_type)
-            dec = self._decoders[map_type] = make_decoder(self.layout, mem, mt)
+            if self._types is None:
+                self._types = type_catalog(self.session)
+            mt = decode_map_type(self.layout, mem, map_type, self._types)
+            dec = self._decoders[map_type] = make_decoder(self.layout, mem, mt, self._types)
         return dec
 
     def _record(self, hit: Hit) -> tuple[DeleteEvent, str]:

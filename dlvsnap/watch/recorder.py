@@ -25,6 +25,7 @@ from dlvsnap.decode import Decoder
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.diff import diff
 from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError
+from dlvsnap.kinds import Kind
 from dlvsnap.layouts import ByteOrder
 from dlvsnap.memory import MemoryReader
 from dlvsnap.model import KeyValue, MapDiff, MapSnapshot
@@ -196,7 +197,12 @@ def deleted_key(
     if a is None or op_of(hit.entry) == "clear":
         return None, False
     try:
-        if hit.entry.endswith("_faststr") or a.is_string:
+        if (hit.entry.endswith("_faststr") or a.is_string) and keys.kt.kind != Kind.STRING:
+            # a key type hashed as a string (struct{s string}): the argument is the string
+            p = keys.ptr_size
+            header = a.base.to_bytes(p, order) + a.length.to_bytes(p, order, signed=True)
+            key = keys.from_value(header)
+        elif hit.entry.endswith("_faststr") or a.is_string:
             key = keys.string_at(a.base, a.length)
         elif a.value is None:
             return None, False

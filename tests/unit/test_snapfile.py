@@ -51,7 +51,7 @@ def test_round_trip_decodes_the_same_map_again(tmp_path: Path) -> None:
     assert saved.snapshot.tombstones == 1 and saved.expr == "m"
     assert saved.target == TARGET and saved.type_name == "map[int]int"
     doc = json.loads(path.read_text())
-    assert doc["format"] == "dlvsnap-snapshot" and doc["version"] == 1
+    assert doc["format"] == "dlvsnap-snapshot" and doc["version"] == 2 and doc["types"] == []
     assert doc["state"]["states"].count("F") == 3 and doc["state"]["groups"] == ["t0/g0", "t0/g1"]
 
 
