@@ -118,10 +118,12 @@ def build_cached(
 ) -> Path:
     """Build ``./package`` of the Go module in ``module_dir`` with -gcflags=all=-N -l (or
     ``gcflags``; "" for an optimised build), cached in the per-user cache by the module's
-    sources, the toolchain, GOEXPERIMENT, GOARCH and flags (as Delve's own test fixtures
-    are)."""
+    place and sources, the toolchain, GOEXPERIMENT, GOARCH and flags (as Delve's own test
+    fixtures are)."""
     env = {"GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GOEXPERIMENT": "", **(env or {})}
     h = hashlib.sha256()
+    # the binary's DWARF names its sources by absolute path: another checkout, another build
+    h.update(str(module_dir.resolve()).encode() + b"\0")
     for p in sorted(module_dir.rglob("*")):
         if p.is_file() and p.suffix in (".go", ".mod"):
             h.update(str(p.relative_to(module_dir)).encode() + b"\0" + p.read_bytes())

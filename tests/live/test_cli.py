@@ -169,7 +169,7 @@ def _in_dir(path: Path) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "first_line"),
     [
-        (("watch", "--json"), b'{"v":1,"event":"start","map":"m"'),
+        (("watch", "--json"), b'{"v":2,"event":"start","map":"m"'),
         (("watch",), b"watching m in deletes: "),
         (("snap", "--at", "main.del"), b""),
     ],

@@ -34,10 +34,11 @@ def build(v: Variant, *, optimized: bool) -> Path:
 
 
 def site_line(marker: str) -> str:
-    """FILE:LINE of the line of realprog/main.go that carries ``// SITE:<marker>``."""
+    """FILE:LINE of the line of realprog/main.go that carries ``// SITE:<marker>``, as a
+    user types it (Delve matches the end of the file's path)."""
     for n, line in enumerate(SOURCE.read_text().splitlines(), 1):
         if f"// SITE:{marker}" in line:
-            return f"{SOURCE}:{n}"
+            return f"realprog/main.go:{n}"
     raise AssertionError(marker)
 
 
