@@ -20,6 +20,7 @@ import pytest
 import dlvsnap
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.rpc import JsonRpcConnection
+from tests import readme
 from tests.support import (
     FIXTURES,
     ROOT,
@@ -214,12 +215,11 @@ def test_saved_snapshot_decodes_again_to_the_live_one(tmp_path: Path) -> None:
 
 
 def test_readme_python_example_runs() -> None:
-    readme = (ROOT / "README.md").read_text()
-    m = re.search(r"<!-- api-example -->\s*```python\n(.*?)```", readme, re.S)
-    assert m, "README has no api-example block"
+    example = readme.block("api")
+    assert example.lang == "python"
     env = {**os.environ, "PATH": f"{Path(go_toolchain()).parent}:{os.environ['PATH']}"}
     r = subprocess.run(
-        [sys.executable, "-c", m.group(1)],
+        [sys.executable, "-c", example.text],
         cwd=ROOT,
         env=env,
         capture_output=True,
