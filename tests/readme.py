@@ -42,6 +42,7 @@ COVERED: dict[str, list[str]] = {
     "report": [LIVE + "test_report_example"],
     "layouts-verify": [LIVE + "test_layouts_verify_example"],
     "regress-diff": [UNIT + "test_goldens_diff_example"],
+    "delve-setup": [LIVE + "test_delve_setup_examples"],
 }
 # the inline `dlvsnap ... --connect` commands and the cheat-sheet table's examples
 INLINE_COVERED = LIVE + "test_connect_examples"
@@ -115,7 +116,7 @@ def block(name: str) -> Block:
 # not a name (`dlvsnap layouts verify`) or a form with a placeholder (`...`, `PROG`,
 # `1.NN.x`).
 INLINE_RE = re.compile(r"`(dlvsnap [a-z]+ [^`]*--[^`]*)`")
-PLACEHOLDER_RE = re.compile(r"\.\.\.|…|PROG|NN|\\\|")
+PLACEHOLDER_RE = re.compile(r"\.\.\.|…|PROG|NN|\.N\b|\\\|")
 
 
 def inline_commands() -> list[str]:

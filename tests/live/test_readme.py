@@ -172,6 +172,20 @@ def test_usage_examples(wd: Path) -> None:
     cmds.done()
 
 
+def test_delve_setup_examples(wd: Path) -> None:
+    """Each command names a Delve that `make setup toolchains` installed: already there."""
+    cmds = Commands(readme.block("delve-setup").commands)
+    for pattern, release in [
+        (r"^dlvsnap setup$", "v1.27.2"),
+        (r"setup --for \./prog$", "v1.27.2"),
+        (r"setup --go 1\.22$", "v1.25.2"),
+    ]:
+        r = run(cmds.take(pattern), wd)
+        assert r.returncode == 0, r.stderr
+        assert f"Delve {release}" in r.stdout and "already installed" in r.stdout, r.stdout
+    cmds.done()
+
+
 def test_optimised_binary_example(tmp_path: Path) -> None:
     example = readme.block("optimised-error")
     (cmd,) = example.commands
