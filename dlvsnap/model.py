@@ -184,8 +184,8 @@ def key_to_text(key: KeyValue) -> str:
     (dlvsnap.untrusted.visible)."""
     if key is None:
         return "?"
-    if isinstance(key, str):
-        return visible(repr(key) if len(key) <= 40 else repr(key[:40]) + "…")
+    if isinstance(key, str):  # as %#v quotes it, as inside a struct
+        return visible(quote(key) if len(key) <= 40 else quote(key[:40]) + "…")
     if isinstance(key, bool):
         return "true" if key else "false"
     if isinstance(key, StructKey | ArrayKey | PointerKey | IfaceKey):

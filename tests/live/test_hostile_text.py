@@ -60,11 +60,11 @@ def test_watch_text_view_shows_the_programs_strings_escaped(program: Path, colou
     out = OURS.sub("", p.stdout)
     assert r"main.main m\u202eog.niam\x1b[7m.go:" in out  # the file name, escaped
     for key in (
-        r"'\x1b[31mred\x1b[0m\x1b]0;title\x07'",
-        r"'abc\u202edcba\u2066x\u2069'",
-        r"'c1\x85\x9b31m'",
-        r"'zero\u200bwidth\ufeff'",
-        r"'line\nbreak\r\ttab'",
+        r'"\x1b[31mred\x1b[0m\x1b]0;title\a"',  # as strconv.Quote escapes
+        r'"abc\u202edcba\u2066x\u2069"',
+        r'"c1\u0085\u009b31m"',
+        r'"zero\u200bwidth\ufeff"',
+        r'"line\nbreak\r\ttab"',
         "0xfffe206e6f74205554462d38",  # not UTF-8: its bytes
     ):
         assert f"key={key}" in out, key
@@ -80,7 +80,7 @@ def test_snap_and_diff_show_the_programs_strings_escaped(program: Path, tmp_path
         "--limit", "0", "--save", str(a), "--target-output", os.devnull,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr
-    assert _raw(p.stdout) == [] and r"'abc\u202edcba\u2066x\u2069'" in p.stdout
+    assert _raw(p.stdout) == [] and r'"abc\u202edcba\u2066x\u2069"' in p.stdout
     # the second checkpoint call, after the deletes, by its line in the hostile file
     line = (FIXTURES / "hostilekeys" / "main.go").read_text().splitlines().index(
         "\tcheckpoint(1)"
@@ -94,7 +94,7 @@ def test_snap_and_diff_show_the_programs_strings_escaped(program: Path, tmp_path
     assert d.returncode == 0, d.stderr
     assert _raw(d.stdout) == []
     assert rf"m\u202eog.niam\x1b[7m.go:{line}" in d.stdout
-    assert r"key '\x1b[31mred\x1b[0m\x1b]0;title\x07'" in d.stdout
+    assert r'key "\x1b[31mred\x1b[0m\x1b]0;title\a"' in d.stdout
 
 
 def test_json_keeps_them_exact_and_the_report_escapes_them(program: Path, tmp_path: Path) -> None:

@@ -211,7 +211,7 @@ def test_saved_snapshot_decodes_again_to_the_live_one(tmp_path: Path) -> None:
     # the CLI compares the two saved stops: item-00 was deleted between them
     r = _dlvsnap("diff", str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--no-color")
     assert r.returncode == 0, r.stderr
-    assert "key 'item-00'" in r.stdout and "used 40 -> 39" in r.stdout
+    assert 'key "item-00"' in r.stdout and "used 40 -> 39" in r.stdout
 
 
 def test_readme_python_example_runs() -> None:
@@ -228,7 +228,7 @@ def test_readme_python_example_runs() -> None:
         check=False,
     )
     assert r.returncode == 0, r.stderr
-    assert "#1 delete key='item-00'" in r.stdout and "holds 1,688 B" in r.stdout
+    assert '#1 delete key="item-00"' in r.stdout and "holds 1,688 B" in r.stdout
     assert "\nsummary\ndeletes seen            2\n" in r.stdout  # str(watch.summary)
 
 

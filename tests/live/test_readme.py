@@ -155,7 +155,7 @@ def test_usage_examples(wd: Path) -> None:
     rounds = int(cmd.rsplit(" ", 1)[1])
     r = run(cmd, wd)
     assert r.returncode == 0, r.stderr
-    assert "#1 delete key='item-00'" in r.stdout
+    assert '#1 delete key="item-00"' in r.stdout
     assert f"deletes seen            {rounds}\n" in r.stdout
     assert f"interactive: round {rounds - 1} 40 20" in r.stderr
 
@@ -285,7 +285,7 @@ def test_connect_examples(wd: Path) -> None:
         assert "table 0: used 40/" in r.stdout
         r = here(inline.take(r"^dlvsnap watch " + CONNECT + r"--map main\.Inventory$"))
         assert r.returncode == 0, r.stderr
-        assert "#1 delete key='item-00'" in r.stdout and "#2" not in r.stdout
+        assert '#1 delete key="item-00"' in r.stdout and "#2" not in r.stdout
         assert "main.checkpoint" in r.stdout + r.stderr  # ended at the user's breakpoint
         inline.done()
 
@@ -294,14 +294,14 @@ def test_connect_examples(wd: Path) -> None:
         assert r.returncode == 0 and (wd / "before.json").exists(), r.stderr
         r = here(snap.take(r"watch .*--max-events 1$"))
         assert r.returncode == 0, r.stderr
-        assert "#1 delete key='item-01'" in r.stdout and "#2" not in r.stdout
+        assert '#1 delete key="item-01"' in r.stdout and "#2" not in r.stdout
         r = here(snap.take(r"snap .*--save after\.json$"))
         assert r.returncode == 0 and (wd / "after.json").exists(), r.stderr
         snap.done()
         (diff,) = [c for c in readme.block("snap").commands if c.startswith("dlvsnap diff ")]
         r = run(diff, wd)
         assert r.returncode == 0, r.stderr
-        assert "key 'item-01'" in r.stdout and "used 40 -> 39" in r.stdout
+        assert 'key "item-01"' in r.stdout and "used 40 -> 39" in r.stdout
 
         # the user's session goes on: the client takes the program to its end
         client.stdin.write("clearall\ncontinue\n")

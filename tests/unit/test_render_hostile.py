@@ -69,9 +69,9 @@ def test_watch_view_shows_nothing_raw(colour: bool) -> None:
     assert r"main.\x1b[7mrev\x1b]0;title\x07\u202etxt\u2066\x9b2J\u200b\u3164 " in text
     assert r"\x1b[7mrev\x1b]0;title\x07\u202etxt\u2066\x9b2J\u200b\u3164.go:7" in text
     # every key of the real map, escaped: terminal escapes, bidi, C1, zero-width
-    for k in ("'\\x1b[31mred\\x1b[0m\\x1b]0;title\\x07'", r"'abc\u202edcba\u2066x\u2069'"):
+    for k in ('"\\x1b[31mred\\x1b[0m\\x1b]0;title\\a"', r'"abc\u202edcba\u2066x\u2069"'):
         assert k in text
-    assert r"'c1\x85\x9b31m'" in text and r"'zero\u200bwidth\ufeff'" in text
+    assert r'"c1\u0085\u009b31m"' in text and r'"zero\u200bwidth\ufeff"' in text
     assert (OURS.search(text) is not None) == colour
 
 
@@ -84,7 +84,7 @@ def test_snap_and_diff_views_show_nothing_raw(colour: bool) -> None:
     r.diff_view(f"{EVIL}: a.json ({EVIL}) -> b.json", snap, snap, diff(snap, snap))
     text = out.getvalue()
     assert raw_controls(text, colour) == []
-    assert r"'abc\u202edcba\u2066x\u2069'" in text  # the layout view's cells hold the keys
+    assert r'"abc\u202edcba\u2066x\u2069"' in text  # the layout view's cells hold the keys
 
 
 def test_str_of_the_api_objects_shows_nothing_raw() -> None:
@@ -102,11 +102,13 @@ def test_str_of_the_model_objects_is_the_text_view() -> None:
 
 
 def test_key_to_text_escapes_what_repr_lets_through() -> None:
-    """repr() escapes what str.isprintable() refuses; the default-ignorable characters it
-    accepts (Hangul fillers, combining grapheme joiner, variation selectors) are escaped too."""
-    assert key_to_text("a\u3164b\u034fc\ufe0f") == r"'a\u3164b\u034fc\ufe0f'"
-    assert key_to_text("\x1b[2J") == r"'\x1b[2J'"
-    assert key_to_text("x" * 50) == "'" + "x" * 40 + "'…"
+    """Go's quoting (%#v) escapes what str.isprintable() refuses; the default-ignorable
+    characters it accepts (Hangul fillers, combining grapheme joiner, variation selectors)
+    are escaped too."""
+    assert key_to_text("a\u3164b\u034fc\ufe0f") == r'"a\u3164b\u034fc\ufe0f"'
+    assert key_to_text("\x1b[2J") == r'"\x1b[2J"'
+    assert key_to_text("x" * 50) == '"' + "x" * 40 + '"…'
+    assert key_to_text('say "hi"\\') == r'"say \"hi\"\\"'  # as strconv.Quote
 
 
 def test_a_forgotten_place_is_still_escaped_on_the_way_out() -> None:
