@@ -42,7 +42,7 @@ from dlvsnap.target import identify
 from dlvsnap.toolchain import matrix
 from dlvsnap.untrusted import visible
 from dlvsnap.verify import check_binary, choose_layout, inexact_note
-from dlvsnap.watch import DEFAULT_OPS, OPS, MapWatch, Note, WatchOptions, exit_words
+from dlvsnap.watch import DEFAULT_OPS, MODES, OPS, MapWatch, Note, WatchOptions, exit_words
 
 
 class Terminated(BaseException):
@@ -289,6 +289,16 @@ def cli() -> None:
     "touch: the key's probe groups or bucket chain, and the headers).",
 )
 @click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=lambda: os.environ.get("DLVSNAP_MODE") or "breakpoints",  # the tests' matrix
+    show_default="breakpoints",
+    help="How the watched map's calls stop the program once it is known: conditional "
+    "breakpoints on the runtime's entry points (every map's calls stop), or a hardware "
+    "watchpoint on the map's writing flag (only its own writes stop; breakpoints where "
+    "none can be set). See docs/watchpoints.md.",
+)
+@click.option(
     "--ops",
     default=",".join(DEFAULT_OPS),
     show_default=True,
@@ -308,6 +318,7 @@ def watch(
     live_keys: bool,
     max_events: int | None,
     full: bool,
+    mode: str,
     ops: str,
     color: bool | None,
     verbose: bool,
@@ -328,6 +339,7 @@ def watch(
         in_func=in_func,
         frame=frame,
         site=site,
+        mode=mode,
         live_keys=live_keys,
         max_events=max_events,
         full=full,

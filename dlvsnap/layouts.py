@@ -160,6 +160,21 @@ class Layout:
             raise LayoutError(f"layout {self.name} has no constant {name}") from None
 
     @property
+    def writing_field(self) -> tuple[str, int]:
+        """The header field that says a write is in progress, and its bit: every write
+        operation toggles it (^=) before its first change and back after its last (swiss
+        ``Map.writing``; classic ``hmap.flags&hashWriting``)."""
+        if self.family == "classic":
+            return "flags", self.const("flag_hash_writing")
+        return "writing", 1
+
+    @property
+    def writing_flag(self) -> tuple[int, int]:
+        """``writing_field`` as (offset in the header, mask)."""
+        name, mask = self.writing_field
+        return self.struct("hmap" if self.family == "classic" else "Map").offset(name), mask
+
+    @property
     def order(self) -> ByteOrder:
         return "little" if self.little_endian else "big"
 

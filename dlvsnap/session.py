@@ -397,6 +397,24 @@ class Session:
         name = f"{self.bp_prefix}{next(self._bp_names)}"
         return self.client.create_breakpoint(dataclasses.replace(spec, name=name))
 
+    def create_watchpoint(
+        self, addr: int, ctype: str, variables: tuple[str, ...] = (), stacktrace: int = 0
+    ) -> Breakpoint:
+        """A write watchpoint of dlvsnap's on the ``ctype`` (``uint8``...) at ``addr``, with
+        the variables and stack depth each trap returns. Delve names a watchpoint by its
+        expression, which carries the session's prefix (release.owned): a SIGKILL between
+        its creation and the amend that names it leaves nothing the clean-up misses."""
+        wp = self.client.create_watchpoint(release.watch_expr(addr, ctype, self.bp_prefix))
+        raw = dict(wp.raw)
+        raw["name"] = f"{self.bp_prefix}{next(self._bp_names)}"
+        try:
+            return self.client.amend_breakpoint(
+                Breakpoint.from_json(raw), "", variables, stacktrace
+            )
+        except DlvsnapError:
+            self.client.clear_breakpoint(wp.id)
+            raise
+
     def owns(self, bp: Breakpoint | None) -> bool:
         """Whether dlvsnap created this breakpoint (by its name: ids are reused)."""
         return bp is not None and release.owned(bp.name, self.bp_prefix)

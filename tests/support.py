@@ -165,6 +165,17 @@ class WatchRun:
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == kind]
 
+    def notes(self) -> list[dict[str, Any]]:
+        """The notes, without the one that says how calls stop (``mode``: watchpoint mode
+        armed, or why not), which a run in either mode may have."""
+        return [e for e in self.of("note") if e["kind"] != "mode"]
+
+    @property
+    def mode(self) -> str:
+        """How the watched map's calls stopped the program in the end."""
+        said = [e["mode"] for e in self.of("note") if e["kind"] == "mode"]
+        return said[-1] if said else "breakpoints"
+
     @property
     def ops(self) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] in ("delete", "clear")]

@@ -27,6 +27,9 @@ CURRENT_GOROUTINE = -1  # EvalScope.GoroutineID: the selected goroutine (0 is a 
 # What Delve answers State (and most requests) with once the program has exited.
 _EXITED = re.compile(r"\bProcess \d+ has exited with status (-?\d+)")
 
+# api.WatchType: 1 read, 2 write (CreateWatchpoint)
+_WATCH_WRITE = 2
+
 # ExamineMemory's limit per call: 65,536 bytes on current Delve (1,000 on Delve 1.20).
 EXAMINE_MEMORY_LIMIT = 1 << 16
 
@@ -153,6 +156,14 @@ class DelveClient:
     def create_breakpoint(self, spec: BreakpointSpec) -> Breakpoint:
         out = self._call("CreateBreakpoint", {"Breakpoint": spec.to_json()})
         return Breakpoint.from_json(out["Breakpoint"])
+
+    def create_watchpoint(self, expr: str, goroutine: int = CURRENT_GOROUTINE) -> Breakpoint:
+        """A hardware write watchpoint on the memory ``expr`` names (``*(*uint8)(0x…)``: its
+        type gives the size watched). Delve answers with the breakpoint itself."""
+        out = self._call(
+            "CreateWatchpoint", {"Scope": _scope(goroutine, 0), "Expr": expr, "Type": _WATCH_WRITE}
+        )
+        return Breakpoint.from_json(out.get("Breakpoint", out))
 
     def clear_breakpoint(self, bp_id: int) -> None:
         self._call("ClearBreakpoint", {"Id": bp_id})

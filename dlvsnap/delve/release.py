@@ -49,7 +49,15 @@ def sigtrap_pending(pid: int) -> bool:
 
 
 def owned(name: str, prefix: str) -> bool:
-    return bool(prefix) and name.startswith(prefix)
+    """Whether a breakpoint of that name is dlvsnap's: named with the prefix, or a
+    watchpoint not renamed yet, named by its expression (``watch_expr``)."""
+    return bool(prefix) and (name.startswith(prefix) or f'len("{prefix}")' in name)
+
+
+def watch_expr(addr: int, ctype: str, prefix: str) -> str:
+    """The memory a watchpoint of dlvsnap's watches, as an expression that names the
+    session (``+ 0*len("PREFIX")`` adds nothing to the address)."""
+    return f'*(*{ctype})({addr:#x} + 0*len("{prefix}"))'
 
 
 def stop(client: DelveClient, timeout: float = 10.0) -> DebuggerState:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dlvsnap.watch.engine import MapWatch
     from dlvsnap.watch.options import (
         DEFAULT_OPS,
+        MODES,
         OPS,
         Note,
         WatchOptions,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "MapWatch": "engine",
     "DEFAULT_OPS": "options",
+    "MODES": "options",
     "OPS": "options",
     "Note": "options",
     "WatchOptions": "options",
@@ -43,6 +45,7 @@ _HOMES = {
 
 __all__ = [
     "DEFAULT_OPS",
+    "MODES",
     "OPS",
     "MapWatch",
     "Note",

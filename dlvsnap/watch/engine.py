@@ -48,7 +48,14 @@ class MapWatch:
         self.resolver = Resolver(
             session.client, normalise_expr(opts.expr), opts.shown, choice, binary.optimised
         )
-        self.stops = StopSource(session, self.watched, opts.ops, deep=choice.needs_stack)
+        self.stops = StopSource(
+            session,
+            self.watched,
+            opts.ops,
+            deep=choice.needs_stack,
+            mode=opts.mode,
+            writing_flag=self.layout.writing_flag,
+        )
         trust = HashTrust(aes_hasher(binary, session.load_bias), self.on_note, full=opts.full)
         self.recorder = Recorder(opts, trust, self.watched)
         self._decoders: dict[int, Decoder] = {}  # by map type
@@ -154,9 +161,9 @@ class MapWatch:
         dec = self._decoder(hit.map_type, mem)
         call = self.stops.call(hit, may_panic=dec.keys.kt.kind not in HASH_CANNOT_PANIC)
         n = self.opts.max_events
-        r = self.recorder.record(
-            hit, call, dec, mem, last_event=n is not None and self.summary.events + 1 >= n
-        )
+        last = n is not None and self.summary.events + 1 >= n
+        arming = self.stops.arming()  # then the program stays stopped after the call
+        r = self.recorder.record(hit, call, dec, mem, last_event=last or arming)
         self.summary.count(r.op, r.before.count, r.after.count)
         if self.summary.first is None:
             self.summary.first = r.before
@@ -178,7 +185,14 @@ class MapWatch:
             warnings=r.warnings,
         )
         self.on_event(ev)
+        if arming and not last and not r.end.users_stop:
+            self._arm(hit.map_type)
         return ev, r.end.users_stop
+
+    def _arm(self, map_type: int) -> None:
+        said = self.stops.arm(map_type)
+        if said:
+            self.on_note(Note("mode", said, {"mode": self.stops.mode_in_use}))
 
     def _finish(self, exit_status: int) -> None:
         """At exit: how the program ended if not with status 0; why no delete was seen."""

@@ -19,6 +19,7 @@ class KeyArg:
     base: int = 0
     length: int = 0
     value: int | None = None
+    indirect: bool = False  # ``value`` points to the key's bytes (whatever the entry point)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Hit:
     # the call's return address when its caller called the entry point directly (the call
     # can end at a breakpoint there), else 0
     return_addr: int = 0
+    # stopped by a watchpoint on the header's writing flag: the call has set the flag, and
+    # nothing else yet (the header as it was before the call has it clear)
+    writing_set: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ OPS = {
     "assign": r"mapassign(_fast32|_fast32ptr|_fast64|_fast64ptr|_faststr)?",
 }
 DEFAULT_OPS = ("delete", "clear")
+MODES = ("breakpoints", "watchpoint")
 
 
 def ops_regex(ops: tuple[str, ...]) -> str:
@@ -40,6 +41,10 @@ class WatchOptions:
     # Delve or expect the program stopped (the CLI's renderers).
     pipeline: bool = False
     crosscheck: bool = False  # also take whole snapshots and report where the probe differs
+    # how the watched map's calls stop the program once it is known: "breakpoints" on the
+    # runtime's entry points (conditional: every map's calls stop), or a "watchpoint" on
+    # the map's writing flag (only its own writes stop; breakpoints where none can be set)
+    mode: str = "breakpoints"
 
     @property
     def shown(self) -> str:

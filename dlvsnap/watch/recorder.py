@@ -15,6 +15,7 @@ and decoded while the call runs; the bytes the read after it needs are read raw
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError
 from dlvsnap.kinds import Kind
 from dlvsnap.layouts import ByteOrder
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import KeyValue, MapDiff, MapSnapshot
+from dlvsnap.model import FULL, KeyValue, MapDiff, MapSnapshot
 from dlvsnap.watch.hits import CallControl, CallEnd, Hit
 from dlvsnap.watch.options import WatchOptions, op_of
 from dlvsnap.watch.trust import HashTrust, Pending, Refused, Trusted
@@ -73,11 +74,13 @@ class Recorder:
         probed, ended, check_before = self._before(
             hit, dec, call, trust=trust, data=data, key=key, op=op
         )
-        before, found = probed if probed else (dec.snapshot(hit.map_addr), None)
+        before, found = probed if probed else (_before_call(hit, dec), None)
+        if probed and hit.writing_set:
+            before = _writing_cleared(before, dec)
         if isinstance(trust, Pending) and not before.partial:
             self.trust.check(hit.map_type, dec, trust, before)
         if not ended and self.opts.crosscheck:
-            check_before = dec.snapshot(hit.map_addr)
+            check_before = _before_call(hit, dec)
         if not ended:
             call.end()
         end = call.wait()
@@ -107,6 +110,10 @@ class Recorder:
         if captured is not None:
             after, warnings = read_after(dec.over(captured))
         d = diff(before, after)
+        if not decoded and op == "delete":
+            # the key argument was unreadable (an optimised runtime at a watchpoint's trap):
+            # a present key's delete empties exactly the slot that held it
+            key, decoded = _emptied_key(d)
         if check_before is not None and check_after is not None:
             warnings += crosscheck(d, diff(check_before, check_after))
         self.last = after
@@ -134,7 +141,7 @@ class Recorder:
         if self.opts.pipeline and op == "delete" and dec.keys.scalar_dtype() is not None:
             captured = dec.capture(hit.map_addr, hash_of, known)
             if captured is not None:
-                check = dec.snapshot(hit.map_addr) if self.opts.crosscheck else None
+                check = _before_call(hit, dec) if self.opts.crosscheck else None
                 call.end()
                 try:
                     return dec.over(captured).probe(hit.map_addr, key, hash_of, known), True, check
@@ -197,15 +204,23 @@ def deleted_key(
     if a is None or op_of(hit.entry) == "clear":
         return None, False
     try:
-        if (hit.entry.endswith("_faststr") or a.is_string) and keys.kt.kind != Kind.STRING:
+        if (
+            not a.indirect
+            and (hit.entry.endswith("_faststr") or a.is_string)
+            and (keys.kt.kind != Kind.STRING)
+        ):
             # a key type hashed as a string (struct{s string}): the argument is the string
             p = keys.ptr_size
             header = a.base.to_bytes(p, order) + a.length.to_bytes(p, order, signed=True)
             key = keys.from_value(header)
-        elif hit.entry.endswith("_faststr") or a.is_string:
+        elif not a.indirect and (hit.entry.endswith("_faststr") or a.is_string):
             key = keys.string_at(a.base, a.length)
         elif a.value is None:
             return None, False
+        elif a.indirect:  # a pointer to the key's bytes, whatever the entry point
+            if a.value == 0:
+                return None, False
+            key = keys.from_value(mem.read(a.value, keys.kt.size))
         elif hit.entry.endswith(("_fast32", "_fast64", "_fast32ptr", "_fast64ptr")):
             # the key itself (a pointer, for the ptr variants), not a pointer to it
             width = 4 if "_fast32" in hit.entry else 8
@@ -216,7 +231,31 @@ def deleted_key(
             key = keys.from_value(mem.read(a.value, keys.kt.size))
     except (ValueError, OverflowError, LayoutError, MemoryReadError):
         return None, False
-    return key, True
+    return key, key is not None  # None: a string's data pointer was not readable
+
+
+def _before_call(hit: Hit, dec: Decoder) -> MapSnapshot:
+    """The whole map as it was before the call ``hit`` stopped."""
+    snap = dec.snapshot(hit.map_addr)
+    return _writing_cleared(snap, dec) if hit.writing_set else snap
+
+
+def _writing_cleared(snap: MapSnapshot, dec: Decoder) -> MapSnapshot:
+    """The snapshot with the header's writing flag as it was before the call set it."""
+    name, mask = dec.layout.writing_field
+    if name not in snap.header:
+        return snap
+    header = {**snap.header, name: int(snap.header[name]) ^ mask}
+    return dataclasses.replace(snap, header=header)
+
+
+def _emptied_key(d: MapDiff) -> tuple[KeyValue, bool]:
+    """The key of the one slot a delete emptied, when exactly one left full without another
+    becoming full (growth work moves entries); (None, False) otherwise (an absent key)."""
+    left, entered = d.left_full(), [c for c in d.changes if c.after_state == FULL]
+    if len(left) == 1 and not entered and left[0].key is not None:
+        return left[0].key, True
+    return None, False
 
 
 def crosscheck(d: MapDiff, full: MapDiff) -> list[str]:

@@ -10,11 +10,19 @@ watched map's calls only once it is known (watched.py). Cost per hit, measured
 a stack trace (on amd64) and, after each breakpoint's first hit, only the key argument
 ("lean"). A call made directly from its call site ends at a breakpoint on its return
 address (cheaper than stepOut); stepOut where that cannot work.
+
+Watchpoint mode (``--mode watchpoint``, see docs/watchpoints.md): once the watched map's
+first call is recorded, the breakpoints are replaced by a hardware write watchpoint on the
+map header's writing flag, which every write operation sets before its first change and
+clears after its last. A trap with the flag set is a call's start (a ``Hit``), with the
+flag clear its end: only the watched map's writes stop the program. A package variable's
+own slot gets a second watchpoint, which moves the first when the variable is assigned.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,7 +41,7 @@ from dlvsnap.kinds import Kind
 from dlvsnap.model import Location
 from dlvsnap.session import Session
 from dlvsnap.watch.hits import CallEnd, Hit, KeyArg, UsersStop
-from dlvsnap.watch.options import ops_regex
+from dlvsnap.watch.options import op_of, ops_regex
 from dlvsnap.watch.watched import WatchedMap
 
 _SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
@@ -73,6 +81,36 @@ class _Lean:
     key_param: str  # the key parameter's name ("" for mapclear)
 
 
+# The runtime's map operations: the first of these on a trap's stack is the operation (the
+# reflect entry points call them; ``via`` names those).
+_RUNTIME_ENTRY = re.compile(r"^runtime\.(mapdelete|mapassign|mapclear)")
+_FAST_ENTRY = re.compile(r"_fast(32|64|str|32ptr|64ptr)$")
+# The key parameter of the innermost frame at a trap: swiss (*Map).Delete/PutSlot and the
+# fast entry points name it key, classic mapdelete_faststr/mapassign_faststr ky.
+_KEY_NAMES = ("key", "ky")
+# Where a fast entry point's key is at a trap when its DWARF no longer says (an optimised
+# runtime's loclists end once the key is hashed): amd64's register ABI gives every register
+# argument a spill slot in the caller's frame, just above the return address, in order
+# (t, h, key); a fast entry point takes the key's address to hash it, so the key is spilled
+# there, and nothing writes that slot again during the call. Checked live on every classic
+# release of the matrix against the program's own keys (tests/live/test_watch.py).
+_SPILLED_KEY = tuple(
+    f"*(*uintptr)(uintptr(runtime.curg.stack.hi) + uintptr(runtime.frameoff) + {off})"
+    for off in (16, 24)  # the key's word(s): a string's data and length
+)
+
+
+@dataclass
+class _Trap:
+    """The watchpoints of watchpoint mode: on the header's writing flag, and (a package
+    variable) on the variable's slot."""
+
+    flag_bp: Breakpoint | None  # None while the variable holds a nil map
+    header: int
+    flag_var: str  # the expression of the flag's byte, returned at each trap
+    var_bp: Breakpoint | None = None
+
+
 @dataclass
 class Stop:
     """One stop of the program: it exited, or hit entry points (``hits``, parsed as they
@@ -96,9 +134,21 @@ class Stop:
 
 class StopSource:
     def __init__(
-        self, session: Session, watched: WatchedMap, ops: tuple[str, ...], deep: bool = False
+        self,
+        session: Session,
+        watched: WatchedMap,
+        ops: tuple[str, ...],
+        deep: bool = False,
+        *,
+        mode: str = "breakpoints",
+        writing_flag: tuple[int, int] = (0, 0),
     ) -> None:
         self.session = session
+        self.mode = mode  # asked for: "breakpoints" or "watchpoint"
+        self.flag_off, self.flag_mask = writing_flag  # where a header says it is written
+        self.trap: _Trap | None = None  # watchpoint mode, once armed
+        self.fallback = ""  # why watchpoint mode could not be armed ("" if not tried)
+        self.map_type = 0  # the watched map's type descriptor (watchpoint mode, see arm)
         self.depth = DEEP_STACK_DEPTH if deep else STACK_DEPTH  # frames per hit's trace
         self.client: DelveClient = session.client
         self.watched = watched
@@ -173,8 +223,152 @@ class StopSource:
             return Stop(self, True, st.exit_status, [], False, "")
         at_bps = st.threads_at_breakpoints()
         entries = [t for t in at_bps if t.breakpoint and t.breakpoint.id in self.entry_ids]
+        passed = self._traps(at_bps, entries)
         dropped = self.drop_returns(st)
-        return Stop(self, False, st.exit_status, entries, dropped, self.users_stop(st))
+        return Stop(self, False, st.exit_status, entries, dropped or passed, self.users_stop(st))
+
+    # -- watchpoint mode ------------------------------------------------------------------------
+    @property
+    def mode_in_use(self) -> str:
+        return "watchpoint" if self.trap is not None else "breakpoints"
+
+    def arming(self) -> bool:
+        """Whether the next recorded call switches to watchpoint mode (see ``arm``)."""
+        return self.mode == "watchpoint" and self.trap is None and not self.fallback
+
+    def arm(self, map_type: int) -> str:
+        """After the watched map's first recorded call (its type descriptor ``map_type``),
+        with the program stopped: replace the breakpoints by a watchpoint on its writing
+        flag. What happened, in a line ("": nothing to do); on failure breakpoints stay,
+        and ``fallback`` says why."""
+        if not self.arming():
+            return ""
+        self.map_type = map_type
+        w = self.watched
+        if w.mode == "stack":
+            self.fallback = (
+                "the map's header is on a goroutine's stack, which moves: breakpoints stay"
+            )
+            return self.fallback
+        try:
+            self.trap = self._set_traps(w)
+        except DlvsnapError as e:  # no debug register left, an old Delve, not amd64...
+            self.fallback = f"Delve could not set a watchpoint ({e}): breakpoints stay"
+            return self.fallback
+        for bp in self.entry_bps:
+            self.client.clear_breakpoint(bp.id)
+        for ret in list(self._return_ids):
+            self.client.clear_breakpoint(ret)
+        self.entry_bps, self.entry_ids = [], set()
+        self._returns, self._return_ids, self._callers = {}, {}, {}
+        also = " and one on the variable" if self.trap.var_bp is not None else ""
+        return (
+            f"watchpoint mode: a hardware write watchpoint on the map's writing flag{also}; "
+            "other maps' calls no longer stop the program"
+        )
+
+    def _set_traps(self, w: WatchedMap) -> _Trap:
+        var_bp, header = None, w.header
+        if w.mode == "var":
+            width = "uint64" if self.session.target.ptr_size == 8 else "uint32"
+            var_bp = self.session.create_watchpoint(w.var_addr, width)
+            header = self._variable_now()
+        try:
+            return _Trap(*self._flag_trap(header), var_bp=var_bp)
+        except DlvsnapError:
+            if var_bp is not None:
+                self.client.clear_breakpoint(var_bp.id)
+            raise
+
+    def _flag_trap(self, header: int) -> tuple[Breakpoint | None, int, str]:
+        if header == 0:
+            return None, 0, ""
+        flag = header + self.flag_off
+        expr = f"*(*uint8)({flag:#x})"  # the flag's value, returned at each trap
+        spilled = _SPILLED_KEY if self.session.target.goarch == "amd64" else ()
+        variables = (expr, *_KEY_NAMES, *spilled)
+        return self.session.create_watchpoint(flag, "uint8", variables, STACK_DEPTH), header, expr
+
+    def _traps(self, at_bps: list[Thread], entries: list[Thread]) -> bool:
+        """Sort this stop's watchpoint traps: a watched call's start goes into ``entries``;
+        anything else (a call's end, an operation not watched, the variable assigned) is
+        passed. Whether any was passed."""
+        trap, passed = self.trap, False
+        if trap is None:
+            return False
+        for t in at_bps:
+            bp_id = t.breakpoint.id if t.breakpoint else 0
+            if trap.flag_bp is not None and bp_id == trap.flag_bp.id:
+                if self._starts_a_watched_call(t, trap):
+                    entries.append(t)
+                else:
+                    passed = True
+            elif trap.var_bp is not None and bp_id == trap.var_bp.id:
+                self._follow_variable(trap)
+                passed = True
+        return passed
+
+    def _starts_a_watched_call(self, t: Thread, trap: _Trap) -> bool:
+        info = t.breakpoint_info
+        if info is None:
+            return False
+        var = {v.name: v for v in info.variables}
+        if not _int_var(var, trap.flag_var) & self.flag_mask:
+            return False  # cleared: a call's end (the watched one's is awaited in returned)
+        entry = next((f.function for f in info.stacktrace if _RUNTIME_ENTRY.match(f.function)), "")
+        # a write of the flag outside a map operation (the header's memory reused) is passed
+        return bool(entry) and op_of(entry) in self.ops
+
+    def _follow_variable(self, trap: _Trap) -> None:
+        """The package variable was assigned: the flag watchpoint moves to its new map."""
+        header = self._variable_now()
+        if header == trap.header:
+            return
+        if trap.flag_bp is not None:
+            self.client.clear_breakpoint(trap.flag_bp.id)
+        trap.flag_bp, trap.header, trap.flag_var = self._flag_trap(header)
+
+    def _variable_now(self) -> int:
+        """The map header the watched package variable holds now (0: nil)."""
+        t, addr = self.session.target, self.watched.var_addr
+        raw = self.session.memory(addr, t.ptr_size).read(addr, t.ptr_size)
+        return int.from_bytes(raw, "little" if t.little_endian else "big")
+
+    def _trap_hit(self, th: Thread) -> Hit:
+        """A watched call's start, at a watchpoint trap: the operation and the caller from
+        the trap's stack, the key from the innermost frame (a pointer to it, except in a
+        fast entry point's own frame, where it is the value)."""
+        trap, info = self.trap, th.breakpoint_info
+        assert trap is not None and info is not None
+        frames = info.stacktrace
+        entry = next(f.function for f in frames if _RUNTIME_ENTRY.match(f.function))
+        var = {v.name: v for v in info.variables}
+        key = _trap_key(var, frames[0].function, entry)
+        caller, frames = self._caller(th, frames, 0)
+        return Hit(
+            entry=entry,
+            goroutine=th.goroutine_id,
+            map_type=self.map_type,
+            map_addr=trap.header,
+            key=key,
+            location=caller.location,
+            via=caller.via,
+            caller_frame=caller.frame,
+            frames=tuple(Location(f.function, f.file, f.line) for f in frames),
+            writing_set=True,
+        )
+
+    def _trap_ended(self, st: DebuggerState, g: int) -> bool:
+        """Whether this stop is goroutine ``g``'s trap with the flag cleared: its call's end."""
+        trap = self.trap
+        assert trap is not None and trap.flag_bp is not None
+        for t in st.threads_at_breakpoints():
+            if t.goroutine_id != g or not t.breakpoint or t.breakpoint.id != trap.flag_bp.id:
+                continue
+            var = {v.name: v for v in (t.breakpoint_info.variables if t.breakpoint_info else ())}
+            if not _int_var(var, trap.flag_var) & self.flag_mask:
+                return True
+        return False
 
     def users_stop(self, st: DebuggerState) -> str:
         """A breakpoint of someone else's in this stop ("" if none)."""
@@ -213,6 +407,9 @@ class StopSource:
     def parse_hit(self, th: Thread) -> Hit:
         info, bp = th.breakpoint_info, th.breakpoint
         assert info is not None and bp is not None
+        trap = self.trap
+        if trap is not None and trap.flag_bp is not None and bp.id == trap.flag_bp.id:
+            return self._trap_hit(th)
         var = {v.name: v for v in info.variables}
         lean = self._lean.get(bp.id)
         if lean is not None:
@@ -312,6 +509,8 @@ class StopSource:
         """Control of the call ``hit`` stopped. ``may_panic``: its key's
         hashing may panic inside the runtime, so the call may never return to its call
         site: stepOut (which also stops in the caller's deferred calls)."""
+        if self.trap is not None:  # the call ends at the flag's next trap: continue
+            return DelveCall(self, hit, None, trap=True)
         site = None if may_panic else self._return_site(hit)
         st = self._state
         if site is None and st is not None and st.current_goroutine_id != hit.goroutine:
@@ -352,6 +551,8 @@ class StopSource:
         a return breakpoint hit by a call dlvsnap did not watch is dropped."""
         g = hit.goroutine
         launched = self.session.mode == "launch"
+        if self.trap is not None:
+            return self._trap_returned(g, st, launched)
         while not st.exited:
             ours = site is not None and any(
                 t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
@@ -377,20 +578,36 @@ class StopSource:
             st = self.client.command("continue")  # another goroutine stopped first
         return st, ""
 
+    def _trap_returned(
+        self, g: int, st: DebuggerState, launched: bool
+    ) -> tuple[DebuggerState, str]:
+        """Watchpoint mode: run to goroutine ``g``'s trap that clears the flag. Other stops on
+        the way: the user's end the watch (UsersStop), others are passed."""
+        while not st.exited:
+            if self._trap_ended(st, g):
+                return st, "" if launched else self.users_stop(st)
+            if not launched and self.users_stop(st):
+                raise UsersStop(self.users_stop(st))
+            self._traps(st.threads_at_breakpoints(), [])
+            st = self.client.command("continue")
+        return st, ""
+
 
 class DelveCall:
     """CallControl over Delve: ``end`` sends stepOut, or continue to the return breakpoint."""
 
-    def __init__(self, source: StopSource, hit: Hit, site: _Return | None) -> None:
+    def __init__(
+        self, source: StopSource, hit: Hit, site: _Return | None, *, trap: bool = False
+    ) -> None:
         self._source = source
         self._hit = hit
         self._site = site
+        self._trap = trap  # the call ends at a watchpoint trap
         self._pending: int | None = None
 
     def end(self) -> None:
-        self._pending = self._source.client.send_command(
-            "stepOut" if self._site is None else "continue"
-        )
+        step_out = self._site is None and not self._trap
+        self._pending = self._source.client.send_command("stepOut" if step_out else "continue")
 
     def wait(self) -> CallEnd:
         assert self._pending is not None, "wait() before end()"
@@ -405,6 +622,25 @@ class DelveCall:
     def resume(self) -> None:
         src = self._source
         src._resumed = src.client.send_command("continue")
+
+
+def _trap_key(var: dict[str, Variable], innermost: str, entry: str) -> KeyArg | None:
+    """The key at a trap: the innermost frame's key parameter (a pointer to the key, except
+    in a fast entry point's own frame, where it is the value), else a fast entry point's
+    spill slot (``_SPILLED_KEY``); None when neither can be read."""
+    fast = innermost == entry and _FAST_ENTRY.search(entry) is not None
+    v = next((var[k] for k in _KEY_NAMES if k in var and not var[k].unreadable), None)
+    if v is not None and fast and entry.endswith("_faststr") and v.kind != Kind.STRING:
+        v = None  # classic mapdelete_faststr's local key, a *stringStruct, shadows ky
+    key = _key_arg(v)
+    if key is not None:
+        return key if fast else dataclasses.replace(key, indirect=True, is_string=False)
+    if not fast or _SPILLED_KEY[0] not in var:
+        return None
+    word, second = _int_var(var, _SPILLED_KEY[0]), _int_var(var, _SPILLED_KEY[1])
+    if entry.endswith("_faststr"):
+        return KeyArg(is_string=True, base=word, length=second)
+    return KeyArg(is_string=False, value=word & 0xFFFFFFFF if "_fast32" in entry else word)
 
 
 def _key_arg(v: Variable | None) -> KeyArg | None:

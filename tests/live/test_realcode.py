@@ -84,7 +84,7 @@ def _watch(binary: Path, scenario: str, args: list[str], kind: str, tmp: Path) -
     assert f"realprog: {scenario} done" in run.target_output
     oracle = parse_oracle(run.target_output)
     check_deletes(run, oracle, kind)  # every key decoded, every delete's slots as the runtime
-    assert run.of("note") == [] or all(n["kind"] == "moved" for n in run.of("note")), run.of("note")
+    assert all(n["kind"] == "moved" for n in run.notes()), run.notes()
 
 
 @pytest.mark.parametrize(("scenario", "args", "kind"), DEBUG_CASES, ids=str)
