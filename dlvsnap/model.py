@@ -198,13 +198,13 @@ def gosyntax(key: KeyValue, limit: int = 1 << 20) -> str:
     ``(*main.T)(0xc000012345)``, ``[2]int{4, 5}``; a pointer is an address, never
     followed), with arrays past TEXT_ARRAY_ELEMS elements cut (``…``), and the whole cut
     to ``limit`` characters."""
-    out = _Text(limit)
+    out = TextBudget(limit)
     _go(key, None, out)
     text = "".join(out.parts)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class _Text:
+class TextBudget:
     """Text being written, up to a limit (past it, nothing more is added)."""
 
     def __init__(self, limit: int) -> None:
@@ -216,7 +216,7 @@ class _Text:
         self.left -= len(s)
 
 
-def _go(v: KeyValue, t: GoType | None, out: _Text) -> None:
+def _go(v: KeyValue, t: GoType | None, out: TextBudget) -> None:
     """Write ``v``, of type ``t`` (what a leaf needs: unsigned, float32, string)."""
     if out.left <= 0:
         return

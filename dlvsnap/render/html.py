@@ -28,7 +28,7 @@ from typing import Any
 
 from dlvsnap import untrusted
 from dlvsnap.errors import TargetError
-from dlvsnap.model import SLOTS_PER_GROUP, STATE_CHARS, UNKNOWN_CHAR
+from dlvsnap.model import SLOTS_PER_GROUP, STATE_CHARS, UNKNOWN_CHAR, TextBudget
 from dlvsnap.render.jsonl import READABLE_VERSIONS, SCHEMA_VERSION
 from dlvsnap.untrusted import Fields, MalformedError, visible
 
@@ -293,7 +293,7 @@ def key_text(k: Any) -> str:
         s = visible(json.dumps(k[:40], ensure_ascii=False))
         return s if len(k) <= 40 else s[:-1] + '…"'
     if _tagged(k):
-        out = _Text(KEY_TEXT_MAX)
+        out = TextBudget(KEY_TEXT_MAX)
         _go_text(k, out)
         s = "".join(out.parts)
     else:
@@ -321,19 +321,7 @@ def _tagged(k: Any) -> bool:
     return "interface" in k and (k.get("type") is None or isinstance(k.get("type"), str))
 
 
-class _Text:
-    """Text being written, up to a limit (past it, nothing more is added)."""
-
-    def __init__(self, limit: int) -> None:
-        self.parts: list[str] = []
-        self.left = limit
-
-    def add(self, s: str) -> None:
-        self.parts.append(s)
-        self.left -= len(s)
-
-
-def _go_text(k: Any, out: _Text) -> None:
+def _go_text(k: Any, out: TextBudget) -> None:
     """Write a key (any JSON value) as key_text shows it, until the text is long enough."""
     if out.left <= 0:
         return
@@ -357,7 +345,7 @@ def _go_text(k: Any, out: _Text) -> None:
         _go_text(k.get("value"), out)
 
 
-def _array_text(k: dict[str, Any], out: _Text) -> None:
+def _array_text(k: dict[str, Any], out: TextBudget) -> None:
     """An array key: its elements, or a byte array's bytes (``hex``), the first 16 shown."""
     out.add(k["array"] + "{")
     elems, h = k.get("elems"), k.get("hex")

@@ -153,7 +153,9 @@ class Resolver:
         try:
             v = self.client.eval(self.expr, goroutine=hit.goroutine, frame=at, cfg=LoadConfig())
         except RPCError as e:
-            self._failed(fn, self._why_not(e.message, hit.goroutine, at))
+            if fn not in self.failed or self.choice.site is not None:
+                # its reason, once per function: _why_not may cost another evaluation
+                self._failed(fn, self._why_not(e.message, hit.goroutine, at))
             return None
         if v.unreadable:
             self.missing = True

@@ -470,9 +470,7 @@ class StopSource:
         if w.mode == "stack":
             return _int_var(var, _STACK_VARS[1]) - w.stack_offset
         if w.mode == "var":
-            p = self.session.target.ptr_size
-            raw = self.session.memory(w.var_addr, p).read(w.var_addr, p)
-            return int.from_bytes(raw, "little" if self.session.target.little_endian else "big")
+            return self._variable_now()
         return w.header
 
     def _caller(
