@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import BinaryIO
 
 from dlvsnap.delve import release
-from dlvsnap.delve.client import BreakpointSpec, DelveClient, exited_with
+from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec, DelveClient, exited_with
 from dlvsnap.delve.guardian import Guardian
 from dlvsnap.delve.launcher import DlvProcess, launch
 from dlvsnap.delve.memory import DelveMem
@@ -398,13 +398,21 @@ class Session:
         return self.client.create_breakpoint(dataclasses.replace(spec, name=name))
 
     def create_watchpoint(
-        self, addr: int, ctype: str, variables: tuple[str, ...] = (), stacktrace: int = 0
+        self,
+        addr: int,
+        ctype: str,
+        variables: tuple[str, ...] = (),
+        stacktrace: int = 0,
+        goroutine: int = CURRENT_GOROUTINE,
     ) -> Breakpoint:
         """A write watchpoint of dlvsnap's on the ``ctype`` (``uint8``...) at ``addr``, with
         the variables and stack depth each trap returns. Delve names a watchpoint by its
         expression, which carries the session's prefix (release.owned): a SIGKILL between
-        its creation and the amend that names it leaves nothing the clean-up misses."""
-        wp = self.client.create_watchpoint(release.watch_expr(addr, ctype, self.bp_prefix))
+        its creation and the amend that names it leaves nothing the clean-up misses. An
+        address on ``goroutine``'s stack makes a stack watchpoint: Delve moves it when the
+        stack is copied and removes it when the goroutine's topmost frame returns."""
+        expr = release.watch_expr(addr, ctype, self.bp_prefix)
+        wp = self.client.create_watchpoint(expr, goroutine)
         raw = dict(wp.raw)
         raw["name"] = f"{self.bp_prefix}{next(self._bp_names)}"
         try:

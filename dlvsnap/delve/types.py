@@ -184,6 +184,8 @@ class DebuggerState:
     next_in_progress: bool
     current_goroutine_id: int
     stop_reason: str
+    # the watchpoints Delve removed at this stop: their frame returned (stack watchpoints)
+    watch_out_of_scope: tuple[int, ...] = ()
     raw_threads: tuple[JSON, ...] = field(default=(), repr=False)
     raw_current: JSON | None = field(default=None, repr=False)
 
@@ -198,6 +200,7 @@ class DebuggerState:
             next_in_progress=bool(j.get("NextInProgress", False)),
             current_goroutine_id=int(cg.get("id", 0)),
             stop_reason=j.get("stopReason", ""),
+            watch_out_of_scope=tuple(int(b.get("id", 0)) for b in j.get("WatchOutOfScope") or ()),
             raw_threads=tuple(j.get("Threads") or ()),
             raw_current=j.get("currentThread"),
         )

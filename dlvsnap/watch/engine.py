@@ -93,11 +93,13 @@ class MapWatch:
         self.stops.place()
         while True:
             stop = self.stops.next()
+            for note in stop.notes:
+                self.on_note(note)
             if stop.exited:
                 self.summary.exit_status = stop.exit_status
                 self._finish(stop.exit_status)
                 return
-            if stop.dropped_returns and not stop.has_hits and not stop.users_stop:
+            if stop.passed and not stop.has_hits and not stop.users_stop:
                 continue
             if not stop.has_hits and self.session.mode != "launch":
                 self._stopped(stop.users_stop or "a stop dlvsnap did not ask for (halt?)")

@@ -11,18 +11,15 @@ a stack trace (on amd64) and, after each breakpoint's first hit, only the key ar
 ("lean"). A call made directly from its call site ends at a breakpoint on its return
 address (cheaper than stepOut); stepOut where that cannot work.
 
-Watchpoint mode (``--mode watchpoint``, see docs/watchpoints.md): once the watched map's
-first call is recorded, the breakpoints are replaced by a hardware write watchpoint on the
-map header's writing flag, which every write operation sets before its first change and
-clears after its last. A trap with the flag set is a call's start (a ``Hit``), with the
-flag clear its end: only the watched map's writes stop the program. A package variable's
-own slot gets a second watchpoint, which moves the first when the variable is assigned.
+Watchpoint mode (``--mode watchpoint``): once the watched map's first call is recorded,
+the breakpoints give way to a hardware watchpoint on its header (traps.py): only its own
+writes stop the program. A stack watchpoint whose frame returned with the map brings the
+breakpoints back until the map's next call.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -37,11 +34,12 @@ from dlvsnap.delve.types import (
     Variable,
 )
 from dlvsnap.errors import DlvsnapError, NoDeletesError, RPCError, TargetError
-from dlvsnap.kinds import Kind
 from dlvsnap.model import Location
 from dlvsnap.session import Session
-from dlvsnap.watch.hits import CallEnd, Hit, KeyArg, UsersStop
-from dlvsnap.watch.options import op_of, ops_regex
+from dlvsnap.watch.delvevars import STACK_VARS, int_var, key_arg, pointer_arg, variables
+from dlvsnap.watch.hits import CallEnd, Hit, UsersStop
+from dlvsnap.watch.options import Note, ops_regex
+from dlvsnap.watch.traps import Traps
 from dlvsnap.watch.watched import WatchedMap
 
 _SKIP_FRAME = re.compile(r"^(runtime\.|internal/|reflect\.|maps\.)")
@@ -49,8 +47,6 @@ _REFLECT_ENTRY = re.compile(r"^reflect\.map(delete|delete_faststr|clear)$")
 STACK_DEPTH = 12
 # While resolving with --site, --in or --frame: frames further out than the caller's matter.
 DEEP_STACK_DEPTH = 64
-# Evaluated by Delve at every hit and returned with the stop: no extra round trip.
-_STACK_VARS = ("runtime.curg.stack.lo", "runtime.curg.stack.hi", "uintptr(runtime.curg)")
 # The entry point's return address: on amd64 the CALL pushed it just below the frame's
 # canonical frame address (runtime.frameoff is that address minus the stack's top). Once the
 # map is known, hits carry this instead of a stack trace, which costs Delve a stack walk and
@@ -81,36 +77,6 @@ class _Lean:
     key_param: str  # the key parameter's name ("" for mapclear)
 
 
-# The runtime's map operations: the first of these on a trap's stack is the operation (the
-# reflect entry points call them; ``via`` names those).
-_RUNTIME_ENTRY = re.compile(r"^runtime\.(mapdelete|mapassign|mapclear)")
-_FAST_ENTRY = re.compile(r"_fast(32|64|str|32ptr|64ptr)$")
-# The key parameter of the innermost frame at a trap: swiss (*Map).Delete/PutSlot and the
-# fast entry points name it key, classic mapdelete_faststr/mapassign_faststr ky.
-_KEY_NAMES = ("key", "ky")
-# Where a fast entry point's key is at a trap when its DWARF no longer says (an optimised
-# runtime's loclists end once the key is hashed): amd64's register ABI gives every register
-# argument a spill slot in the caller's frame, just above the return address, in order
-# (t, h, key); a fast entry point takes the key's address to hash it, so the key is spilled
-# there, and nothing writes that slot again during the call. Checked live on every classic
-# release of the matrix against the program's own keys (tests/live/test_watch.py).
-_SPILLED_KEY = tuple(
-    f"*(*uintptr)(uintptr(runtime.curg.stack.hi) + uintptr(runtime.frameoff) + {off})"
-    for off in (16, 24)  # the key's word(s): a string's data and length
-)
-
-
-@dataclass
-class _Trap:
-    """The watchpoints of watchpoint mode: on the header's writing flag, and (a package
-    variable) on the variable's slot."""
-
-    flag_bp: Breakpoint | None  # None while the variable holds a nil map
-    header: int
-    flag_var: str  # the expression of the flag's byte, returned at each trap
-    var_bp: Breakpoint | None = None
-
-
 @dataclass
 class Stop:
     """One stop of the program: it exited, or hit entry points (``hits``, parsed as they
@@ -120,8 +86,11 @@ class Stop:
     exited: bool
     exit_status: int
     threads: list[Thread]  # the threads at the entry points' breakpoints
-    dropped_returns: bool  # return breakpoints this stop hit were dropped (drop_returns)
+    # this stop was dlvsnap's own business and was dealt with: return breakpoints dropped
+    # (drop_returns), a watchpoint trap that starts no watched call, a watchpoint set again
+    passed: bool
     users_stop: str  # a breakpoint of someone else's in this stop ("" if none)
+    notes: tuple[Note, ...] = ()  # what the user should know about this stop
 
     @property
     def has_hits(self) -> bool:
@@ -145,10 +114,9 @@ class StopSource:
     ) -> None:
         self.session = session
         self.mode = mode  # asked for: "breakpoints" or "watchpoint"
-        self.flag_off, self.flag_mask = writing_flag  # where a header says it is written
-        self.trap: _Trap | None = None  # watchpoint mode, once armed
+        self.writing_flag = writing_flag  # where a header says it is written (offset, mask)
+        self.traps: Traps | None = None  # watchpoint mode, once armed
         self.fallback = ""  # why watchpoint mode could not be armed ("" if not tried)
-        self.map_type = 0  # the watched map's type descriptor (watchpoint mode, see arm)
         self.depth = DEEP_STACK_DEPTH if deep else STACK_DEPTH  # frames per hit's trace
         self.client: DelveClient = session.client
         self.watched = watched
@@ -203,7 +171,7 @@ class StopSource:
     def _hit_vars(self) -> tuple[str, ...]:
         """The goroutine's stack bounds matter only while the map may be on a stack: each
         variable costs Delve an evaluation at every hit."""
-        stack = _STACK_VARS if self.watched.on_stack_maybe else ()
+        stack = STACK_VARS if self.watched.on_stack_maybe else ()
         return stack + ((_RET_VAR,) if self._light() else ())
 
     def _light(self) -> bool:
@@ -223,35 +191,35 @@ class StopSource:
             return Stop(self, True, st.exit_status, [], False, "")
         at_bps = st.threads_at_breakpoints()
         entries = [t for t in at_bps if t.breakpoint and t.breakpoint.id in self.entry_ids]
-        passed = self._traps(at_bps, entries)
+        passed, notes = False, tuple[Note, ...]()
+        if self.traps is not None:
+            passed = self.traps.sort(at_bps, entries)
+            dealt, note = self._scope_ended(st)
+            passed, notes = passed or dealt, (note,) if note else ()
         dropped = self.drop_returns(st)
-        return Stop(self, False, st.exit_status, entries, dropped or passed, self.users_stop(st))
+        users = self.users_stop(st)
+        return Stop(self, False, st.exit_status, entries, dropped or passed, users, notes)
 
     # -- watchpoint mode ------------------------------------------------------------------------
     @property
     def mode_in_use(self) -> str:
-        return "watchpoint" if self.trap is not None else "breakpoints"
+        return "watchpoint" if self.traps is not None else "breakpoints"
 
     def arming(self) -> bool:
         """Whether the next recorded call switches to watchpoint mode (see ``arm``)."""
-        return self.mode == "watchpoint" and self.trap is None and not self.fallback
+        return self.mode == "watchpoint" and self.traps is None and not self.fallback
 
     def arm(self, map_type: int) -> str:
-        """After the watched map's first recorded call (its type descriptor ``map_type``),
-        with the program stopped: replace the breakpoints by a watchpoint on its writing
-        flag. What happened, in a line ("": nothing to do); on failure breakpoints stay,
-        and ``fallback`` says why."""
+        """After a recorded call of the watched map (its type descriptor ``map_type``), with
+        the program stopped at the call's end: replace the breakpoints by watchpoints on the
+        map's header (traps.py). What happened, in a line ("": nothing to do); on failure
+        breakpoints stay, and ``fallback`` says why."""
         if not self.arming():
             return ""
-        self.map_type = map_type
-        w = self.watched
-        if w.mode == "stack":
-            self.fallback = (
-                "the map's header is on a goroutine's stack, which moves: breakpoints stay"
-            )
-            return self.fallback
         try:
-            self.trap = self._set_traps(w)
+            self.traps = Traps.set(
+                self.session, self.watched, self.ops, map_type, self.writing_flag
+            )
         except DlvsnapError as e:  # no debug register left, an old Delve, not amd64...
             self.fallback = f"Delve could not set a watchpoint ({e}): breakpoints stay"
             return self.fallback
@@ -261,114 +229,31 @@ class StopSource:
             self.client.clear_breakpoint(ret)
         self.entry_bps, self.entry_ids = [], set()
         self._returns, self._return_ids, self._callers = {}, {}, {}
-        also = " and one on the variable" if self.trap.var_bp is not None else ""
+        also = " and one on the variable" if self.traps.has_var else ""
+        where = " (on its goroutine's stack)" if self.watched.mode == "stack" else ""
         return (
-            f"watchpoint mode: a hardware write watchpoint on the map's writing flag{also}; "
-            "other maps' calls no longer stop the program"
+            f"watchpoint mode: a hardware write watchpoint on the map's writing flag{where}"
+            f"{also}; other maps' calls no longer stop the program"
         )
 
-    def _set_traps(self, w: WatchedMap) -> _Trap:
-        var_bp, header = None, w.header
-        if w.mode == "var":
-            width = "uint64" if self.session.target.ptr_size == 8 else "uint32"
-            var_bp = self.session.create_watchpoint(w.var_addr, width)
-            header = self._variable_now()
-        try:
-            return _Trap(*self._flag_trap(header), var_bp=var_bp)
-        except DlvsnapError:
-            if var_bp is not None:
-                self.client.clear_breakpoint(var_bp.id)
-            raise
-
-    def _flag_trap(self, header: int) -> tuple[Breakpoint | None, int, str]:
-        if header == 0:
-            return None, 0, ""
-        flag = header + self.flag_off
-        expr = f"*(*uint8)({flag:#x})"  # the flag's value, returned at each trap
-        spilled = _SPILLED_KEY if self.session.target.goarch == "amd64" else ()
-        variables = (expr, *_KEY_NAMES, *spilled)
-        return self.session.create_watchpoint(flag, "uint8", variables, STACK_DEPTH), header, expr
-
-    def _traps(self, at_bps: list[Thread], entries: list[Thread]) -> bool:
-        """Sort this stop's watchpoint traps: a watched call's start goes into ``entries``;
-        anything else (a call's end, an operation not watched, the variable assigned) is
-        passed. Whether any was passed."""
-        trap, passed = self.trap, False
-        if trap is None:
-            return False
-        for t in at_bps:
-            bp_id = t.breakpoint.id if t.breakpoint else 0
-            if trap.flag_bp is not None and bp_id == trap.flag_bp.id:
-                if self._starts_a_watched_call(t, trap):
-                    entries.append(t)
-                else:
-                    passed = True
-            elif trap.var_bp is not None and bp_id == trap.var_bp.id:
-                self._follow_variable(trap)
-                passed = True
-        return passed
-
-    def _starts_a_watched_call(self, t: Thread, trap: _Trap) -> bool:
-        info = t.breakpoint_info
-        if info is None:
-            return False
-        var = {v.name: v for v in info.variables}
-        if not _int_var(var, trap.flag_var) & self.flag_mask:
-            return False  # cleared: a call's end (the watched one's is awaited in returned)
-        entry = next((f.function for f in info.stacktrace if _RUNTIME_ENTRY.match(f.function)), "")
-        # a write of the flag outside a map operation (the header's memory reused) is passed
-        return bool(entry) and op_of(entry) in self.ops
-
-    def _follow_variable(self, trap: _Trap) -> None:
-        """The package variable was assigned: the flag watchpoint moves to its new map."""
-        header = self._variable_now()
-        if header == trap.header:
-            return
-        if trap.flag_bp is not None:
-            self.client.clear_breakpoint(trap.flag_bp.id)
-        trap.flag_bp, trap.header, trap.flag_var = self._flag_trap(header)
-
-    def _variable_now(self) -> int:
-        """The map header the watched package variable holds now (0: nil)."""
-        t, addr = self.session.target, self.watched.var_addr
-        raw = self.session.memory(addr, t.ptr_size).read(addr, t.ptr_size)
-        return int.from_bytes(raw, "little" if t.little_endian else "big")
-
-    def _trap_hit(self, th: Thread) -> Hit:
-        """A watched call's start, at a watchpoint trap: the operation and the caller from
-        the trap's stack, the key from the innermost frame (a pointer to it, except in a
-        fast entry point's own frame, where it is the value)."""
-        trap, info = self.trap, th.breakpoint_info
-        assert trap is not None and info is not None
-        frames = info.stacktrace
-        entry = next(f.function for f in frames if _RUNTIME_ENTRY.match(f.function))
-        var = {v.name: v for v in info.variables}
-        key = _trap_key(var, frames[0].function, entry)
-        caller, frames = self._caller(th, frames, 0)
-        return Hit(
-            entry=entry,
-            goroutine=th.goroutine_id,
-            map_type=self.map_type,
-            map_addr=trap.header,
-            key=key,
-            location=caller.location,
-            via=caller.via,
-            caller_frame=caller.frame,
-            frames=tuple(Location(f.function, f.file, f.line) for f in frames),
-            writing_set=True,
+    def _scope_ended(self, st: DebuggerState) -> tuple[bool, Note | None]:
+        """A stack watchpoint Delve removed at this stop (see Traps.scope_ended): set again;
+        or, the map's frame having returned, breakpoints watch again until the map's next
+        call (a map at the same place on the stack: its function called again), and a note
+        says so; or nothing is left to watch on that goroutine. Whether this stop removed a
+        watchpoint of dlvsnap's, and the note."""
+        assert self.traps is not None
+        ended = self.traps.scope_ended(st)
+        if ended != "gone":
+            return bool(ended), None
+        self.traps = None
+        self.place()
+        return True, Note(
+            "mode",
+            "the frame that held the map's header returned: breakpoints watch for a map at "
+            "the same place on the stack (its function called again)",
+            {"mode": "breakpoints"},
         )
-
-    def _trap_ended(self, st: DebuggerState, g: int) -> bool:
-        """Whether this stop is goroutine ``g``'s trap with the flag cleared: its call's end."""
-        trap = self.trap
-        assert trap is not None and trap.flag_bp is not None
-        for t in st.threads_at_breakpoints():
-            if t.goroutine_id != g or not t.breakpoint or t.breakpoint.id != trap.flag_bp.id:
-                continue
-            var = {v.name: v for v in (t.breakpoint_info.variables if t.breakpoint_info else ())}
-            if not _int_var(var, trap.flag_var) & self.flag_mask:
-                return True
-        return False
 
     def users_stop(self, st: DebuggerState) -> str:
         """A breakpoint of someone else's in this stop ("" if none)."""
@@ -407,41 +292,40 @@ class StopSource:
     def parse_hit(self, th: Thread) -> Hit:
         info, bp = th.breakpoint_info, th.breakpoint
         assert info is not None and bp is not None
-        trap = self.trap
-        if trap is not None and trap.flag_bp is not None and bp.id == trap.flag_bp.id:
-            return self._trap_hit(th)
-        var = {v.name: v for v in info.variables}
+        if self.traps is not None and self.traps.owns(bp.id):
+            return self.traps.hit(th, self._trap_caller)
+        var = variables(th)
         lean = self._lean.get(bp.id)
         if lean is not None:
             typ, map_addr = lean.map_type, self._lean_map_addr(var)
-            key_arg = var.get(lean.key_param) if lean.key_param else None
+            key_arg_v = var.get(lean.key_param) if lean.key_param else None
         else:
             args = info.arguments
             if len(args) < 2:
                 n = len(args)
                 raise TargetError(f"{th.function}: Delve returned {n} arguments, expected t, m")
-            typ, map_addr = _pointer_arg(th, args[0]), _pointer_arg(th, args[1])
-            key_arg = args[2] if len(args) > 2 else None
+            typ, map_addr = pointer_arg(th, args[0]), pointer_arg(th, args[1])
+            key_arg_v = args[2] if len(args) > 2 else None
             if self._light() and self.watched.mode in ("var", "heap") and map_addr:
                 # the condition matched the watched map itself (a package variable may
                 # still be nil, and a nil map of any type matches it then; a stack offset
                 # may be another frame's map)
                 self._make_lean(bp.id, typ, args)
-        ret = _int_var(var, _RET_VAR)
+        ret = int_var(var, _RET_VAR)
         caller, frames = self._caller(th, info.stacktrace, ret)
         return Hit(
             entry=th.function,
             goroutine=th.goroutine_id,
             map_type=typ,
             map_addr=map_addr,
-            key=_key_arg(key_arg),
+            key=key_arg(key_arg_v),
             location=caller.location,
             via=caller.via,
             caller_frame=caller.frame,
             frames=tuple(Location(f.function, f.file, f.line) for f in frames),
-            stack_lo=_int_var(var, _STACK_VARS[0]),
-            stack_hi=_int_var(var, _STACK_VARS[1]),
-            g_addr=_int_var(var, _STACK_VARS[2]),
+            stack_lo=int_var(var, STACK_VARS[0]),
+            stack_hi=int_var(var, STACK_VARS[1]),
+            g_addr=int_var(var, STACK_VARS[2]),
             return_addr=ret if self._callers.get(ret) is caller else 0,
         )
 
@@ -468,10 +352,18 @@ class StopSource:
         header at its offset from the goroutine's stack top (stack), or the map (heap)."""
         w = self.watched
         if w.mode == "stack":
-            return _int_var(var, _STACK_VARS[1]) - w.stack_offset
+            return int_var(var, STACK_VARS[1]) - w.stack_offset
         if w.mode == "var":
-            return self._variable_now()
+            t, addr = self.session.target, w.var_addr
+            raw = self.session.memory(addr, t.ptr_size).read(addr, t.ptr_size)
+            return int.from_bytes(raw, "little" if t.little_endian else "big")
         return w.header
+
+    def _trap_caller(
+        self, th: Thread, frames: tuple[Frame, ...]
+    ) -> tuple[Location, str, int, tuple[Frame, ...]]:
+        caller, frames = self._caller(th, frames, 0)
+        return caller.location, caller.via, caller.frame, frames
 
     def _caller(
         self, th: Thread, frames: tuple[Frame, ...], ret: int
@@ -507,7 +399,7 @@ class StopSource:
         """Control of the call ``hit`` stopped. ``may_panic``: its key's
         hashing may panic inside the runtime, so the call may never return to its call
         site: stepOut (which also stops in the caller's deferred calls)."""
-        if self.trap is not None:  # the call ends at the flag's next trap: continue
+        if self.traps is not None:  # the call ends at the flag's next trap: continue
             return DelveCall(self, hit, None, trap=True)
         site = None if may_panic else self._return_site(hit)
         st = self._state
@@ -549,8 +441,8 @@ class StopSource:
         a return breakpoint hit by a call dlvsnap did not watch is dropped."""
         g = hit.goroutine
         launched = self.session.mode == "launch"
-        if self.trap is not None:
-            return self._trap_returned(g, st, launched)
+        if self.traps is not None:
+            return self._trap_returned(self.traps, g, st, launched)
         while not st.exited:
             ours = site is not None and any(
                 t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
@@ -577,16 +469,16 @@ class StopSource:
         return st, ""
 
     def _trap_returned(
-        self, g: int, st: DebuggerState, launched: bool
+        self, traps: Traps, g: int, st: DebuggerState, launched: bool
     ) -> tuple[DebuggerState, str]:
         """Watchpoint mode: run to goroutine ``g``'s trap that clears the flag. Other stops on
         the way: the user's end the watch (UsersStop), others are passed."""
         while not st.exited:
-            if self._trap_ended(st, g):
+            if traps.ended(st, g):
                 return st, "" if launched else self.users_stop(st)
             if not launched and self.users_stop(st):
                 raise UsersStop(self.users_stop(st))
-            self._traps(st.threads_at_breakpoints(), [])
+            traps.sort(st.threads_at_breakpoints(), [])
             st = self.client.command("continue")
         return st, ""
 
@@ -620,50 +512,3 @@ class DelveCall:
     def resume(self) -> None:
         src = self._source
         src._resumed = src.client.send_command("continue")
-
-
-def _trap_key(var: dict[str, Variable], innermost: str, entry: str) -> KeyArg | None:
-    """The key at a trap: the innermost frame's key parameter (a pointer to the key, except
-    in a fast entry point's own frame, where it is the value), else a fast entry point's
-    spill slot (``_SPILLED_KEY``); None when neither can be read."""
-    fast = innermost == entry and _FAST_ENTRY.search(entry) is not None
-    v = next((var[k] for k in _KEY_NAMES if k in var and not var[k].unreadable), None)
-    if v is not None and fast and entry.endswith("_faststr") and v.kind != Kind.STRING:
-        v = None  # classic mapdelete_faststr's local key, a *stringStruct, shadows ky
-    key = _key_arg(v)
-    if key is not None:
-        return key if fast else dataclasses.replace(key, indirect=True, is_string=False)
-    if not fast or _SPILLED_KEY[0] not in var:
-        return None
-    word, second = _int_var(var, _SPILLED_KEY[0]), _int_var(var, _SPILLED_KEY[1])
-    if entry.endswith("_faststr"):
-        return KeyArg(is_string=True, base=word, length=second)
-    return KeyArg(is_string=False, value=word & 0xFFFFFFFF if "_fast32" in entry else word)
-
-
-def _key_arg(v: Variable | None) -> KeyArg | None:
-    if v is None:
-        return None
-    try:
-        value: int | None = v.as_int()
-    except ValueError:
-        value = None
-    return KeyArg(is_string=v.kind == Kind.STRING, base=v.base, length=v.len, value=value)
-
-
-def _pointer_arg(th: Thread, v: Variable) -> int:
-    try:
-        return v.as_int()
-    except ValueError:
-        why = v.unreadable or f"value {v.value!r}"
-        raise TargetError(f"{th.function}: cannot read argument {v.name}: {why}") from None
-
-
-def _int_var(var: dict[str, Variable], name: str) -> int:
-    v = var.get(name)
-    if v is None or v.unreadable or not v.value:
-        return 0
-    try:
-        return v.as_int()
-    except ValueError:
-        return 0

@@ -60,17 +60,36 @@ def test_a_local_map_is_watched_by_watchpoint_after_its_first_delete(
     tmp_path: Path, v: Variant, fixture: str, expr: str, kind: str
 ) -> None:
     """A local is resolved at its first delete through breakpoints (and its first event
-    recorded so); then, its header on the heap, a watchpoint takes over; a header on a
-    goroutine's stack keeps the breakpoints, and says so."""
+    recorded so); then a watchpoint takes over, on the heap or on a goroutine's stack."""
     run = _watch(v, fixture, expr, tmp_path, "--live-keys")
     assert run.returncode == 0, run.stderr
     check_deletes(run, parse_oracle(run.target_output), kind)
     notes = [n for n in run.of("note") if n["kind"] == "mode"]
     assert len(notes) == 1, run.of("note")
-    if run.mode == "breakpoints":
-        assert "goroutine's stack" in notes[0]["message"]
-    else:
-        assert "hardware write watchpoint" in notes[0]["message"]
+    assert "hardware write watchpoint" in notes[0]["message"]
+    assert run.mode == "watchpoint"
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_a_stack_header_is_followed_through_stack_copies_and_returning_frames(
+    tmp_path: Path, v: Variant
+) -> None:
+    """fixtures/stackscope: the header is in round's frame, the delete one frame further in
+    (drop). The stack watchpoint Delve sets goes out of scope when drop returns (set again:
+    the header lives on in round's frame) and when round returns (the map is gone:
+    breakpoints until round's next call, which re-arms); the stack grows and is copied
+    between deletes. Every delete of the three rounds is reported and exact, the
+    absent-key ones included."""
+    run = _watch(v, "stackscope", "m", tmp_path, "--live-keys")
+    assert run.returncode == 0, run.stderr
+    oracle = parse_oracle(run.target_output)
+    assert len(oracle) == 12
+    check_deletes(run, oracle, "int")
+    assert len(run.of("delete")) == 12
+    modes = [n["message"].split(":")[0] for n in run.of("note") if n["kind"] == "mode"]
+    armed, ended = "watchpoint mode", "the frame that held the map's header returned"
+    assert modes == [armed, ended] * 3, modes
+    assert any(n["kind"] == "moved" for n in run.of("note")), run.of("note")
 
 
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
