@@ -188,13 +188,15 @@ class Debugger:
         max_events: int | None = None,
         full: bool = False,
         live_keys: bool = False,
+        mode: str = "watchpoint",
     ) -> Watch:
         """Each delete/clear of the map, as it happens: iterate the Watch returned; then its
         ``summary`` and ``exit_status``. A MapHandle's expression is watched (a package
         variable is followed, a local resolved at its first delete, in the caller's frame,
         ``frame`` frames out from it, or in ``in_func``'s frame); ``site`` (``FILE:LINE`` or
         a function) chooses the map the delete there deletes from, as ``watch --site``
-        does. ``m`` or ``site`` is needed."""
+        does. ``m`` or ``site`` is needed. ``mode``: how the map's calls stop the program
+        (``watch --mode``: "watchpoint", or "breakpoints")."""
         expr = m.expr if isinstance(m, MapHandle) else (m or "")
         if not expr and not site:
             raise ValueError("watch() needs a map (an expression or a MapHandle) or a site")
@@ -206,6 +208,7 @@ class Debugger:
             max_events=max_events,
             full=full,
             live_keys=live_keys,
+            mode=mode,
         )
         return Watch(self, MapWatch(self.session, opts, lambda ev: None, self.notes.append))
 

@@ -241,6 +241,24 @@ def cli() -> None:
     """See what a Go map does in memory: snapshots around every delete, diffed slot by slot."""
 
 
+def _shown_in_text(n: Note, verbose: bool) -> bool:
+    """Whether the text view shows a note: how calls stop (``mode``) only with -v, unless
+    watchpoint mode fell back to breakpoints (every map's calls stop the program then)."""
+    return n.kind != "mode" or verbose or bool(n.data.get("fallback"))
+
+
+_mode_option = click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default=lambda: os.environ.get("DLVSNAP_MODE") or "watchpoint",  # the tests' matrix
+    show_default="watchpoint",
+    help="How the watched map's calls stop the program once it is known: a hardware "
+    "watchpoint on the map's writing flag (only its own writes stop, inserts included; "
+    "breakpoints where none can be set), or conditional breakpoints on the runtime's "
+    "entry points (every map's calls stop). See docs/watchpoints.md.",
+)
+
+
 @cli.command(context_settings={"ignore_unknown_options": False})
 @click.argument("target", required=False)
 @click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
@@ -288,16 +306,7 @@ def cli() -> None:
     help="Snapshot the whole map around every delete (default: only what the delete can "
     "touch: the key's probe groups or bucket chain, and the headers).",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(MODES),
-    default=lambda: os.environ.get("DLVSNAP_MODE") or "breakpoints",  # the tests' matrix
-    show_default="breakpoints",
-    help="How the watched map's calls stop the program once it is known: conditional "
-    "breakpoints on the runtime's entry points (every map's calls stop), or a hardware "
-    "watchpoint on the map's writing flag (only its own writes stop; breakpoints where "
-    "none can be set). See docs/watchpoints.md.",
-)
+@_mode_option
 @click.option(
     "--ops",
     default=",".join(DEFAULT_OPS),
@@ -369,7 +378,7 @@ def watch(
     def on_note(n: Note) -> None:
         if text is None:
             jsonl.note(out, n.kind, n.message, n.data)
-        else:
+        elif _shown_in_text(n, verbose):
             progress.clear()
             text.note(n.message)
 
@@ -379,7 +388,7 @@ def watch(
         w = MapWatch(s, opts, on_event, on_note)
         progress.clear()
         if text is None:
-            jsonl.start(out, t, shown, s.version.short, site)
+            jsonl.start(out, t, shown, s.version.short, site=site, mode=opts.mode)
         else:
             name = Path(t.path).name
             text.start(f"watching {shown} in {name}: {t.describe()}, Delve {s.version.short}")
@@ -590,6 +599,7 @@ _REPO = Path(__file__).resolve().parent.parent
     default=_REPO / "goldens",
     show_default=True,
 )
+@_mode_option
 def regress(
     update: bool,
     gos: tuple[str, ...],
@@ -597,6 +607,7 @@ def regress(
     require_all: bool,
     fixtures_dir: Path,
     goldens_dir: Path,
+    mode: str,
 ) -> None:
     """Watch the fixture programs on each installed Go release (and map experiment) and
     compare what the runtime did with the goldens committed per release.
@@ -614,6 +625,7 @@ def regress(
         fixtures_dir,
         goldens_dir,
         update=update,
+        mode=mode,
         progress=lambda s: click.echo(f"\rregress: {s:40}", err=True, nl=False) if tty else None,
     )
     results = r.run(variants)

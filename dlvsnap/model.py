@@ -738,6 +738,10 @@ class Summary:
     last: MapSnapshot | None = None  # after the last delete
     exit_status: int | None = None
     stopped_early: bool = False
+    # how the watched map's calls stopped the program in the end: "watchpoint" or
+    # "breakpoints" ("" when not said); ``mode_why``: why not the mode asked for
+    mode: str = ""
+    mode_why: str = ""
 
     @property
     def tombstones(self) -> int:

@@ -82,6 +82,7 @@ class Regress:
     fixtures_dir: Path
     goldens_dir: Path
     update: bool = False
+    mode: str = "watchpoint"  # how the watched map's calls stop the program (WatchOptions)
     progress: Callable[[str], None] = field(default=lambda s: None)
 
     def run_one(self, v: Variant, fx: Fixture) -> Result:
@@ -98,7 +99,7 @@ class Regress:
                 impl = s.target.map_impl
                 # whole snapshots: a rule such as "an absent key changes nothing" is about
                 # the whole map, not the groups a probe reads
-                opts = WatchOptions(expr=fx.expr, full=True)
+                opts = WatchOptions(expr=fx.expr, full=True, mode=self.mode)
                 w = MapWatch(s, opts, lambda ev: lines.append(event_line(ev)))
                 layout = w.layout.name
                 w.run()

@@ -172,9 +172,9 @@ class WatchRun:
 
     @property
     def mode(self) -> str:
-        """How the watched map's calls stopped the program in the end."""
-        said = [e["mode"] for e in self.of("note") if e["kind"] == "mode"]
-        return said[-1] if said else "breakpoints"
+        """How the watched map's calls stopped the program in the end (the summary's word)."""
+        summary = self.of("summary")
+        return str(summary[-1]["mode"]) if summary else ""
 
     @property
     def ops(self) -> list[dict[str, Any]]:

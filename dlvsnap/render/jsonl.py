@@ -18,13 +18,22 @@ def _line(out: IO[str], obj: dict[str, Any]) -> None:
     out.flush()
 
 
-def start(out: IO[str], target: TargetInfo, expr: str, delve: str, site: str | None = None) -> None:
+def start(
+    out: IO[str],
+    target: TargetInfo,
+    expr: str,
+    delve: str,
+    *,
+    site: str | None = None,
+    mode: str = "breakpoints",
+) -> None:
     _line(
         out,
         {
             "event": "start",
             "map": expr,
             "site": site,
+            "mode": mode,
             "go_version": target.go_version,
             "experiments": list(target.experiments),
             "goarch": target.goarch,
@@ -113,6 +122,8 @@ def summary(out: IO[str], s: Summary, reader: str) -> None:
         "keys_added": s.keys_added,
         "exit_status": s.exit_status,
         "stopped_early": s.stopped_early,
+        "mode": s.mode or None,
+        "mode_why": s.mode_why or None,
         "memory_reader": reader,
     }
     if s.last is not None:

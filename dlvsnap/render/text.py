@@ -244,6 +244,8 @@ class TextRenderer:
             ]
         if first is not None:
             rows.append(["held before 1st delete", _bytes(first.memory, first.impl)])
+        if s.mode:
+            rows.append(["stopped by", _MODE_WORDS.get(s.mode, s.mode)])
         self._write("\n" + self._c("summary", bold=True) + "\n")
         self._write(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
         if first is not None and last is not None:
@@ -258,6 +260,11 @@ class TextRenderer:
             self._write(self._c(verdict, bold=True) + "\n")
         self.out.flush()
 
+
+_MODE_WORDS = {
+    "watchpoint": "a watchpoint on the map's header (other maps ran free)",
+    "breakpoints": "breakpoints on the runtime's map entry points (every map's calls stopped)",
+}
 
 _SHORT = {
     EMPTY: "·",

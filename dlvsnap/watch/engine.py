@@ -83,6 +83,7 @@ class MapWatch:
         self._clear()
 
     def _clear(self) -> None:
+        self.summary.mode, self.summary.mode_why = self.stops.mode_in_use, self.stops.fallback
         status = self.stops.clear()
         if status is not None:
             self.summary.exit_status = status
@@ -194,7 +195,10 @@ class MapWatch:
     def _arm(self, map_type: int) -> None:
         said = self.stops.arm(map_type)
         if said:
-            self.on_note(Note("mode", said, {"mode": self.stops.mode_in_use}))
+            data: dict[str, object] = {"mode": self.stops.mode_in_use}
+            if self.stops.fallback:
+                data["fallback"] = True
+            self.on_note(Note("mode", said, data))
 
     def _finish(self, exit_status: int) -> None:
         """At exit: how the program ended if not with status 0; why no delete was seen."""

@@ -44,7 +44,7 @@ class WatchOptions:
     # how the watched map's calls stop the program once it is known: "breakpoints" on the
     # runtime's entry points (conditional: every map's calls stop), or a "watchpoint" on
     # the map's writing flag (only its own writes stop; breakpoints where none can be set)
-    mode: str = "breakpoints"
+    mode: str = "watchpoint"
 
     @property
     def shown(self) -> str:
