@@ -50,15 +50,19 @@ def _only(impl: str) -> list[Variant]:
     return [v for v in VARIANTS if v.impl == impl]
 
 
+@pytest.mark.parametrize("mode", ["watchpoint", "breakpoints"])
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
 @pytest.mark.parametrize(("fixture", "expr", "kind"), CASES, ids=[c[0] for c in CASES])
-def test_every_delete_satisfies_the_invariants(
-    tmp_path: Path, v: Variant, fixture: str, expr: str, kind: str
+def test_every_delete_satisfies_the_invariants(  # noqa: PLR0917
+    tmp_path: Path, v: Variant, fixture: str, expr: str, kind: str, mode: str
 ) -> None:
-    run = _watch(v, fixture, expr, tmp_path, "--live-keys")
+    """In both modes (watchpoint, the default; breakpoints, its fallback)."""
+    run = _watch(v, fixture, expr, tmp_path, "--live-keys", "--mode", mode)
     assert run.returncode == 0, run.stderr
     check_deletes(run, parse_oracle(run.target_output), kind)
     start, summary = run.of("start")[0], run.of("summary")[0]
+    assert start["mode"] == mode
+    assert summary["mode"] == mode, run.of("note")
     assert start["map_impl"] == v.impl
     assert start["go_version"].startswith("go" + ".".join(v.go.split(".")[:2]))
     assert (v.experiment in start["experiments"]) if v.experiment else True
