@@ -14,16 +14,24 @@ from tests.support import build_fixture
 pytestmark = pytest.mark.live
 
 
+@pytest.mark.parametrize("mode", ["watchpoint", "breakpoints"])
 @pytest.mark.parametrize(
     ("fixture", "expr", "n"), [("deletes", "m", 6), ("large", "main.table", 53)]
 )
-def test_live_keys_equal_delves_own_view(dlv: str, fixture: str, expr: str, n: int) -> None:
+def test_live_keys_equal_delves_own_view(
+    dlv: str, fixture: str, expr: str, n: int, mode: str
+) -> None:
     checked: list[int] = []
     with Session.launch(dlv, build_fixture(fixture), [], sink=None) as s:
 
         def on_event(ev: DeleteEvent) -> None:
-            # Stopped in the caller, right after the delete returned.
-            v = s.client.eval(expr, cfg=LoadConfig(max_array_values=100_000))
+            # Stopped right after the delete's last write: in the caller (breakpoint mode,
+            # after the call returned) or inside the runtime (watchpoint mode, at the trap
+            # that clears the map's writing flag): EXPR is evaluated in the caller's frame.
+            frames = s.client.stacktrace(ev.goroutine, 20)
+            at = next(i for i, f in enumerate(frames) if f.function == ev.location.function)
+            assert (at == 0) == (mode == "breakpoints" or ev.seq == 1), frames[0]
+            v = s.client.eval(expr, ev.goroutine, at, cfg=LoadConfig(max_array_values=100_000))
             assert v.len == ev.after.count
             delve_keys = sorted(int(k.value) for k in v.children[0::2])
             assert len(delve_keys) == v.len  # Delve loaded every entry
@@ -31,6 +39,8 @@ def test_live_keys_equal_delves_own_view(dlv: str, fixture: str, expr: str, n: i
             checked.append(ev.seq)
 
         # live_keys: the "after" snapshot holds the whole map (else only what a delete touches)
-        summary = MapWatch(s, WatchOptions(expr=expr, live_keys=True), on_event).run()
+        opts = WatchOptions(expr=expr, live_keys=True, mode=mode)
+        summary = MapWatch(s, opts, on_event).run()
     assert checked == list(range(1, n + 1))
     assert summary.deletes == n
+    assert summary.mode == mode

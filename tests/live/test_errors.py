@@ -52,8 +52,15 @@ def test_in_a_function_the_binary_does_not_have(dlv: str, tmp_path: Path) -> Non
     assert run.target_output == ""  # refused before the program ran (it prints at its end)
 
 
-def _children(pid: int) -> list[int]:
-    return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+def _children(pid: int, comm: str | None = None) -> list[int]:
+    """A process's children (of every thread: a child belongs to the thread that started
+    it), only those named ``comm`` if given."""
+    kids = [
+        int(x)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for x in (task / "children").read_text().split()
+    ]
+    return [k for k in kids if comm is None or Path(f"/proc/{k}/comm").read_text().strip() == comm]
 
 
 def test_a_program_killed_during_the_watch(dlv: str, tmp_path: Path) -> None:
@@ -69,7 +76,7 @@ def test_a_program_killed_during_the_watch(dlv: str, tmp_path: Path) -> None:
     assert p.stdout is not None
     while '"event":"delete"' not in p.stdout.readline():
         assert p.poll() is None
-    (dlv_pid,) = _children(p.pid)
+    (dlv_pid,) = _children(p.pid, "dlv")
     (target,) = _children(dlv_pid)
     os.kill(target, signal.SIGKILL)
     out, err = p.communicate(timeout=60)
