@@ -718,6 +718,7 @@ class DeleteEvent:
     after: MapSnapshot
     diff: MapDiff
     warnings: tuple[str, ...] = ()  # about this event (a probe that disagreed...)
+    map: str = ""  # which watched map, as the user named it, when several are ("": one)
 
     def all_warnings(self) -> tuple[str, ...]:
         return self.before.warnings + self.after.warnings + self.warnings
@@ -742,6 +743,7 @@ class Summary:
     # "breakpoints" ("" when not said); ``mode_why``: why not the mode asked for
     mode: str = ""
     mode_why: str = ""
+    missed: int = 0  # watched calls started while another was in flight (not recorded)
 
     @property
     def tombstones(self) -> int:

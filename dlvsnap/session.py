@@ -298,6 +298,12 @@ class Session:
                 self._reader = _choose_reader(self.client, self.pid, probe_addr, probe_size)
         return self._reader
 
+    def read_word(self, addr: int) -> int:
+        """The pointer-sized word at ``addr`` (a package variable's map pointer)."""
+        t = self.target
+        raw = self.memory(addr, t.ptr_size).read(addr, t.ptr_size)
+        return int.from_bytes(raw, "little" if t.little_endian else "big")
+
     @property
     def memory_reader_name(self) -> str:
         return self._reader.name if self._reader is not None else "none"

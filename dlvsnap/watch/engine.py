@@ -1,10 +1,13 @@
 """MapWatch: the watch loop. It runs the program from stop to stop (stops.py), tells the
-watched map's calls from the others (watched.py, resolve.py), has each watched call
-recorded (recorder.py), and hands events and notes to the caller."""
+watched maps' calls from the others (watched.py, resolve.py), has each watched call
+recorded (recorder.py), and hands events and notes to the caller. Several maps
+(``--map a --map b``) share the stops; each has its own resolution, recording and summary,
+and its events say which map they are of."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from dlvsnap.decode import Decoder, decode_map_type, make_decoder
 from dlvsnap.delve.expr import normalise_expr
@@ -26,6 +29,18 @@ from dlvsnap.watch.watched import WatchedMap
 from dlvsnap.watch.where import FrameChoice, Site
 
 
+@dataclass
+class _Map:
+    """One watched map: how it is named, recognised, recorded and summed up."""
+
+    index: int  # its place in WatchOptions.exprs
+    shown: str  # as the user named it
+    watched: WatchedMap
+    resolver: Resolver
+    recorder: Recorder
+    summary: Summary
+
+
 class MapWatch:
     def __init__(
         self,
@@ -42,30 +57,61 @@ class MapWatch:
         self.layout: Layout = choose_layout(binary)  # LayoutDriftError: never unchecked
         if not self.layout.exact:
             self.on_note(Note("layout", inexact_note(self.layout), {"layout": self.layout.name}))
-        self.watched = WatchedMap()
-        self.summary = Summary()
         choice = FrameChoice(opts.in_func, opts.frame, Site.of(opts.site) if opts.site else None)
-        self.resolver = Resolver(
-            session.client, normalise_expr(opts.expr), opts.shown, choice, binary.optimised
-        )
+        hasher = aes_hasher(binary, session.load_bias)
+        self.maps: list[_Map] = []
+        for i, expr in enumerate(opts.exprs):
+            shown = opts.shown if i == 0 else expr
+            w = WatchedMap()
+            resolver = Resolver(
+                session.client, normalise_expr(expr), shown, choice, binary.optimised
+            )
+            trust = HashTrust(hasher, self._map_notes(i), full=opts.full)
+            rec = Recorder(opts, trust, w)
+            self.maps.append(_Map(i, shown, w, resolver, rec, Summary()))
+        first = self.maps[0]  # one map: what the API and the tests read
+        self.watched, self.resolver, self.summary = first.watched, first.resolver, first.summary
         self.stops = StopSource(
             session,
-            self.watched,
+            [m.watched for m in self.maps],
             opts.ops,
             deep=choice.needs_stack,
             mode=opts.mode,
             writing_flag=self.layout.writing_flag,
         )
-        trust = HashTrust(aes_hasher(binary, session.load_bias), self.on_note, full=opts.full)
-        self.recorder = Recorder(opts, trust, self.watched)
+        self._events = 0  # of every map
         self._decoders: dict[int, Decoder] = {}  # by map type
         self._types: TypeCatalog | None = None  # the binary's DWARF types, when a key needs them
         self._calls_seen = 0  # calls on any map, before the watched one was known
 
+    @property
+    def summaries(self) -> list[Summary]:
+        """Each watched map's summary, in the order the maps were given."""
+        return [m.summary for m in self.maps]
+
+    @property
+    def several(self) -> bool:
+        return len(self.maps) > 1
+
+    def _map_notes(self, i: int) -> Callable[[Note], None]:
+        """Notes about map ``i``: they say which map when there are several."""
+
+        def note(n: Note) -> None:
+            if self.several:
+                n = Note(
+                    n.kind,
+                    f"{self.maps[i].shown}: {n.message}",
+                    {**n.data, "map": self.maps[i].shown},
+                )
+            self.on_note(n)
+
+        return note
+
     def run(self) -> Summary:
         """Watch until the program exits, ``max_events``, or (a program dlvsnap did not
         start) it stops for another reason: a breakpoint of the user's, a halt. The
-        breakpoints dlvsnap placed are removed when it stops watching."""
+        breakpoints dlvsnap placed are removed when it stops watching. The (first) map's
+        summary; every map's in ``summaries``."""
         for _ in self.events():
             pass
         return self.summary
@@ -83,21 +129,32 @@ class MapWatch:
         self._clear()
 
     def _clear(self) -> None:
-        self.summary.mode, self.summary.mode_why = self.stops.mode_in_use, self.stops.fallback
+        for m in self.maps:
+            m.summary.mode = self.stops.mode_of(m.index)
+            m.summary.mode_why = self.stops.fallback.get(m.index, "")
         status = self.stops.clear()
         if status is not None:
-            self.summary.exit_status = status
+            self._exit_status(status)
+
+    def _exit_status(self, status: int) -> None:
+        for m in self.maps:
+            m.summary.exit_status = status
+
+    def _stopped_early(self) -> None:
+        for m in self.maps:
+            m.summary.stopped_early = True
 
     def _loop(self) -> Iterator[DeleteEvent]:
-        self.resolver.check_places()
-        self.resolver.static(self.watched)
+        for m in self.maps:
+            m.resolver.check_places()
+            m.resolver.static(m.watched)
         self.stops.place()
         while True:
             stop = self.stops.next()
             for note in stop.notes:
                 self.on_note(note)
             if stop.exited:
-                self.summary.exit_status = stop.exit_status
+                self._exit_status(stop.exit_status)
                 self._finish(stop.exit_status)
                 return
             if stop.passed and not stop.has_hits and not stop.users_stop:
@@ -107,45 +164,60 @@ class MapWatch:
                 return
             for hit in stop.hits():
                 self._calls_seen += 1
-                if not self._is_watched(hit):
+                watched = self._which(hit)
+                if watched is None:
                     continue
                 try:
-                    event, users_stop = self._record(hit)
+                    event, users_stop = self._record(hit, watched)
                 except UsersStop as why:
                     msg = (
                         f"the program stopped at {why} during a watched call, which is "
                         "not reported: watch ends here"
                     )
                     self.on_note(Note("stopped", msg))
-                    self.summary.stopped_early = True
+                    self._stopped_early()
                     return
                 yield event
                 if users_stop:
                     self._stopped(users_stop)
                     return
-                if self.opts.max_events is not None and self.summary.events >= self.opts.max_events:
-                    self.summary.stopped_early = True
+                if self.opts.max_events is not None and self._events >= self.opts.max_events:
+                    self._stopped_early()
                     return
                 break  # ending the call resumed the target: other hits of this stop are gone
 
     def _stopped(self, why: str) -> None:
         self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
-        self.summary.stopped_early = True
+        self._stopped_early()
 
-    def _is_watched(self, hit: Hit) -> bool:
-        w = self.watched
-        if not w.known:
-            if not self.resolver.discover(hit, w):
-                return False
-            self.stops.retarget()
-            return True
-        if w.mode == "var" and hit.map_addr == 0:
-            self.resolver.nil_seen = self.resolver.nil_seen or hit.location
-            return False
-        note = w.follow(hit, self.opts.shown)
+    def _which(self, hit: Hit) -> _Map | None:
+        """The watched map this hit is a call of (None: another map's). A watchpoint's trap
+        says; a breakpoint's hit matched the condition of one of the maps it watches, or
+        is one of a map still being resolved."""
+        if hit.map_index >= 0:
+            return self._followed(self.maps[hit.map_index], hit)
+        on_bps = [m for m in self.maps if self.stops.mode_of(m.index) == "breakpoints"]
+        for m in on_bps:
+            w = m.watched
+            if not w.known:
+                if m.resolver.discover(hit, w):
+                    self.stops.retarget()
+                    return m
+                continue
+            if w.mode == "var" and hit.map_addr == 0:
+                m.resolver.nil_seen = m.resolver.nil_seen or hit.location
+                continue
+            # one map known and alone on the breakpoints: its condition matched this call
+            alone = len(on_bps) == 1
+            if alone or w.matches(hit, self.stops.variable_now(w)):
+                return self._followed(m, hit)
+        return None
+
+    def _followed(self, m: _Map, hit: Hit) -> _Map:
+        note = m.watched.follow(hit, m.shown)
         if note is not None:
-            self.on_note(note)
-        return True  # the breakpoint condition already matched this map
+            self._map_notes(m.index)(note)
+        return m
 
     def _decoder(self, map_type: int, mem: MemoryReader) -> Decoder:
         """One decoder per map type (the reader is the session's, chosen once)."""
@@ -157,24 +229,26 @@ class MapWatch:
             dec = self._decoders[map_type] = make_decoder(self.layout, mem, mt, self._types)
         return dec
 
-    def _record(self, hit: Hit) -> tuple[DeleteEvent, str]:
+    def _record(self, hit: Hit, m: _Map) -> tuple[DeleteEvent, str]:
         """The event of one watched call, and a breakpoint of the user's that stopped the
         program where the call ended ("" if none)."""
         mem = self.session.memory(hit.map_addr, 8)
         dec = self._decoder(hit.map_type, mem)
         call = self.stops.call(hit, may_panic=dec.keys.kt.kind not in HASH_CANNOT_PANIC)
         n = self.opts.max_events
-        last = n is not None and self.summary.events + 1 >= n
-        arming = self.stops.arming()  # then the program stays stopped after the call
-        r = self.recorder.record(hit, call, dec, mem, last_event=last or arming)
-        self.summary.count(r.op, r.before.count, r.after.count)
-        if self.summary.first is None:
-            self.summary.first = r.before
-        self.summary.last = r.after
+        last = n is not None and self._events + 1 >= n
+        arming = self.stops.arming(m.index)  # then the program stays stopped after the call
+        r = m.recorder.record(hit, call, dec, mem, last_event=last or arming)
+        summary = m.summary
+        summary.count(r.op, r.before.count, r.after.count)
+        self._events += 1
+        if summary.first is None:
+            summary.first = r.before
+        summary.last = r.after
         if r.header_after != hit.map_addr:
-            self.watched.header = r.header_after
+            m.watched.header = r.header_after
         ev = DeleteEvent(
-            seq=self.summary.events,
+            seq=self._events,
             op=r.op,
             entry=hit.entry,
             via=hit.via,
@@ -186,23 +260,45 @@ class MapWatch:
             after=r.after,
             diff=r.diff,
             warnings=r.warnings,
+            map=m.shown if self.several else "",
         )
         self.on_event(ev)
+        self._missed(m)
         if arming and not last and not r.end.users_stop:
-            self._arm(hit.map_type)
+            self._arm(m, hit.map_type)
         return ev, r.end.users_stop
 
-    def _arm(self, map_type: int) -> None:
-        said = self.stops.arm(map_type)
+    def _missed(self, m: _Map) -> None:
+        """Watched calls other goroutines started while this one was in flight: said."""
+        missed, self.stops.missed = self.stops.missed, []
+        if missed:
+            m.summary.missed += len(missed)
+            self.on_note(
+                Note(
+                    "missed",
+                    f"{len(missed)} watched call(s) started while another was in flight, not "
+                    f"recorded ({', '.join(missed[:3])}{', ...' if len(missed) > 3 else ''}): "
+                    "a call's end lets every goroutine run",
+                    {"count": len(missed)},
+                )
+            )
+
+    def _arm(self, m: _Map, map_type: int) -> None:
+        said = self.stops.arm(m.index, map_type)
         if said:
-            data: dict[str, object] = {"mode": self.stops.mode_in_use}
-            if self.stops.fallback:
+            data: dict[str, object] = {"mode": self.stops.mode_of(m.index)}
+            if m.index in self.stops.fallback:
                 data["fallback"] = True
-            self.on_note(Note("mode", said, data))
+            self._map_notes(m.index)(Note("mode", said, data))
 
     def _finish(self, exit_status: int) -> None:
-        """At exit: how the program ended if not with status 0; why no delete was seen."""
-        if self.summary.events:
+        """At exit: how the program ended if not with status 0; why no delete was seen (an
+        error when no map had one; a note for each map that had none)."""
+        if self._events:
+            for m in self.maps:
+                if not m.summary.events:
+                    said = m.resolver.failure(m.watched.known) or "no call on it was seen"
+                    self.on_note(Note("unseen", f"{m.shown}: {said}", {"map": m.shown}))
             if exit_status:
                 self.on_note(
                     Note(
@@ -212,8 +308,9 @@ class MapWatch:
                     )
                 )
             return
-        why = self.resolver.failure(self.watched.known)
-        if why is not None:
-            raise MapResolutionError(why)
+        for m in self.maps:
+            reason = m.resolver.failure(m.watched.known)
+            if reason is not None:
+                raise MapResolutionError(reason)
         where = f" from {self.opts.shown}" if self._calls_seen else ""
         raise NoDeletesError(f"the program {exit_words(exit_status)} before any delete{where}")

@@ -46,6 +46,9 @@ class Hit:
     # stopped by a watchpoint on the header's writing flag: the call has set the flag, and
     # nothing else yet (the header as it was before the call has it clear)
     writing_set: bool = False
+    # the watched map (its place in WatchOptions.exprs) whose watchpoint trapped; -1: a
+    # breakpoint's hit, which any watched map's call may be
+    map_index: int = -1
 
 
 @dataclass(frozen=True)

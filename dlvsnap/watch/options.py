@@ -45,11 +45,19 @@ class WatchOptions:
     # runtime's entry points (conditional: every map's calls stop), or a "watchpoint" on
     # the map's writing flag (only its own writes stop; breakpoints where none can be set)
     mode: str = "watchpoint"
+    # further maps watched at the same time (--map repeated), each named as ``expr`` is and
+    # resolved in the same frame (--in, --frame); events say which map they are of
+    also: tuple[str, ...] = ()
 
     @property
     def shown(self) -> str:
-        """The watched map as the user named it."""
+        """The (first) watched map as the user named it."""
         return self.expr or f"the map deleted from at {self.site}"
+
+    @property
+    def exprs(self) -> tuple[str, ...]:
+        """Every watched map's expression, in the order given."""
+        return (self.expr, *self.also)
 
 
 @dataclass

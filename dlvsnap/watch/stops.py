@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
@@ -105,7 +105,7 @@ class StopSource:
     def __init__(
         self,
         session: Session,
-        watched: WatchedMap,
+        maps: list[WatchedMap],
         ops: tuple[str, ...],
         deep: bool = False,
         *,
@@ -115,12 +115,16 @@ class StopSource:
         self.session = session
         self.mode = mode  # asked for: "breakpoints" or "watchpoint"
         self.writing_flag = writing_flag  # where a header says it is written (offset, mask)
-        self.traps: Traps | None = None  # watchpoint mode, once armed
-        self.fallback = ""  # why watchpoint mode could not be armed ("" if not tried)
+        self.traps: dict[int, Traps] = {}  # watchpoint mode: by map (its index), once armed
+        self.fallback: dict[int, str] = {}  # why a map's watchpoint could not be set
         self.depth = DEEP_STACK_DEPTH if deep else STACK_DEPTH  # frames per hit's trace
         self.client: DelveClient = session.client
-        self.watched = watched
+        self.maps = maps  # the watched maps, in the order given
+        self.watched = maps[0]
         self.ops = ops
+        # calls of a watched map that started while another one's was in flight (another
+        # goroutine): not recorded, said (see returned)
+        self.missed: list[str] = []
         # The map pointer parameter of every entry point: `m *maps.Map` (swiss), `h *hmap`
         # (classic). Conditions name it; arguments are read by position.
         self.map_param = "m" if session.target.map_impl == "swiss" else "h"
@@ -145,7 +149,7 @@ class StopSource:
                 f"the program never does {' or '.join(self.ops)} on a map: no "
                 f"{' or '.join(what[o] for o in self.ops)} in the binary"
             )
-        cond = self.watched.condition(self.map_param)
+        cond = self._condition()
         for fn in funcs:
             self.entry_bps.append(
                 self.session.create_breakpoint(
@@ -161,23 +165,50 @@ class StopSource:
         self.entry_ids = {bp.id for bp in self.entry_bps}
 
     def retarget(self) -> None:
-        """The watched map became known: conditions that match its calls only."""
-        cond, hit_vars = self.watched.condition(self.map_param), self._hit_vars()
+        """A watched map became known, or a watchpoint took over a map's calls: conditions
+        that match the calls of the maps still watched by breakpoints only (none left: the
+        breakpoints go)."""
+        if not self._on_breakpoints():
+            self._remove_breakpoints()
+            return
+        cond, hit_vars = self._condition(), self._hit_vars()
         depth = 0 if self._light() else self.depth
         self.entry_bps = [
             self.client.amend_breakpoint(bp, cond, hit_vars, depth) for bp in self.entry_bps
         ]
 
+    def _remove_breakpoints(self) -> None:
+        for bp in self.entry_bps:
+            self.client.clear_breakpoint(bp.id)
+        for ret in list(self._return_ids):
+            self.client.clear_breakpoint(ret)
+        self.entry_bps, self.entry_ids, self._lean = [], set(), {}
+        self._returns, self._return_ids, self._callers = {}, {}, {}
+
+    def _on_breakpoints(self) -> list[WatchedMap]:
+        """The watched maps whose calls the breakpoints stop (no watchpoint of their own)."""
+        return [w for i, w in enumerate(self.maps) if i not in self.traps]
+
+    def _condition(self) -> str:
+        """The breakpoints' condition: any of the maps they watch ("": every call, while a
+        map is being resolved)."""
+        ws = self._on_breakpoints()
+        if not ws or not all(w.known for w in ws):
+            return ""
+        conds = [w.condition(self.map_param) for w in ws]
+        return conds[0] if len(conds) == 1 else " || ".join(f"({c})" for c in conds)
+
     def _hit_vars(self) -> tuple[str, ...]:
-        """The goroutine's stack bounds matter only while the map may be on a stack: each
+        """The goroutine's stack bounds matter only while a map may be on a stack: each
         variable costs Delve an evaluation at every hit."""
-        stack = STACK_VARS if self.watched.on_stack_maybe else ()
+        stack = STACK_VARS if any(w.on_stack_maybe for w in self._on_breakpoints()) else ()
         return stack + ((_RET_VAR,) if self._light() else ())
 
     def _light(self) -> bool:
-        """Hits without a stack trace (see _RET_VAR): once the map is known (discovery
+        """Hits without a stack trace (see _RET_VAR): once the maps are known (discovery
         evaluates EXPR in the caller's frame), on amd64."""
-        return self.watched.known and self.session.target.goarch == "amd64"
+        known = all(w.known for w in self._on_breakpoints())
+        return known and self.session.target.goarch == "amd64"
 
     # -- stops ---------------------------------------------------------------------------------
     def next(self) -> Stop:
@@ -191,68 +222,67 @@ class StopSource:
             return Stop(self, True, st.exit_status, [], False, "")
         at_bps = st.threads_at_breakpoints()
         entries = [t for t in at_bps if t.breakpoint and t.breakpoint.id in self.entry_ids]
-        passed, notes = False, tuple[Note, ...]()
-        if self.traps is not None:
-            passed = self.traps.sort(at_bps, entries)
-            dealt, note = self._scope_ended(st)
-            passed, notes = passed or dealt, (note,) if note else ()
+        passed, notes = False, list[Note]()
+        for i, traps in list(self.traps.items()):
+            passed = traps.sort(at_bps, entries) or passed
+            dealt, note = self._scope_ended(i, traps, st)
+            passed = passed or dealt
+            notes += [note] if note else []
         dropped = self.drop_returns(st)
         users = self.users_stop(st)
-        return Stop(self, False, st.exit_status, entries, dropped or passed, users, notes)
+        return Stop(self, False, st.exit_status, entries, dropped or passed, users, tuple(notes))
 
     # -- watchpoint mode ------------------------------------------------------------------------
-    @property
-    def mode_in_use(self) -> str:
-        return "watchpoint" if self.traps is not None else "breakpoints"
+    def mode_of(self, i: int) -> str:
+        """How map ``i``'s calls stop the program now."""
+        return "watchpoint" if i in self.traps else "breakpoints"
 
-    def arming(self) -> bool:
-        """Whether the next recorded call switches to watchpoint mode (see ``arm``)."""
-        return self.mode == "watchpoint" and self.traps is None and not self.fallback
+    def arming(self, i: int) -> bool:
+        """Whether map ``i``'s next recorded call switches it to watchpoint mode (``arm``)."""
+        return self.mode == "watchpoint" and i not in self.traps and i not in self.fallback
 
-    def arm(self, map_type: int) -> str:
-        """After a recorded call of the watched map (its type descriptor ``map_type``), with
-        the program stopped at the call's end: replace the breakpoints by watchpoints on the
-        map's header (traps.py). What happened, in a line ("": nothing to do); on failure
-        breakpoints stay, and ``fallback`` says why."""
-        if not self.arming():
+    def arm(self, i: int, map_type: int) -> str:
+        """After a recorded call of map ``i`` (its type descriptor ``map_type``), with the
+        program stopped at the call's end: watchpoints on the map's header take over its
+        calls (traps.py), and the breakpoints stop only the other maps' calls (they go when
+        no map needs them). What happened, in a line ("": nothing to do); on failure
+        breakpoints stay, and ``fallback[i]`` says why."""
+        if not self.arming(i):
             return ""
+        w = self.maps[i]
         try:
-            self.traps = Traps.set(
-                self.session, self.watched, self.ops, map_type, self.writing_flag
-            )
+            traps = Traps.set(self.session, w, self.ops, map_type, self.writing_flag, index=i)
         except DlvsnapError as e:  # no debug register left, an old Delve, not amd64...
-            self.fallback = f"Delve could not set a watchpoint ({e}): breakpoints stay"
-            return self.fallback
-        for bp in self.entry_bps:
-            self.client.clear_breakpoint(bp.id)
-        for ret in list(self._return_ids):
-            self.client.clear_breakpoint(ret)
-        self.entry_bps, self.entry_ids = [], set()
-        self._returns, self._return_ids, self._callers = {}, {}, {}
-        also = " and one on the variable" if self.traps.has_var else ""
-        where = " (on its goroutine's stack)" if self.watched.mode == "stack" else ""
+            self.fallback[i] = f"Delve could not set a watchpoint ({e}): breakpoints stay"
+            return self.fallback[i]
+        self.traps[i] = traps
+        self.retarget()
+        also = " and one on the variable" if traps.has_var else ""
+        where = " (on its goroutine's stack)" if w.mode == "stack" else ""
         return (
             f"watchpoint mode: a hardware write watchpoint on the map's writing flag{where}"
             f"{also}; other maps' calls no longer stop the program"
         )
 
-    def _scope_ended(self, st: DebuggerState) -> tuple[bool, Note | None]:
-        """A stack watchpoint Delve removed at this stop (see Traps.scope_ended): set again;
-        or, the map's frame having returned, breakpoints watch again until the map's next
-        call (a map at the same place on the stack: its function called again), and a note
-        says so; or nothing is left to watch on that goroutine. Whether this stop removed a
-        watchpoint of dlvsnap's, and the note."""
-        assert self.traps is not None
-        ended = self.traps.scope_ended(st)
+    def _scope_ended(self, i: int, traps: Traps, st: DebuggerState) -> tuple[bool, Note | None]:
+        """Map ``i``'s stack watchpoint, if Delve removed it at this stop (see
+        Traps.scope_ended): set again; or, the map's frame having returned, breakpoints
+        watch again until the map's next call (a map at the same place on the stack: its
+        function called again), and a note says so; or nothing is left to watch on that
+        goroutine. Whether this stop removed a watchpoint of dlvsnap's, and the note."""
+        ended = traps.scope_ended(st)
         if ended != "gone":
             return bool(ended), None
-        self.traps = None
-        self.place()
+        del self.traps[i]
+        if self.entry_bps:
+            self.retarget()
+        else:
+            self.place()
         return True, Note(
             "mode",
             "the frame that held the map's header returned: breakpoints watch for a map at "
             "the same place on the stack (its function called again)",
-            {"mode": "breakpoints"},
+            {"mode": "breakpoints", "map_index": i},
         )
 
     def users_stop(self, st: DebuggerState) -> str:
@@ -292,8 +322,9 @@ class StopSource:
     def parse_hit(self, th: Thread) -> Hit:
         info, bp = th.breakpoint_info, th.breakpoint
         assert info is not None and bp is not None
-        if self.traps is not None and self.traps.owns(bp.id):
-            return self.traps.hit(th, self._trap_caller)
+        for traps in self.traps.values():
+            if traps.owns(bp.id):
+                return traps.hit(th, self._trap_caller)
         var = variables(th)
         lean = self._lean.get(bp.id)
         if lean is not None:
@@ -306,7 +337,7 @@ class StopSource:
                 raise TargetError(f"{th.function}: Delve returned {n} arguments, expected t, m")
             typ, map_addr = pointer_arg(th, args[0]), pointer_arg(th, args[1])
             key_arg_v = args[2] if len(args) > 2 else None
-            if self._light() and self.watched.mode in ("var", "heap") and map_addr:
+            if self._leanable() and map_addr:
                 # the condition matched the watched map itself (a package variable may
                 # still be nil, and a nil map of any type matches it then; a stack offset
                 # may be another frame's map)
@@ -327,6 +358,14 @@ class StopSource:
             stack_hi=int_var(var, STACK_VARS[1]),
             g_addr=int_var(var, STACK_VARS[2]),
             return_addr=ret if self._callers.get(ret) is caller else 0,
+        )
+
+    def _leanable(self) -> bool:
+        """Whether a hit's map follows from the condition (``_lean_map_addr``): one map,
+        known, not on a stack, watched by breakpoints."""
+        ws = self._on_breakpoints()
+        return (
+            len(self.maps) == 1 and len(ws) == 1 and self._light() and ws[0].mode in ("var", "heap")
         )
 
     def _make_lean(self, bp_id: int, typ: int, args: tuple[Variable, ...]) -> None:
@@ -354,10 +393,12 @@ class StopSource:
         if w.mode == "stack":
             return int_var(var, STACK_VARS[1]) - w.stack_offset
         if w.mode == "var":
-            t, addr = self.session.target, w.var_addr
-            raw = self.session.memory(addr, t.ptr_size).read(addr, t.ptr_size)
-            return int.from_bytes(raw, "little" if t.little_endian else "big")
+            return self.session.read_word(w.var_addr)
         return w.header
+
+    def variable_now(self, w: WatchedMap) -> Callable[[], int]:
+        """The map header ``w``'s package variable holds, read when called."""
+        return lambda: self.session.read_word(w.var_addr)
 
     def _trap_caller(
         self, th: Thread, frames: tuple[Frame, ...]
@@ -399,7 +440,7 @@ class StopSource:
         """Control of the call ``hit`` stopped. ``may_panic``: its key's
         hashing may panic inside the runtime, so the call may never return to its call
         site: stepOut (which also stops in the caller's deferred calls)."""
-        if self.traps is not None:  # the call ends at the flag's next trap: continue
+        if hit.map_index in self.traps:  # the call ends at the flag's next trap: continue
             return DelveCall(self, hit, None, trap=True)
         site = None if may_panic else self._return_site(hit)
         st = self._state
@@ -441,8 +482,9 @@ class StopSource:
         a return breakpoint hit by a call dlvsnap did not watch is dropped."""
         g = hit.goroutine
         launched = self.session.mode == "launch"
-        if self.traps is not None:
-            return self._trap_returned(self.traps, g, st, launched)
+        traps = self.traps.get(hit.map_index)
+        if traps is not None:
+            return self._trap_returned(traps, g, st, launched)
         while not st.exited:
             ours = site is not None and any(
                 t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
@@ -465,8 +507,23 @@ class StopSource:
                 raise TargetError(
                     f"{hit.entry} called at {hit.location} did not return (did it panic?)"
                 )
+            self._missed_starts(st, g)
             st = self.client.command("continue")  # another goroutine stopped first
         return st, ""
+
+    def _missed_starts(self, st: DebuggerState, g: int) -> None:
+        """Watched calls that other goroutines start at this stop while goroutine ``g``'s is
+        in flight (several maps, or two goroutines racing on one): continuing passes their
+        start, so they cannot be recorded; ``missed`` says where. Other traps are dealt with
+        as between calls (a package variable assigned)."""
+        at_bps, starts = st.threads_at_breakpoints(), list[Thread]()
+        for traps in self.traps.values():
+            traps.sort(at_bps, starts)
+        if self._condition():  # the breakpoints stop watched maps' calls only
+            starts += [t for t in at_bps if t.breakpoint and t.breakpoint.id in self.entry_ids]
+        self.missed += [
+            f"goroutine {t.goroutine_id} in {t.function}" for t in starts if t.goroutine_id != g
+        ]
 
     def _trap_returned(
         self, traps: Traps, g: int, st: DebuggerState, launched: bool
@@ -478,7 +535,7 @@ class StopSource:
                 return st, "" if launched else self.users_stop(st)
             if not launched and self.users_stop(st):
                 raise UsersStop(self.users_stop(st))
-            traps.sort(st.threads_at_breakpoints(), [])
+            self._missed_starts(st, g)
             st = self.client.command("continue")
         return st, ""
 

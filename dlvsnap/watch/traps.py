@@ -74,9 +74,15 @@ class Traps:
     """The watchpoints of one watched map; ``set`` creates them (or nothing, raising)."""
 
     def __init__(
-        self, session: Session, watched: WatchedMap, ops: tuple[str, ...], map_type: int
+        self,
+        session: Session,
+        watched: WatchedMap,
+        ops: tuple[str, ...],
+        map_type: int,
+        index: int = 0,
     ) -> None:
         self.session = session
+        self.index = index  # the watched map's place in WatchOptions.exprs
         self.client = session.client
         self.watched = watched
         self.ops = ops
@@ -93,10 +99,12 @@ class Traps:
         ops: tuple[str, ...],
         map_type: int,
         writing_flag: tuple[int, int],
+        *,
+        index: int = 0,
     ) -> Traps:
         """The watchpoints, set with the program stopped (stack: at the end of a call of the
         goroutine that owns the stack). Raises DlvsnapError with nothing left set."""
-        t = cls(session, watched, ops, map_type)
+        t = cls(session, watched, ops, map_type, index)
         t.flag_off, t.flag_mask = writing_flag
         try:
             if watched.mode == "var":
@@ -200,9 +208,7 @@ class Traps:
 
     def variable_now(self) -> int:
         """The map header the watched package variable holds now (0: nil)."""
-        t, addr = self.session.target, self.watched.var_addr
-        raw = self.session.memory(addr, t.ptr_size).read(addr, t.ptr_size)
-        return int.from_bytes(raw, "little" if t.little_endian else "big")
+        return self.session.read_word(self.watched.var_addr)
 
     def scope_ended(self, st: DebuggerState) -> str:
         """A stack watchpoint Delve removed at this stop (its goroutine's topmost frame at its
@@ -253,6 +259,7 @@ class Traps:
             stack_hi=hi,
             g_addr=g,
             writing_set=True,
+            map_index=self.index,
         )
 
 

@@ -68,6 +68,20 @@ class WatchedMap:
             )
         return ""
 
+    def matches(self, hit: Hit, variable_now: Callable[[], int]) -> bool:
+        """Whether a breakpoint's hit is a call on this (known) map, when the condition that
+        stopped the program names several maps: the variable's map (read now), the header,
+        or the header at its distance from its goroutine's stack top."""
+        if self.mode == "var":
+            return hit.map_addr != 0 and hit.map_addr == variable_now()
+        if self.mode == "heap":
+            return hit.map_addr == self.header
+        if self.mode == "stack":
+            return (
+                hit.goroutine == self.goroutine and hit.stack_hi - hit.map_addr == self.stack_offset
+            )
+        return False
+
     def found(self, hit: Hit) -> None:
         """Discovery's answer: the map this hit was given is the one watched."""
         if hit.stack_lo <= hit.map_addr < hit.stack_hi:
