@@ -8,17 +8,23 @@ Baselines: the raw /proc/PID/mem read of the bytes a snapshot reads; Delve's Exa
 over the same bytes; bare Delve stop pairs (a conditional breakpoint on the delete entry
 point + stepOut, no memory read); Delve's own Eval load of the map. dlvsnap: a snapshot
 (time and peak Python memory), watched deletes per second with snapshot + diff + JSON
-output, per-delete time on a small and a large map. Prints a table with ratios; --json
-writes the figures. Targets are in issue 4 and README "Performance".
+output, per-delete time on a small and a large map. Watchpoint mode (issue 13): the churn
+phase of fixtures/churn (deletes of maps nobody watches, timed by the program itself) bare,
+under Delve alone, and watched in each mode; watched deletes per second in that mode next
+to bare stop pairs and to bare watchpoint traps. Prints a table with ratios; --json writes
+the figures. Targets are in issues 4 and 13 and README "Performance".
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import platform
+import re
 import statistics
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -32,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from tabulate import tabulate  # noqa: E402
 
-from dlvsnap.build import build_cached  # noqa: E402
+from dlvsnap.build import DEBUG_GCFLAGS, build_cached  # noqa: E402
 from dlvsnap.decode import decode_map_type, make_decoder  # noqa: E402
 from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
 from dlvsnap.delve.memory import DelveMem  # noqa: E402
@@ -43,7 +49,7 @@ from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402
 from dlvsnap.toolchain import Variant, pick_dlv  # noqa: E402
 from dlvsnap.verify import choose_layout  # noqa: E402
-from dlvsnap.watch import DEFAULT_OPS, MapWatch, WatchOptions, ops_regex  # noqa: E402
+from dlvsnap.watch import DEFAULT_OPS, MapWatch, Note, WatchOptions, ops_regex  # noqa: E402
 
 
 @dataclass
@@ -71,10 +77,14 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def prog(self) -> Path:
+    def prog(self, package: str = "bench", gcflags: str = DEBUG_GCFLAGS) -> Path:
+        """fixtures/<package>, built as `dlvsnap watch ./pkg` builds (-N -l), or with
+        ``gcflags`` ("": optimised)."""
         go = self.variant.go_path()
         assert go is not None and go.exists(), f"Go {self.variant.go} not installed"
-        return build_cached(ROOT / "fixtures", "bench", str(go), self.variant.env())
+        return build_cached(
+            ROOT / "fixtures", package, str(go), self.variant.env(), gcflags=gcflags
+        )
 
     def dlv(self) -> str:
         dlv = pick_dlv(self.variant.go)
@@ -234,7 +244,7 @@ def _bare_pairs(b: Bench, n: int, deletes: int) -> float:
         return (pairs[-1] - pairs[0]) / max(len(pairs) - 1, 1)  # measured like dlvsnap's
 
 
-def _watched(b: Bench, n: int, deletes: int) -> float:
+def _watched(b: Bench, n: int, deletes: int, mode: str = "breakpoints") -> float:
     out = io.StringIO()
     stamps: list[float] = []
 
@@ -242,12 +252,227 @@ def _watched(b: Bench, n: int, deletes: int) -> float:
         jsonl.event(out, ev, False)
         stamps.append(time.perf_counter())
 
+    notes: list[Note] = []
     with Session.launch(b.dlv(), b.prog(), [str(n), str(deletes)], sink=None) as s:
-        w = MapWatch(s, WatchOptions(expr="main.table", pipeline=True), on_event)
-        w.run()
+        opts = WatchOptions(expr="main.table", pipeline=True, mode=mode)
+        MapWatch(s, opts, on_event, notes.append).run()
+    _check_watch(f"bench {n} {deletes}", mode, notes, len(stamps), deletes)
     # from the first watched delete to the last: the first one's whole snapshot (which
     # checks the hash) is a one-off
     return (stamps[-1] - stamps[0]) / max(len(stamps) - 1, 1)
+
+
+def _check_watch(what: str, mode: str, notes: list[Note], events: int, expected: int) -> None:
+    """A figure of a watch that saw fewer deletes than the program made, or that fell back
+    to breakpoints when asked for a watchpoint, measures something else: refuse it."""
+    used = [n.data.get("mode") for n in notes if n.kind == "mode"]
+    in_use = str(used[-1]) if used else "breakpoints"
+    if in_use != mode:
+        said = "; ".join(n.message for n in notes if n.kind == "mode")
+        raise RuntimeError(f"{what}: asked for mode {mode}, the watch used {in_use} ({said})")
+    if events < expected:
+        raise RuntimeError(f"{what}: {events} events, the program made {expected} deletes")
+
+
+def _paired(runs: dict[str, Callable[[], float]], rounds: int) -> dict[str, list[float]]:
+    """Each run once per round, back to back, in reversed order every other round (the
+    machine's speed drifts between runs more than within a round)."""
+    out: dict[str, list[float]] = {k: [] for k in runs}
+    for i in range(rounds):
+        for k in list(runs)[:: -1 if i % 2 else 1]:
+            out[k].append(runs[k]())
+    return out
+
+
+def _spread(xs: list[float], fmt: str = ".2f", unit: str = "x") -> str:
+    return f"{min(xs):{fmt}}{unit} to {max(xs):{fmt}}{unit}"
+
+
+# fixtures/churn: N deletes of a 64-entry map in main (timed by the program: this line), N/4
+# in each of two other goroutines meanwhile; W deletes of the package map `main.watched`
+# (keys 0..2W-1), one before the churn, W-1 after, every one on a non-empty map (so each
+# sets its writing flag, absent keys included): W events in either mode
+CHURN_RE = re.compile(rb"^churn: (\d+) deletes of another map in ([\d.]+) s", re.M)
+CHURN_WATCHED = 10
+CHURN_OTHER = 1.5  # deletes of other maps in the churn phase, per churn delete of main
+
+
+def _churn_phase(what: str, out: bytes, n: int) -> float:
+    m = CHURN_RE.search(out)
+    if m is None or int(m.group(1)) != n:
+        tail = out[-500:].decode(errors="replace")
+        raise RuntimeError(f"{what}: no churn line for {n} deletes in its output: {tail!r}")
+    return float(m.group(2))
+
+
+def _churn_bare(prog: Path, n: int) -> float:
+    """The churn phase of the program run alone (no Delve), in seconds."""
+    r = subprocess.run(
+        [str(prog), str(n), str(CHURN_WATCHED)], capture_output=True, check=True, timeout=600
+    )
+    return _churn_phase("bare churn", r.stdout, n)
+
+
+def _churn_delve(b: Bench, prog: Path, n: int) -> float:
+    """The churn phase under Delve, with no breakpoint at all."""
+    out = io.BytesIO()  # the program's output (Delve's drain threads copy it here)
+    with Session.launch(b.dlv(), prog, [str(n), str(CHURN_WATCHED)], sink=out) as s:
+        while not s.client.command("continue").exited:
+            pass
+    return _churn_phase("churn under Delve", out.getvalue(), n)
+
+
+def _churn_watched(b: Bench, prog: Path, n: int, mode: str) -> float:
+    """The churn phase while dlvsnap watches `main.watched` in ``mode``."""
+    out, js = io.BytesIO(), io.StringIO()
+    events: list[int] = []
+    notes: list[Note] = []
+
+    def on_event(ev: DeleteEvent) -> None:
+        jsonl.event(js, ev, False)
+        events.append(ev.seq)
+
+    with Session.launch(b.dlv(), prog, [str(n), str(CHURN_WATCHED)], sink=out) as s:
+        opts = WatchOptions(expr="main.watched", mode=mode, pipeline=True)
+        MapWatch(s, opts, on_event, notes.append).run()
+    _check_watch(f"churn {n} ({mode})", mode, notes, len(events), CHURN_WATCHED)
+    return _churn_phase(f"churn watched ({mode})", out.getvalue(), n)
+
+
+def churn_bench(b: Bench, n: int, rounds: int) -> float:
+    """Rows: the churn phase of N other-map deletes, bare next to dlvsnap watching in
+    watchpoint mode (the -N -l build, and an optimised one) and next to Delve alone. The
+    median bare time of the -N -l build (for the breakpoints row's extrapolation)."""
+    median = statistics.median
+    bare_dbg = 0.0
+    for label, gcflags in (("", DEBUG_GCFLAGS), (", optimised build", "")):
+        prog = b.prog("churn", gcflags)
+        runs: dict[str, Callable[[], float]] = {
+            "bare": functools.partial(_churn_bare, prog, n),
+            "watchpoint": functools.partial(_churn_watched, b, prog, n, "watchpoint"),
+        }
+        if gcflags:
+            runs["delve"] = functools.partial(_churn_delve, b, prog, n)
+        got = _paired(runs, rounds)
+        b.extra[f"churn_{n}{'_optimised' if not gcflags else ''}"] = got
+        bare = got["bare"]
+        for kind, baseline, target in (
+            ("watchpoint", "bare run (no Delve)", "<= 1.5x"),
+            ("delve", "bare run (no Delve)", "report"),
+        ):
+            if kind not in got:
+                continue
+            ratios = [w / x for w, x in zip(got[kind], bare, strict=True)]
+            added = [(w - x) * 1e3 for w, x in zip(got[kind], bare, strict=True)]
+            who = "watched, watchpoint mode" if kind == "watchpoint" else "under Delve alone"
+            b.rows.append(
+                Row(
+                    f"churn phase, {n:,} other-map deletes{label}, {who} ({rounds} paired runs)",
+                    baseline,
+                    median(bare),
+                    median(got[kind]),
+                    "s",
+                    target,
+                    f"pair by pair {_spread(ratios)}; added {median(added):+.1f} ms "
+                    f"({_spread(added, '+.1f', ' ms')})"
+                    + (f"; {CHURN_WATCHED} watched deletes seen" if kind == "watchpoint" else ""),
+                    paired=ratios,
+                )
+            )
+        if gcflags:
+            bare_dbg = median(bare)
+    return bare_dbg
+
+
+def churn_breakpoints_bench(b: Bench, n: int, big: int, bare_big: float, rounds: int) -> None:
+    """Row: the same churn phase watched in breakpoints mode (every delete of every map
+    stops the program: a small N), its cost per other-map delete, extrapolated to ``big``
+    deletes (bare: ``bare_big`` s)."""
+    median = statistics.median
+    prog = b.prog("churn")
+    got = _paired(
+        {
+            "bare": lambda: _churn_bare(prog, n),
+            "breakpoints": lambda: _churn_watched(b, prog, n, "breakpoints"),
+        },
+        rounds,
+    )
+    b.extra[f"churn_{n}_breakpoints"] = got
+    ratios = [w / x for w, x in zip(got["breakpoints"], got["bare"], strict=True)]
+    added = median(got["breakpoints"]) - median(got["bare"])
+    per = added / (CHURN_OTHER * n)
+    big_watched = bare_big + added * big / n
+    b.extra[f"churn_{n}_breakpoints"]["per_other_delete_s"] = [per]
+    b.rows.append(
+        Row(
+            f"churn phase, {n:,} other-map deletes, watched, breakpoints mode "
+            f"({rounds} paired runs)",
+            "bare run (no Delve)",
+            median(got["bare"]),
+            median(got["breakpoints"]),
+            "s",
+            "report (before)",
+            f"{per * 1e3:.2f} ms per other-map delete ({CHURN_OTHER:g}N of them: N in main, "
+            f"N/4 in each of 2 goroutines); extrapolated to {big:,}: {big_watched:,.0f} s, "
+            f"{big_watched / bare_big:,.0f}x bare; pair by pair {_spread(ratios, ',.0f')}",
+            paired=ratios,
+        )
+    )
+
+
+def watchpoint_pair_bench(b: Bench, n: int, deletes: int, rounds: int = 9) -> None:
+    """Rows: watched deletes per second in watchpoint mode, next to bare Delve stop pairs
+    (as the breakpoints row) and to bare watchpoint traps on the same flag (no variables,
+    no stack: Delve's own cost of this mode). In fixtures/bench every delete is followed by
+    putting the key back, an insert of the watched map, which traps twice too: 4 traps per
+    delete."""
+    got = _paired(
+        {
+            "bare_pairs": lambda: _bare_pairs(b, n, deletes),
+            "bare_traps": lambda: _bare_traps(b, n, deletes),
+            "watched": lambda: _watched(b, n, deletes, "watchpoint"),
+        },
+        rounds,
+    )
+    b.extra[f"stop_pairs_{n}_watchpoint"] = got
+    median = statistics.median
+    watched = median(got["watched"])
+    for kind, baseline, target in (
+        ("bare_pairs", "bare Delve stop pairs", ">= 1.0x (stretch 1.5x)"),
+        ("bare_traps", "bare Delve watchpoint traps (4 per delete)", "report"),
+    ):
+        ratios = [w and x / w for x, w in zip(got[kind], got["watched"], strict=True)]
+        base = median(got[kind])
+        b.rows.append(
+            Row(
+                f"watched deletes/s, watchpoint mode, {n:,}-entry map, each delete followed "
+                f"by an insert ({rounds} paired runs)",
+                baseline,
+                1 / base,
+                1 / watched,
+                "/s",
+                target,
+                f"median of the pairs' ratios; pair by pair {_spread(ratios)}; ratio of the "
+                f"medians {base / watched:.2f}x",
+                paired=ratios,
+            )
+        )
+
+
+def _bare_traps(b: Bench, n: int, deletes: int) -> float:
+    """Delve alone in watchpoint mode: a write watchpoint on `table`'s writing flag, set at
+    its first delete, and a continue per trap; seconds per delete (and its insert)."""
+    with Session.launch(b.dlv(), b.prog(), [str(n), str(deletes)], sink=None) as s:
+        _, addr = _first_stop(s)
+        off, _ = choose_layout(s.target).writing_flag
+        s.create_watchpoint(addr + off, "uint8")
+        traps: list[float] = []
+        while not s.client.command("continue").exited:
+            traps.append(time.perf_counter())
+    per_delete = len(traps) / max(deletes - 1, 1)
+    if per_delete < 4:
+        raise RuntimeError(f"bare watchpoint: {len(traps)} traps for {deletes} deletes")
+    return (traps[-1] - traps[0]) / max(len(traps) - 1, 1) * 4
 
 
 def main() -> None:
@@ -296,6 +521,10 @@ def main() -> None:
                 "<= 2x",
             )
         )
+        print(f"bench: {v.id} watchpoint mode ...", file=sys.stderr, flush=True)
+        bare_churn = churn_bench(b, big, rounds=5)
+        churn_breakpoints_bench(b, 2_000 if args.quick else 20_000, big, bare_churn, rounds=3)
+        watchpoint_pair_bench(b, 1000, 100 if args.quick else 300)
         results["benches"].append(
             {
                 "go": v.id,
