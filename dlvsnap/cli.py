@@ -152,6 +152,10 @@ def _check_choice(opts: WatchOptions) -> None:
         raise click.UsageError("missing option '--map' (or '--site')", ctx=ctx)
     if opts.frame is not None and opts.in_func:
         raise click.UsageError("--frame and --in both choose the frame: give one", ctx=ctx)
+    if opts.also and opts.site:
+        raise click.UsageError("--site chooses one map: give one --map with it", ctx=ctx)
+    if len(set(opts.exprs)) < len(opts.exprs):
+        raise click.UsageError("the same --map twice", ctx=ctx)
 
 
 def _parse_ops(ops: str) -> tuple[str, ...]:
@@ -264,11 +268,12 @@ _mode_option = click.option(
 @click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
 @click.option(
     "--map",
-    "map_expr",
-    default="",
+    "map_exprs",
+    multiple=True,
     metavar="EXPR",
     help="The map: a package variable (main.cache, example.com/pkg.Var) or an "
-    "expression in the frame of the function that calls delete (m, c.items, shards[3]).",
+    "expression in the frame of the function that calls delete (m, c.items, shards[3]). "
+    "Repeat it to watch several maps at once: events say which.",
 )
 @click.option(
     "--site",
@@ -319,7 +324,7 @@ _mode_option = click.option(
 def watch(
     target: str | None,
     program_args: tuple[str, ...],
-    map_expr: str,
+    map_exprs: tuple[str, ...],
     site: str | None,
     frame: int | None,
     in_func: str | None,
@@ -333,8 +338,9 @@ def watch(
     verbose: bool,
     **ways: Any,  # the options of _ways_in that _session takes
 ) -> None:
-    """Watch every delete from one map of TARGET (a Go package directory or a binary), of
-    a running program (--attach) or of a program in a Delve server (--connect).
+    """Watch every delete from one map (or several) of TARGET (a Go package directory or
+    a binary), of a running program (--attach) or of a program in a Delve server
+    (--connect).
 
     Program arguments go after `--`:  dlvsnap watch ./prog --map m -- arg1 arg2
     """
@@ -344,7 +350,8 @@ def watch(
     opts = WatchOptions(
         pipeline=True,  # on_event only renders
         ops=_parse_ops(ops),
-        expr=map_expr,
+        expr=map_exprs[0] if map_exprs else "",
+        also=map_exprs[1:],
         in_func=in_func,
         frame=frame,
         site=site,
@@ -358,13 +365,13 @@ def watch(
     _check_choice(opts)
     op_list = opts.ops
 
-    first, shown = True, opts.shown
+    first: set[str] = set()  # the maps that had an event
+    shown = ", ".join(opts.exprs) if opts.also else opts.shown
 
     def on_event(ev: DeleteEvent) -> None:
-        nonlocal first
         if text is None:
-            if first:  # the map as it was before the first delete, for `dlvsnap report`
-                jsonl.snapshot(out, ev.before)
+            if ev.map not in first:  # the map before its first delete, for `dlvsnap report`
+                jsonl.snapshot(out, ev.before, ev.map)
             jsonl.event(out, ev, live_keys)
         else:
             progress.clear()
@@ -373,7 +380,7 @@ def watch(
                 f"watching {shown}: {ev.seq} events, the map holds {ev.after.memory.held:,} B …",
                 force=False,
             )
-        first = False
+        first.add(ev.map)
 
     def on_note(n: Note) -> None:
         if text is None:
@@ -388,7 +395,9 @@ def watch(
         w = MapWatch(s, opts, on_event, on_note)
         progress.clear()
         if text is None:
-            jsonl.start(out, t, shown, s.version.short, site=site, mode=opts.mode)
+            jsonl.start(
+                out, t, opts.shown, s.version.short, site=site, mode=opts.mode, maps=opts.exprs
+            )
         else:
             name = Path(t.path).name
             text.start(f"watching {shown} in {name}: {t.describe()}, Delve {s.version.short}")
@@ -399,10 +408,12 @@ def watch(
             progress.clear()
         used = s.memory_reader_name
         _log(verbose, f"memory read through {used}")
-        if text is None:
-            jsonl.summary(out, summary, used)
-        else:
-            text.summary(summary)
+        for name, each in zip(opts.exprs, w.summaries, strict=True):
+            label = name if opts.also else ""
+            if text is None:
+                jsonl.summary(out, each, used, label)
+            else:
+                text.summary(each, label)
         if summary.exit_status is not None and summary.exit_status < 0:
             # what was seen is reported above; the run itself did not end as the program would
             raise TargetError(f"the program {exit_words(summary.exit_status)} during the watch")
@@ -523,11 +534,28 @@ def diff_cmd(before: str, after: str, color: bool | None) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="The HTML file to write.",
 )
-def report(events: str, output: Path) -> None:
+@click.option(
+    "--map",
+    "map_name",
+    metavar="EXPR",
+    help="A watch of several maps: the one to report (default: the first one with events).",
+)
+def report(events: str, output: Path, map_name: str | None) -> None:
     """Write one self-contained HTML page (no network, no external assets) from the output of
     `dlvsnap watch --json`: the run's timeline, the group/slot grid of each event with its
     changed slots highlighted, header and table deltas, and bytes held vs needed."""
     records = html.read_events(Path(events))
+    maps = html.maps_in(records)
+    if map_name is not None and map_name not in maps:
+        raise click.BadParameter(
+            f"{events} has no events of {visible(map_name)}"
+            + (f" (it has {', '.join(visible(m) for m in maps)})" if maps else ""),
+            param_hint="--map",
+        )
+    if maps:
+        chosen = map_name or maps[0]
+        records = html.one_map(records, chosen)
+        click.echo(f"{events} watched {len(maps)} maps: reporting {visible(chosen)}", err=True)
     try:
         size = html.write(output, records, source=events)
     except OSError as e:

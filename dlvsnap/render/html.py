@@ -108,6 +108,8 @@ def check_record(rec: Any) -> dict[str, Any]:
     event = f.string("event", MAX_SHORT)
     v = rec.get("v") if isinstance(rec, dict) else None
     out: dict[str, Any] = {"v": v if v in READABLE_VERSIONS else SCHEMA_VERSION, "event": event}
+    if event != "start":  # which map, in a watch of several
+        out["map"] = f.opt_string("map", MAX_NAME)
     if event == "start":
         for k in ("map", "go_version", "goarch", "map_impl", "delve"):
             out[k] = f.opt_string(k, MAX_NAME)
@@ -626,6 +628,19 @@ def render(records: list[dict[str, Any]], source: str = "") -> str:
         "JS": _asset("report.js"),
     }
     return _SLOT.sub(lambda m: parts[m[1]], _asset("page.html") + "\n")
+
+
+def maps_in(records: list[dict[str, Any]]) -> list[str]:
+    """The maps a file's events are of, in order of first event, when a watch watched
+    several (its records carry ``map``); [] for one."""
+    names = [r.get("map") for r in records if r.get("event") in OPS]
+    return list(dict.fromkeys(n for n in names if isinstance(n, str) and n))
+
+
+def one_map(records: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The records of one map of a watch of several: its snapshot, events and summary, and
+    the records that are of no map (start, notes of the whole run)."""
+    return [r for r in records if r.get("event") == "start" or r.get("map") in (None, "", name)]
 
 
 def write(path: Path, records: list[dict[str, Any]], source: str = "") -> int:

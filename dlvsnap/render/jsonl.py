@@ -26,12 +26,16 @@ def start(
     *,
     site: str | None = None,
     mode: str = "breakpoints",
+    maps: tuple[str, ...] = (),
 ) -> None:
+    """``expr``: the (first) watched map; ``maps``: every one, when there are several (then
+    events, snapshots and summaries carry ``map``)."""
     _line(
         out,
         {
             "event": "start",
             "map": expr,
+            **({"maps": list(maps)} if len(maps) > 1 else {}),
             "site": site,
             "mode": mode,
             "go_version": target.go_version,
@@ -52,6 +56,7 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
     d = ev.diff
     obj: dict[str, Any] = {
         "event": ev.op,
+        **({"map": ev.map} if ev.map else {}),
         "seq": ev.seq,
         "entry": ev.entry,
         "via": ev.via or None,
@@ -88,7 +93,7 @@ def event(out: IO[str], ev: DeleteEvent, live_keys: bool) -> None:
     _line(out, obj)
 
 
-def snapshot(out: IO[str], snap: MapSnapshot) -> None:
+def snapshot(out: IO[str], snap: MapSnapshot, map_name: str = "") -> None:
     """The map before the first delete, compactly: its groups/buckets in snapshot order and
     one state character per slot. A slot's place comes from its label (``t0/g3/s5``:
     group ``t0/g3``, slot 5); a place no slot fills is ``?``."""
@@ -96,6 +101,7 @@ def snapshot(out: IO[str], snap: MapSnapshot) -> None:
         out,
         {
             "event": "snapshot",
+            **({"map": map_name} if map_name else {}),
             "seq": 0,
             "impl": snap.impl,
             "slots_per_group": snap.rows.slots_per_row,
@@ -111,9 +117,10 @@ def note(out: IO[str], kind: str, message: str, data: dict[str, Any]) -> None:
     _line(out, {"event": "note", "kind": kind, "message": message, **data})
 
 
-def summary(out: IO[str], s: Summary, reader: str) -> None:
+def summary(out: IO[str], s: Summary, reader: str, map_name: str = "") -> None:
     obj: dict[str, Any] = {
         "event": "summary",
+        **({"map": map_name} if map_name else {}),
         "deletes": s.deletes,
         "clears": s.clears,
         "keys_removed": s.keys_removed,
@@ -124,6 +131,7 @@ def summary(out: IO[str], s: Summary, reader: str) -> None:
         "stopped_early": s.stopped_early,
         "mode": s.mode or None,
         "mode_why": s.mode_why or None,
+        "missed": s.missed,
         "memory_reader": reader,
     }
     if s.last is not None:

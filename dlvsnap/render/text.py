@@ -93,7 +93,7 @@ class TextRenderer:
         self._write(self._c("note: " + message, fg="yellow") + "\n")
 
     def event(self, ev: DeleteEvent, live_keys: bool) -> None:
-        head = f"#{ev.seq} {ev.op}"
+        head = f"#{ev.seq} {visible(ev.map) + ' ' if ev.map else ''}{ev.op}"
         if ev.op != "clear":
             head += " key=" + (key_to_text(ev.key) if ev.key_decoded else "?")
         entry = visible(ev.entry + (f" via {ev.via}" if ev.via else ""))
@@ -221,7 +221,8 @@ class TextRenderer:
         entries = "entry" if s.count == 1 else "entries"
         return f"holds {m.held:,} B in {where} for {s.count} live {entries}"
 
-    def summary(self, s: Summary) -> None:
+    def summary(self, s: Summary, map_name: str = "") -> None:
+        """The watch's summary (of ``map_name`` when several maps were watched)."""
         first, last = s.first, s.last
         absent = f" ({s.absent_deletes} of an absent key)" if s.absent_deletes else ""
         rows: list[list[str]] = [
@@ -246,7 +247,10 @@ class TextRenderer:
             rows.append(["held before 1st delete", _bytes(first.memory, first.impl)])
         if s.mode:
             rows.append(["stopped by", _MODE_WORDS.get(s.mode, s.mode)])
-        self._write("\n" + self._c("summary", bold=True) + "\n")
+        if s.missed:
+            rows.append(["calls not recorded", f"{s.missed} (started while another was in flight)"])
+        title = f"summary of {visible(map_name)}" if map_name else "summary"
+        self._write("\n" + self._c(title, bold=True) + "\n")
         self._write(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
         if first is not None and last is not None:
             freed = first.memory.held - last.memory.held

@@ -6,6 +6,7 @@ live suite also runs in this mode with DLVSNAP_MODE=watchpoint (README "Tests").
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -13,7 +14,15 @@ import pytest
 
 from dlvsnap.toolchain import Variant
 from tests.live.invariants import check_deletes
-from tests.support import WatchRun, build_fixture, dlv_for, parse_oracle, run_watch, variants
+from tests.support import (
+    WatchRun,
+    build_fixture,
+    dlv_for,
+    parse_oracle,
+    run_dlvsnap,
+    run_watch,
+    variants,
+)
 
 pytestmark = pytest.mark.live
 
@@ -101,3 +110,55 @@ def test_a_replaced_package_variable_moves_the_watchpoint(tmp_path: Path, v: Var
     notes = run.notes()
     assert [n["kind"] for n in notes] == ["replaced"]
     assert notes[0]["new"] == run.of("delete")[2]["map_addr"]
+
+
+@pytest.mark.parametrize("mode", ["watchpoint", "breakpoints"])
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_two_maps_watched_at_once(tmp_path: Path, v: Variant, mode: str) -> None:
+    """fixtures/twomaps: a package map and a local on main's stack, deleted from in turn
+    while another goroutine churns a third map. Each map's events carry its name and
+    satisfy the invariants against its own oracle lines; one summary record per map; in
+    watchpoint mode each map gets its own watchpoint (3 debug registers: the variable's
+    too)."""
+    run = _watch(v, "twomaps", "main.A", tmp_path, "--map", "b", "--live-keys", "--mode", mode)
+    assert run.returncode == 0, run.stderr
+    start = run.of("start")[0]
+    assert start["maps"] == ["main.A", "b"] and start["mode"] == mode
+    oracle = parse_oracle(run.target_output)
+    assert len(oracle) == 12
+    for name, parity, kind in (("main.A", 1, "int"), ("b", 0, "string")):
+        mine = dataclasses.replace(
+            run, events=[e for e in run.events if e.get("map", name) == name]
+        )
+        check_deletes(mine, [o for o in oracle if o.seq % 2 == parity], kind)
+        (summary,) = mine.of("summary")
+        assert summary["deletes"] == 6 and summary["mode"] == mode and summary["missed"] == 0
+        assert len(mine.of("snapshot")) == 1  # the map before its first delete (report)
+    assert [d["seq"] for d in run.of("delete")] == list(range(1, 13))
+    if mode == "watchpoint":
+        modes = {n["map"] for n in run.of("note") if n["kind"] == "mode"}
+        assert modes == {"main.A", "b"}, run.of("note")
+
+
+def test_two_maps_in_the_text_view_and_the_report(tmp_path: Path) -> None:
+    """The text view names each event's map and sums each map up on its own; `report` of
+    the JSON shows one map (the first, or --map's) and says so."""
+    v = next(v for v in VARIANTS if v.go == "1.26")
+    prog = build_fixture("twomaps", variant=v)
+    dlv_for(v)
+    out = str(tmp_path / "target-output.txt")
+    text = run_dlvsnap("watch", str(prog), "--map", "main.A", "--map", "b", "--target-output", out)
+    assert text.returncode == 0, text.stderr
+    assert re.search(r"^#1 main\.A delete key=0 ", text.stdout, re.M), text.stdout
+    assert re.search(r'^#2 b delete key="k0" ', text.stdout, re.M), text.stdout
+    assert "summary of main.A" in text.stdout and "summary of b" in text.stdout
+    run = _watch(v, "twomaps", "main.A", tmp_path, "--map", "b")
+    events = tmp_path / "two.jsonl"
+    events.write_text(run.stdout)
+    for chosen, n in ((None, "main.A"), ("b", "b")):
+        page = tmp_path / f"{n}.html"
+        extra = ["--map", chosen] if chosen else []
+        r = run_dlvsnap("report", str(events), "-o", str(page), *extra)
+        assert r.returncode == 0, r.stderr
+        assert f"watched 2 maps: reporting {n}" in r.stderr
+        assert "6 events" in r.stdout

@@ -46,6 +46,14 @@ def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
             "--frame and --in both choose the frame: give one (dlvsnap watch --help)",
         ),
         (
+            ("watch", "x", "--map", "m", "--map", "n", "--site", "main.go:3"),
+            "--site chooses one map: give one --map with it (dlvsnap watch --help)",
+        ),
+        (
+            ("watch", "x", "--map", "m", "--map", "m"),
+            "the same --map twice (dlvsnap watch --help)",
+        ),
+        (
             ("watch", "x", "--map", "m", "--frame", "-1"),
             "invalid value for '--frame': -1 is not in the range x>=0 (dlvsnap watch --help)",
         ),

@@ -73,7 +73,8 @@ class FakeSession:
 
 def _source(script: list[DebuggerState], mode: str = "connect") -> tuple[StopSource, FakeClient]:
     client = FakeClient(script)
-    src = StopSource(FakeSession(client, mode), [WatchedMap(mode="heap", header=0x1000)], ("delete",))  # type: ignore[arg-type]
+    maps = [WatchedMap(mode="heap", header=0x1000)]
+    src = StopSource(FakeSession(client, mode), maps, ("delete",))  # type: ignore[arg-type]
     src.entry_ids = {1}
     return src, client
 
