@@ -162,3 +162,21 @@ def test_two_maps_in_the_text_view_and_the_report(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr
         assert f"watched 2 maps: reporting {n}" in r.stderr
         assert "6 events" in r.stdout
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_a_map_that_finds_no_debug_register_left_stays_on_breakpoints(
+    tmp_path: Path, v: Variant
+) -> None:
+    """Three package maps need 6 debug registers, x86-64 has 4: the third map's watchpoint
+    is refused by Delve, it stays on breakpoints (a fallback note and its summary say why),
+    and every delete of the three is reported, in order."""
+    run = _watch(v, "threevars", "main.A", tmp_path, "--map", "main.B", "--map", "main.C")
+    assert run.returncode == 0, run.stderr
+    got = [(d["map"], d["key"], d["count_after"]) for d in run.of("delete")]
+    assert got == [(m, k, 3 - k) for k in (1, 2, 3) for m in ("main.A", "main.B", "main.C")]
+    modes = {s["map"]: (s["mode"], s["mode_why"]) for s in run.of("summary")}
+    assert modes["main.A"] == modes["main.B"] == ("watchpoint", None)
+    assert modes["main.C"][0] == "breakpoints" and "watchpoint" in modes["main.C"][1]
+    (fallback,) = [n for n in run.of("note") if n.get("fallback")]
+    assert fallback["map"] == "main.C" and "breakpoints stay" in fallback["message"]
