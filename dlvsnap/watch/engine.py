@@ -151,8 +151,8 @@ class MapWatch:
         self.stops.place()
         while True:
             stop = self.stops.next()
-            for note in stop.notes:
-                self.on_note(note)
+            for i, note in stop.notes:
+                self._map_notes(i)(note)
             if stop.exited:
                 self._exit_status(stop.exit_status)
                 self._finish(stop.exit_status)

@@ -90,7 +90,7 @@ class Stop:
     # (drop_returns), a watchpoint trap that starts no watched call, a watchpoint set again
     passed: bool
     users_stop: str  # a breakpoint of someone else's in this stop ("" if none)
-    notes: tuple[Note, ...] = ()  # what the user should know about this stop
+    notes: tuple[tuple[int, Note], ...] = ()  # what the user should know, by map (its index)
 
     @property
     def has_hits(self) -> bool:
@@ -222,12 +222,12 @@ class StopSource:
             return Stop(self, True, st.exit_status, [], False, "")
         at_bps = st.threads_at_breakpoints()
         entries = [t for t in at_bps if t.breakpoint and t.breakpoint.id in self.entry_ids]
-        passed, notes = False, list[Note]()
+        passed, notes = False, list[tuple[int, Note]]()
         for i, traps in list(self.traps.items()):
             passed = traps.sort(at_bps, entries) or passed
             dealt, note = self._scope_ended(i, traps, st)
             passed = passed or dealt
-            notes += [note] if note else []
+            notes += [(i, note)] if note else []
         dropped = self.drop_returns(st)
         users = self.users_stop(st)
         return Stop(self, False, st.exit_status, entries, dropped or passed, users, tuple(notes))
@@ -282,7 +282,7 @@ class StopSource:
             "mode",
             "the frame that held the map's header returned: breakpoints watch for a map at "
             "the same place on the stack (its function called again)",
-            {"mode": "breakpoints", "map_index": i},
+            {"mode": "breakpoints"},
         )
 
     def users_stop(self, st: DebuggerState) -> str:
