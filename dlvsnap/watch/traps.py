@@ -25,8 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlvsnap.delve.client import CURRENT_GOROUTINE
-from dlvsnap.delve.types import Breakpoint, DebuggerState, Frame, Thread, Variable
-from dlvsnap.errors import DlvsnapError
+from dlvsnap.delve.types import Breakpoint, DebuggerState, Frame, LoadConfig, Thread, Variable
+from dlvsnap.errors import DlvsnapError, RPCError
 from dlvsnap.kinds import Kind
 from dlvsnap.model import Location
 from dlvsnap.session import Session
@@ -52,8 +52,19 @@ _SPILLED_KEY = tuple(
     f"*(*uintptr)(uintptr(runtime.curg.stack.hi) + uintptr(runtime.frameoff) + {off})"
     for off in (16, 24)  # the key's word(s): a string's data and length
 )
-# The frames a trap carries: enough to reach the caller through the runtime's own frames.
+# How the key is loaded: its address and length are what matter, not its contents.
+_KEY_LOAD = LoadConfig(max_string_len=0, max_struct_fields=0)
+# The frames asked for at a watched call's start: enough to reach the caller through the
+# runtime's own frames.
 TRAP_STACK_DEPTH = 12
+# The operation a trap is in, from the function that holds the write (the trap thread's
+# function, not an inlined one's): a delete's and an insert's traps cost no stack trace
+# then. A function not listed here is looked up on the stack (its first entry point).
+_OP_OF_FUNCTION = (
+    ("delete", re.compile(r"^runtime\.mapdelete|\(\*Map\)\.Delete$")),
+    ("assign", re.compile(r"^runtime\.mapassign|\(\*Map\)\.PutSlot$")),
+    ("clear", re.compile(r"^runtime\.mapclear|\(\*Map\)\.Clear$")),
+)
 # The stack pointer's name in Delve's expressions (a CPU register, in the scope's frame).
 _SP_REGISTER = {"amd64": "RSP", "arm64": "SP", "386": "ESP"}
 
@@ -90,6 +101,7 @@ class Traps:
         self.flag_off, self.flag_mask = 0, 0
         self.flag: _Flag | None = None  # None while the variable holds a nil map
         self.var_bp: Breakpoint | None = None
+        self._stacks: dict[int, tuple[Frame, ...]] = {}  # by goroutine, at this stop
 
     @classmethod
     def set(
@@ -133,20 +145,17 @@ class Traps:
     def _flag_at(self, header: int) -> _Flag | None:
         if header == 0:
             return None
-        w, target = self.watched, self.session.target
-        spilled = _SPILLED_KEY if target.goarch == "amd64" else ()
+        w = self.watched
         goroutine, extra = CURRENT_GOROUTINE, tuple[str, ...]()
         if w.mode == "stack":  # the flag's distance below the stack's top: copies keep it
             expr = f"*(*uint8)(uintptr(runtime.curg.stack.hi) - {w.stack_offset - self.flag_off})"
             extra, goroutine = STACK_VARS, w.goroutine
         else:
             expr = f"*(*uint8)({header + self.flag_off:#x})"
+        # every trap returns the flag (and, on a stack, where the stack is) and nothing else:
+        # what a watched call's start needs besides is asked for then (``hit``)
         bp = self.session.create_watchpoint(
-            header + self.flag_off,
-            "uint8",
-            (expr, *_KEY_NAMES, *spilled, *extra),
-            TRAP_STACK_DEPTH,
-            goroutine=goroutine,
+            header + self.flag_off, "uint8", (expr, *extra), 0, goroutine=goroutine
         )
         return _Flag(bp, header, expr)
 
@@ -155,7 +164,7 @@ class Traps:
         """Sort a stop's traps: a watched call's start goes into ``entries``; anything else
         (a call's end, an operation not watched, the variable assigned) is passed. Whether
         any was passed."""
-        passed = False
+        passed, self._stacks = False, {}  # a new stop
         for t in at_bps:
             bp_id = t.breakpoint.id if t.breakpoint else 0
             if self.flag is not None and bp_id == self.flag.bp.id:
@@ -176,12 +185,15 @@ class Traps:
         return bool(int_var(variables(t), flag.expr) & self.flag_mask)
 
     def _starts_a_watched_call(self, t: Thread, flag: _Flag) -> bool:
-        info = t.breakpoint_info
-        if info is None or not self._flag_set(t, flag):
+        if t.breakpoint_info is None or not self._flag_set(t, flag):
             return False  # cleared: a call's end (the watched one's is awaited in ended)
-        entry = next((f.function for f in info.stacktrace if RUNTIME_ENTRY.match(f.function)), "")
-        # a write of the flag outside a map operation (the header's memory reused) is passed
-        return bool(entry) and op_of(entry) in self.ops
+        op = next((op for op, fn in _OP_OF_FUNCTION if fn.search(t.function)), "")
+        if not op:  # a function of the runtime's not listed: the stack says
+            frames = self._stack(t.goroutine_id)
+            entry = next((f.function for f in frames if RUNTIME_ENTRY.match(f.function)), "")
+            # a write of the flag outside a map operation (its memory reused) is passed
+            op = op_of(entry) if entry else ""
+        return op in self.ops
 
     def ended(self, st: DebuggerState, g: int) -> bool:
         """Whether this stop is goroutine ``g``'s trap with the flag cleared: its call's end."""
@@ -232,16 +244,40 @@ class Traps:
         return "done" if not frames or frames[0].function.startswith("runtime.") else "gone"
 
     # -- a call's start ---------------------------------------------------------------------------
+    def _key(self, g: int, innermost: str, entry: str) -> KeyArg | None:
+        """The key of the call goroutine ``g`` starts (see ``_trap_key``), from what its
+        innermost frame evaluates: the key parameter, else a fast entry point's spill
+        slot."""
+        var: dict[str, Variable] = {}
+        for name in _KEY_NAMES:
+            with contextlib.suppress(RPCError):
+                var[name] = self.client.eval(name, g, 0, _KEY_LOAD)
+            if name in var and not var[name].unreadable:
+                break
+        key = _trap_key(var, innermost, entry)
+        if key is None and self.session.target.goarch == "amd64" and _FAST_ENTRY.search(entry):
+            with contextlib.suppress(RPCError):
+                for expr in _SPILLED_KEY:
+                    var[expr] = self.client.eval(expr, g, 0, _KEY_LOAD)
+                key = _trap_key(var, innermost, entry)
+        return key
+
+    def _stack(self, g: int) -> tuple[Frame, ...]:
+        """Goroutine ``g``'s stack at this stop (asked for once per stop)."""
+        if g not in self._stacks:
+            self._stacks[g] = tuple(self.client.stacktrace(g, TRAP_STACK_DEPTH))
+        return self._stacks[g]
+
     def hit(self, th: Thread, caller_of: CallerOf) -> Hit:
-        """A watched call's start, at a trap: the operation and the caller from the trap's
-        stack, the key from the innermost frame (a pointer to it, except in a fast entry
-        point's own frame, where it is the value)."""
-        info, flag = th.breakpoint_info, self.flag
-        assert info is not None and flag is not None
-        frames = info.stacktrace
+        """A watched call's start, at a trap: the operation and the caller from the
+        goroutine's stack, the key from the innermost frame (a pointer to it, except in a
+        fast entry point's own frame, where it is the value), each asked for now."""
+        flag, g = self.flag, th.goroutine_id
+        assert flag is not None
+        frames = self._stack(g)
         entry = next(f.function for f in frames if RUNTIME_ENTRY.match(f.function))
         var = variables(th)
-        key = _trap_key(var, frames[0].function if frames else "", entry)
+        key = self._key(g, frames[0].function if frames else "", entry)
         location, via, caller_frame, frames = caller_of(th, frames)
         lo, hi, g = (int_var(var, v) for v in STACK_VARS)
         stack = self.watched.mode == "stack"
