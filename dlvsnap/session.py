@@ -54,6 +54,10 @@ from dlvsnap.toolchain import default_dlv, pick_dlv, setup_hint
 from dlvsnap.watch.options import exit_words
 
 _SESSIONS = itertools.count(1)
+# Delve releases before this one never report a trap of x86's 4th debug register (DR3:
+# amd64util.GetActiveBreakpoint looked at DR0-DR2 only; fixed with go-delve/delve#3742): the
+# trap is taken for a spurious stop and the program goes on.
+DR3_REPORTED_FROM = (1, 23, 0)
 
 
 class Session:
@@ -417,6 +421,7 @@ class Session:
         its creation and the amend that names it leaves nothing the clean-up misses. An
         address on ``goroutine``'s stack makes a stack watchpoint: Delve moves it when the
         stack is copied and removes it when the goroutine's topmost frame returns."""
+        self._check_debug_registers()
         expr = release.watch_expr(addr, ctype, self.bp_prefix)
         wp = self.client.create_watchpoint(expr, goroutine)
         raw = dict(wp.raw)
@@ -428,6 +433,21 @@ class Session:
         except DlvsnapError:
             self.client.clear_breakpoint(wp.id)
             raise
+
+    def _check_debug_registers(self) -> None:
+        """Refuse (DelveError) a watchpoint that would land in x86's 4th debug register of a
+        Delve that never reports its traps (``DR3_REPORTED_FROM``): the program would run
+        through the watched writes, silently. Delve gives a new watchpoint the lowest free
+        register, so with 3 watchpoints set (the user's too) the next one would be DR3."""
+        v = self.version.numbers
+        if self.target.goarch != "amd64" or not v or v >= DR3_REPORTED_FROM:
+            return
+        n = sum(1 for bp in self.client.list_breakpoints() if bp.raw.get("WatchType"))
+        if n >= 3:
+            raise DelveError(
+                f"{n} watchpoints are set and Delve {self.version.short} never reports a "
+                f"4th one's traps: fixed in Delve {'.'.join(map(str, DR3_REPORTED_FROM))}"
+            )
 
     def owns(self, bp: Breakpoint | None) -> bool:
         """Whether dlvsnap created this breakpoint (by its name: ids are reused)."""

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 JSON = dict[str, Any]
+# A Delve release number, first in its version line (``1.27.2``, ``v1.25.0``, ``1.27.2-dev``).
+_DELVE_RELEASE = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 # Variable.kind is a reflect.Kind (dlvsnap.kinds.Kind).
 
@@ -248,3 +251,10 @@ class Version:
         """``1.27.2`` from ``Version: 1.27.2\\nBuild: ...``."""
         first = self.delve_version.splitlines()[0] if self.delve_version else ""
         return first.removeprefix("Version:").strip()
+
+    @property
+    def numbers(self) -> tuple[int, ...]:
+        """(1, 27, 2) of ``short``, to compare releases; () when it names none (a dev build
+        says ``1.27.2-dev``: still (1, 27, 2))."""
+        m = _DELVE_RELEASE.match(self.short)
+        return tuple(int(x) for x in m.groups()) if m else ()

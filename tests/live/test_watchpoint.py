@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from dlvsnap.toolchain import Variant
+from dlvsnap.session import DR3_REPORTED_FROM
+from dlvsnap.toolchain import DELVES, Variant
 from tests.live.invariants import check_deletes
 from tests.support import (
     WatchRun,
@@ -164,19 +165,31 @@ def test_two_maps_in_the_text_view_and_the_report(tmp_path: Path) -> None:
         assert "6 events" in r.stdout
 
 
+def _delve_release(v: Variant) -> tuple[int, ...]:
+    """(1, 20, 2): the release of the Delve that debugs ``v`` (tests.support.dlv_for)."""
+    dlv = dlv_for(v)
+    d = next(d for d in DELVES if str(d.path()) == dlv)
+    return tuple(int(x) for x in d.version.removeprefix("v").split("."))
+
+
 @pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
 def test_a_map_that_finds_no_debug_register_left_stays_on_breakpoints(
     tmp_path: Path, v: Variant
 ) -> None:
     """Three package maps need 6 debug registers, x86-64 has 4: the third map's watchpoint
     is refused by Delve, it stays on breakpoints (a fallback note and its summary say why),
-    and every delete of the three is reported, in order."""
+    and every delete of the three is reported, in order. A Delve that never reports the
+    4th register's traps (Go 1.19's) gets 3 watchpoints at most: the second map stays on
+    breakpoints too (dlvsnap refuses it, session.DR3_REPORTED_FROM)."""
     run = _watch(v, "threevars", "main.A", tmp_path, "--map", "main.B", "--map", "main.C")
     assert run.returncode == 0, run.stderr
+    maps = ("main.A", "main.B", "main.C")
     got = [(d["map"], d["key"], d["count_after"]) for d in run.of("delete")]
-    assert got == [(m, k, 3 - k) for k in (1, 2, 3) for m in ("main.A", "main.B", "main.C")]
+    assert got == [(m, k, 3 - k) for k in (1, 2, 3) for m in maps]
+    armed = 2 if _delve_release(v) >= DR3_REPORTED_FROM else 1
     modes = {s["map"]: (s["mode"], s["mode_why"]) for s in run.of("summary")}
-    assert modes["main.A"] == modes["main.B"] == ("watchpoint", None)
-    assert modes["main.C"][0] == "breakpoints" and "watchpoint" in modes["main.C"][1]
-    (fallback,) = [n for n in run.of("note") if n.get("fallback")]
-    assert fallback["map"] == "main.C" and "breakpoints stay" in fallback["message"]
+    assert all(modes[m] == ("watchpoint", None) for m in maps[:armed]), modes
+    assert all(modes[m][0] == "breakpoints" and "watchpoint" in modes[m][1] for m in maps[armed:])
+    fallbacks = [n for n in run.of("note") if n.get("fallback")]
+    assert [n["map"] for n in fallbacks] == list(maps[armed:]), fallbacks
+    assert all("breakpoints stay" in n["message"] for n in fallbacks)

@@ -224,6 +224,44 @@ def test_a_connect_session_names_its_breakpoints_and_leaves_the_users_on_close()
     assert "Detach" not in fake.methods() and "Command" not in fake.methods()
 
 
+@pytest.mark.parametrize(("delve", "refused"), [("1.20.2", True), ("1.23.0", False)])
+def test_a_4th_watchpoint_is_refused_where_delve_never_reports_its_traps(
+    delve: str, refused: bool
+) -> None:
+    """Delve before 1.23 never reports a trap of x86's 4th debug register (DR3): with 3
+    watchpoints set (the user's count too), dlvsnap does not ask for another, and the
+    caller falls back to breakpoints; a newer Delve is asked."""
+    set_ = [breakpoint_json(i, "mine" if i == 1 else f"w{i}", WatchType=2) for i in (1, 2, 3)]
+
+    def answer(method: str, p: JSON) -> JSON:
+        if method == "ListBreakpoints":
+            return {"Breakpoints": [*set_, breakpoint_json(4, "a breakpoint")]}
+        if method == "CreateWatchpoint":
+            return {"Breakpoint": breakpoint_json(5, p["Expr"], WatchType=2)}
+        assert method == "AmendBreakpoint"
+        return {}
+
+    with fake_delve(answer) as fake:
+        c = _client(fake)
+        s = Session(
+            dlv=None,
+            client=c,
+            target=TARGET,
+            version=Version(f"Version: {delve}\nBuild: x", 2, "", "", ""),
+            pid=4242,
+            dlv_path="",
+            reader="delve",
+            mode="connect",
+        )
+        if refused:
+            with pytest.raises(DlvsnapError, match=r"^3 watchpoints are set and Delve 1\.20\.2 "):
+                s.create_watchpoint(0xC000010008, "uint8")
+        else:
+            assert s.create_watchpoint(0xC000010008, "uint8").name == f"{s.bp_prefix}1"
+        c.conn.close()
+    assert ("CreateWatchpoint" in fake.methods()) is not refused
+
+
 def _connecting(multiclient: bool, running: bool) -> Any:
     def answer(method: str, p: JSON) -> JSON:
         return {
