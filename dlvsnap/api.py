@@ -95,6 +95,11 @@ class Watch(Iterator[DeleteEvent]):
         return self._engine.summary
 
     @property
+    def summaries(self) -> list[Summary]:
+        """Each watched map's summary, in the order given (one map: ``[summary]``)."""
+        return self._engine.summaries
+
+    @property
     def exit_status(self) -> int | None:
         return self._engine.summary.exit_status
 
@@ -180,7 +185,7 @@ class Debugger:
 
     def watch(
         self,
-        m: MapHandle | str | None = None,
+        m: MapHandle | str | Sequence[MapHandle | str] | None = None,
         *,
         site: str | None = None,
         frame: int | None = None,
@@ -195,13 +200,21 @@ class Debugger:
         variable is followed, a local resolved at its first delete, in the caller's frame,
         ``frame`` frames out from it, or in ``in_func``'s frame); ``site`` (``FILE:LINE`` or
         a function) chooses the map the delete there deletes from, as ``watch --site``
-        does. ``m`` or ``site`` is needed. ``mode``: how the map's calls stop the program
-        (``watch --mode``: "watchpoint", or "breakpoints")."""
-        expr = m.expr if isinstance(m, MapHandle) else (m or "")
-        if not expr and not site:
+        does. ``m`` or ``site`` is needed; several maps (a sequence, not with ``site``) are
+        watched at once, each event's ``map`` saying which (``watch --map a --map b``).
+        ``mode``: how the maps' calls stop the program (``watch --mode``: "watchpoint", or
+        "breakpoints")."""
+        items = [m] if m is None or isinstance(m, (MapHandle, str)) else list(m)
+        exprs = [x.expr if isinstance(x, MapHandle) else x for x in items if x]
+        if not exprs and not site:
             raise ValueError("watch() needs a map (an expression or a MapHandle) or a site")
+        if len(exprs) > 1 and site:
+            raise ValueError("watch(site=...) chooses one map: give one with it")
+        if len(set(exprs)) < len(exprs):
+            raise ValueError("watch() was given the same map twice")
         opts = WatchOptions(
-            expr=expr,
+            expr=exprs[0] if exprs else "",
+            also=tuple(exprs[1:]),
             site=site,
             frame=frame,
             in_func=in_func,

@@ -320,3 +320,17 @@ def test_watch_connect_ends_at_a_users_breakpoint_on_the_return_address(tmp_path
         st = user.command("continue")
         assert st.exited and st.exit_status == 0
         user.conn.close()
+
+
+def test_the_api_watches_two_maps_at_once() -> None:
+    """Debugger.watch with a sequence of maps: each event says which, each map has its own
+    summary (fixtures/twomaps: 6 deletes from each, in turn)."""
+    prog = build_fixture("twomaps")
+    with open(os.devnull, "wb") as sink, dlvsnap.launch(prog, output=sink) as dbg:
+        w = dbg.watch(["main.A", "b"])
+        got = [(ev.map, ev.seq) for ev in w]
+    assert got == [("main.A" if i % 2 else "b", i) for i in range(1, 13)]
+    assert [s.deletes for s in w.summaries] == [6, 6]
+    assert [s.mode for s in w.summaries] == ["watchpoint", "watchpoint"]
+    with pytest.raises(ValueError, match="same map twice"):
+        dbg.watch(["b", "b"])
