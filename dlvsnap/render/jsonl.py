@@ -25,7 +25,7 @@ def start(
     delve: str,
     *,
     site: str | None = None,
-    mode: str = "breakpoints",
+    mode: str = "watchpoint",
     maps: tuple[str, ...] = (),
 ) -> None:
     """``expr``: the (first) watched map; ``maps``: every one, when there are several (then
