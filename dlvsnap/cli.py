@@ -365,12 +365,12 @@ def watch(
     _check_choice(opts)
     op_list = opts.ops
 
-    first: set[str] = set()  # the maps that had an event
+    had_event: set[str] = set()  # the maps (their names in events) that had one
     shown = ", ".join(opts.exprs) if opts.also else opts.shown
 
     def on_event(ev: DeleteEvent) -> None:
         if text is None:
-            if ev.map not in first:  # the map before its first delete, for `dlvsnap report`
+            if ev.map not in had_event:  # the map before its first event, for `report`
                 jsonl.snapshot(out, ev.before, ev.map)
             jsonl.event(out, ev, live_keys)
         else:
@@ -380,7 +380,7 @@ def watch(
                 f"watching {shown}: {ev.seq} events, the map holds {ev.after.memory.held:,} B …",
                 force=False,
             )
-        first.add(ev.map)
+        had_event.add(ev.map)
 
     def on_note(n: Note) -> None:
         if text is None:

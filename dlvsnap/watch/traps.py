@@ -90,6 +90,8 @@ class Traps:
         watched: WatchedMap,
         ops: tuple[str, ...],
         map_type: int,
+        writing_flag: tuple[int, int],
+        *,
         index: int = 0,
     ) -> None:
         self.session = session
@@ -98,7 +100,7 @@ class Traps:
         self.watched = watched
         self.ops = ops
         self.map_type = map_type  # the watched map's type descriptor (its first call's)
-        self.flag_off, self.flag_mask = 0, 0
+        self.flag_off, self.flag_mask = writing_flag  # where a header says it is written
         self.flag: _Flag | None = None  # None while the variable holds a nil map
         self.var_bp: Breakpoint | None = None
         self._stacks: dict[int, tuple[Frame, ...]] = {}  # by goroutine, at this stop
@@ -116,8 +118,7 @@ class Traps:
     ) -> Traps:
         """The watchpoints, set with the program stopped (stack: at the end of a call of the
         goroutine that owns the stack). Raises DlvsnapError with nothing left set."""
-        t = cls(session, watched, ops, map_type, index)
-        t.flag_off, t.flag_mask = writing_flag
+        t = cls(session, watched, ops, map_type, writing_flag, index=index)
         try:
             if watched.mode == "var":
                 width = "uint64" if session.target.ptr_size == 8 else "uint32"
@@ -279,7 +280,7 @@ class Traps:
         var = variables(th)
         key = self._key(g, frames[0].function if frames else "", entry)
         location, via, caller_frame, frames = caller_of(th, frames)
-        lo, hi, g = (int_var(var, v) for v in STACK_VARS)
+        lo, hi, g_addr = (int_var(var, v) for v in STACK_VARS)
         stack = self.watched.mode == "stack"
         return Hit(
             entry=entry,
@@ -293,7 +294,7 @@ class Traps:
             frames=tuple(Location(f.function, f.file, f.line) for f in frames),
             stack_lo=lo,
             stack_hi=hi,
-            g_addr=g,
+            g_addr=g_addr,
             writing_set=True,
             map_index=self.index,
         )

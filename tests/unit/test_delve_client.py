@@ -47,6 +47,20 @@ def _client(fake: FakeDelve) -> DelveClient:
     return DelveClient(JsonRpcConnection("127.0.0.1", fake.port), default_timeout=10.0)
 
 
+def _connected(c: DelveClient, delve_version: str) -> Session:
+    """A Session over the fake Delve, as `--connect` makes one (no dlv of its own)."""
+    return Session(
+        dlv=None,
+        client=c,
+        target=TARGET,
+        version=Version(delve_version, 2, "", "", ""),
+        pid=4242,
+        dlv_path="",
+        reader="delve",
+        mode="connect",
+    )
+
+
 def test_memory_is_read_in_chunks_of_the_servers_limit() -> None:
     with fake_delve(_examine(65536)) as fake:
         c = _client(fake)
@@ -203,16 +217,7 @@ def test_a_connect_session_names_its_breakpoints_and_leaves_the_users_on_close()
 
     with fake_delve(with_create) as fake:
         c = _client(fake)
-        s = Session(
-            dlv=None,
-            client=c,
-            target=TARGET,
-            version=Version("1.27.2", 2, "", "", ""),
-            pid=4242,
-            dlv_path="",
-            reader="delve",
-            mode="connect",
-        )
+        s = _connected(c, "1.27.2")
         bps = [s.create_breakpoint(BreakpointSpec(function_name=f)) for f in ("a", "b")]
         assert [b.name for b in bps] == [f"{s.bp_prefix}1", f"{s.bp_prefix}2"]
         assert s.bp_prefix.startswith("dlvsnap") and all(s.owns(b) for b in bps)
@@ -243,16 +248,7 @@ def test_a_4th_watchpoint_is_refused_where_delve_never_reports_its_traps(
 
     with fake_delve(answer) as fake:
         c = _client(fake)
-        s = Session(
-            dlv=None,
-            client=c,
-            target=TARGET,
-            version=Version(f"Version: {delve}\nBuild: x", 2, "", "", ""),
-            pid=4242,
-            dlv_path="",
-            reader="delve",
-            mode="connect",
-        )
+        s = _connected(c, f"Version: {delve}\nBuild: x")
         if refused:
             with pytest.raises(DlvsnapError, match=r"^3 watchpoints are set and Delve 1\.20\.2 "):
                 s.create_watchpoint(0xC000010008, "uint8")
