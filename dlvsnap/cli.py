@@ -11,6 +11,7 @@ import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, BinaryIO, NoReturn
@@ -19,8 +20,10 @@ import click
 from tabulate import tabulate
 
 from dlvsnap import __version__, install, snapfile
+from dlvsnap import phases as phasesmod
 from dlvsnap import snap as snapmod
 from dlvsnap.build import build_package
+from dlvsnap.decode.types import RecordingTypes
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.delve.rpc import parse_address
 from dlvsnap.diff import diff
@@ -32,7 +35,8 @@ from dlvsnap.errors import (
     TargetError,
 )
 from dlvsnap.goversion import release_of
-from dlvsnap.model import DeleteEvent
+from dlvsnap.memory import RecordingMem
+from dlvsnap.model import DeleteEvent, Location, MapSnapshot
 from dlvsnap.progress import Progress
 from dlvsnap.regress import Regress
 from dlvsnap.render import html, jsonl
@@ -426,9 +430,11 @@ def watch(
 @click.option(
     "--at",
     "at",
+    multiple=True,
     metavar="LOCATION",
-    help="With a TARGET (and only then, where it is required): run the program to "
-    "LOCATION (file:line or a function) and take the snapshot there.",
+    help="Run the program to LOCATION (file:line or a function) and take the snapshot "
+    "there. Repeatable: one snapshot per --at, in order, in one process, summed up as a "
+    "phase table (a location given twice is its next hit). Required with a TARGET.",
 )
 @click.option(
     "--goroutine",
@@ -443,7 +449,12 @@ def watch(
     metavar="N",
     help="Evaluate EXPR in this frame of the goroutine (0: the innermost).",
 )
-@click.option("--save", metavar="FILE", help="Save the snapshot (docs/snapshot-format.md).")
+@click.option(
+    "--save",
+    metavar="FILE",
+    help="Save the snapshot (docs/snapshot-format.md); with several --at, one file per "
+    "phase: FILE with the phase's number before its extension (m.json: m.1.json, m.2.json).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The decoded state as JSON on stdout.")
 @click.option(
     "--limit",
@@ -451,14 +462,14 @@ def watch(
     default=64,
     show_default=True,
     metavar="N",
-    help="Show at most N groups/buckets in the layout view (0: all).",
+    help="Show at most N tables and N groups/buckets in the layout view (0: all).",
 )
 @_ways_in
 def snap(
     target: str | None,
     program_args: tuple[str, ...],
     map_expr: str,
-    at: str | None,
+    at: tuple[str, ...],
     goroutine: int | None,
     frame: int,
     save: str | None,
@@ -468,60 +479,149 @@ def snap(
     verbose: bool,
     **ways: Any,  # the options of _ways_in that _session takes
 ) -> None:
-    """One snapshot of a map, as a layout view: header, every group/bucket with each slot's
-    state and key, memory accounting. The program is TARGET run to --at LOCATION, a running
-    program (--attach PID), or wherever a Delve server's program is stopped (--connect)."""
-    if at and not target:
-        raise click.UsageError("--at goes with a TARGET to launch")
+    """One snapshot of a map, as a layout view: the verdict (bytes held vs needed), header,
+    tables, every group/bucket with each slot's state and key. The program is TARGET run to
+    --at LOCATION, a running program (--attach PID), or wherever a Delve server's program
+    is stopped (--connect). Several --at: a phase table of one process, one row per stop."""
     if target and not at:
         raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
     out: IO[str] = sys.stdout
-    color = _colour(out, color)
+    text = TextRenderer(out, colour=_colour(out, color))
     progress = Progress.for_terminal(as_json)
-    if goroutine is None:
-        goroutine = CURRENT_GOROUTINE
+    g = goroutine or CURRENT_GOROUTINE
+    several = len(at) > 1
+    phases: list[phasesmod.Phase] = []
     with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
-        if at:
-            progress.status(f"running to {at} …")
-            snapmod.run_to(s, at)
-        where = snapmod.current_location(s, goroutine, frame)
-        ref = snapmod.resolve(s, map_expr, goroutine, frame)
         if not (layout := choose_layout(s.target)).exact:
             _log(verbose, inexact_note(layout))
-        progress.status(f"reading {map_expr} ({ref.type_name}) …")
-        taken, mem, types = snapmod.snapshot(s, ref)
-        progress.clear()
-        _log(verbose, f"memory read through {mem.name}: {sum(map(len, mem.regions.values())):,} B")
-        if save:
-            snapmod.save(save, s, ref, taken, mem=mem, types=types, location=where)
-            _log(verbose, f"saved {save}")
-        if as_json:
-            click.echo(json.dumps(snapfile.state_of(taken), separators=(",", ":")))
-        else:
-            title = (
-                f"{map_expr} ({ref.type_name}) at {taken.addr:#x}, {where}: "
-                f"{s.target.describe()}, layout {taken.layout}"
-            )
-            TextRenderer(out, colour=color).snapshot_view(title, taken, limit)
+        snapmod.check_locations(s, at)  # all of them before the program runs
+        try:
+            for n, location in enumerate(at or ("",), 1):
+                t = _snap_at(s, location, map_expr, g, frame, progress, verbose)
+                if save:
+                    path = _numbered(save, n) if several else save
+                    snapmod.save(path, s, t.ref, t.snap, mem=t.mem, types=t.types, location=t.where)
+                    _log(verbose, f"saved {path}")
+                if several:
+                    prev = phases[-1].figures if phases else None
+                    phases.append(phasesmod.Phase(n, location, t.where, t.figures))
+                    if as_json:
+                        click.echo(jsonl.phase_line(phases[-1], prev, snapfile.state_of(t.snap)))
+                elif as_json:
+                    click.echo(json.dumps(snapfile.state_of(t.snap), separators=(",", ":")))
+                else:
+                    text.snapshot_view(t.title(map_expr, s), t.snap, limit)
+        finally:
+            if phases:  # what was taken is shown, also when a later stop failed
+                if as_json:
+                    click.echo(jsonl.phases_line(phases, len(at)))
+                else:
+                    title = f"{map_expr} in pid {s.pid}: {s.target.describe()}"
+                    text.phase_table(title, phases, len(at))
+
+
+@dataclass(frozen=True)
+class _Taken:
+    """One snapshot taken by ``snap``, with what saving it takes."""
+
+    where: Location
+    ref: snapmod.MapRef
+    snap: MapSnapshot
+    mem: RecordingMem
+    types: RecordingTypes
+
+    @property
+    def figures(self) -> phasesmod.Figures:
+        return phasesmod.Figures.of(self.snap)
+
+    def title(self, map_expr: str, s: Session) -> str:
+        return (
+            f"{map_expr} ({self.ref.type_name}) at {self.snap.addr:#x}, {self.where}: "
+            f"{s.target.describe()}, layout {self.snap.layout}"
+        )
+
+
+def _snap_at(
+    s: Session,
+    location: str,
+    map_expr: str,
+    goroutine: int,
+    frame: int,
+    progress: Progress,
+    verbose: bool,
+) -> _Taken:
+    """Run to ``location`` ("": stay where the program is) and read the map there."""
+    if location:
+        progress.status(f"running to {location} …")
+        snapmod.run_to(s, location)
+    where = snapmod.current_location(s, goroutine, frame)
+    ref = snapmod.resolve(s, map_expr, goroutine, frame)
+    progress.status(f"reading {map_expr} ({ref.type_name}) …")
+    taken, mem, types = snapmod.snapshot(s, ref)
+    progress.clear()
+    _log(verbose, f"memory read through {mem.name}: {sum(map(len, mem.regions.values())):,} B")
+    return _Taken(where, ref, taken, mem, types)
+
+
+def _numbered(path: str, n: int) -> str:
+    """``path`` with ``n`` before its extension: m.json -> m.2.json (m -> m.2)."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.{n}{p.suffix}" if p.suffix else f"{p.name}.{n}"))
 
 
 @cli.command("diff")
 @click.argument("before", metavar="A", type=click.Path(dir_okay=False))
 @click.argument("after", metavar="B", type=click.Path(dir_okay=False))
 @click.option("--color/--no-color", default=None, help="Colour the text view.")
-def diff_cmd(before: str, after: str, color: bool | None) -> None:
-    """Compare two saved snapshots (`dlvsnap snap --save`) slot by slot, decoded again from
-    their bytes, with the same view as watch."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Compare snapshots of two processes, or of two maps, slot by slot all the same.",
+)
+def diff_cmd(before: str, after: str, color: bool | None, force: bool) -> None:
+    """Compare two saved snapshots (`dlvsnap snap --save`) of one map in one process slot by
+    slot, decoded again from their bytes, with the same view as watch. Snapshots of two
+    processes (or of two maps) are refused unless --force: their slots differ by hash seed
+    and history, not by what the program did between them."""
     a, b = snapfile.load(before), snapfile.load(after)
     if (a.snapshot.impl, a.type_name) != (b.snapshot.impl, b.type_name):
         raise TargetError(
             f"{before} holds a {a.snapshot.impl} {a.type_name}, {after} a "
             f"{b.snapshot.impl} {b.type_name}: not two snapshots of one map"
         )
+    apart = _apart(a, b)
+    if apart and not force:
+        raise TargetError(
+            f"{visible(before)} and {visible(after)} are not snapshots of one map in one "
+            f"process ({apart}): a slot-by-slot diff would show noise; --force compares them"
+        )
     color = _colour(sys.stdout, color)
+    if apart:
+        click.echo(
+            f"dlvsnap: note: --force: {apart}; the slot changes below are not changes of one map",
+            err=True,
+        )
     d = diff(a.snapshot, b.snapshot)
     title = f"{a.expr}: {before} ({a.location}) -> {after} ({b.location})"
     TextRenderer(sys.stdout, colour=color).diff_view(title, a.snapshot, b.snapshot, d)
+
+
+def _apart(a: snapfile.SavedSnapshot, b: snapfile.SavedSnapshot) -> str:
+    """Why two snapshot files are not of one map in one process ("": they are, as far as
+    the files tell): another process (pid, or start time), another header address, or,
+    where a file does not say which process it came from, another hash seed."""
+    pa, pb = a.process, b.process
+    same = pa.same(pb) if pa is not None and pb is not None else None
+    if pa is not None and pb is not None and same is False:
+        if pa.pid != pb.pid:
+            return f"taken in process {pa.pid} and in process {pb.pid}"
+        return f"taken in two processes that had pid {pa.pid}"
+    sa, sb = a.snapshot, b.snapshot
+    if sa.addr != sb.addr:
+        return f"the map's header is at {sa.addr:#x} in one and {sb.addr:#x} in the other"
+    if same is None and sa.seed != sb.seed:
+        return "their hash seeds differ and the files do not say which process they are of"
+    return ""
 
 
 @cli.command()

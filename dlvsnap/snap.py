@@ -22,7 +22,7 @@ from dlvsnap.kinds import Kind
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
 from dlvsnap.session import Session
-from dlvsnap.target import DwarfTypes, binary
+from dlvsnap.target import DwarfTypes, binary, process_id
 from dlvsnap.verify import choose_layout
 
 _TYPES_BASE = ("runtime.types", "type:*")
@@ -99,7 +99,8 @@ def save(
     types: RecordingTypes,
     location: Location | None,
 ) -> None:
-    """Write ``taken`` (from ``snapshot``) with the bytes and types it was decoded from."""
+    """Write ``taken`` (from ``snapshot``) with the bytes and types it was decoded from, and
+    the process it was taken in."""
     snapfile.save(
         path,
         taken,
@@ -110,19 +111,33 @@ def save(
         regions=mem.regions,
         types=types.seen,
         location=location,
+        process=process_id(s.pid) if s.pid > 0 else None,
     )
 
 
-def run_to(s: Session, location: str) -> Location:
-    """Continue until the program reaches ``location`` (file:line or a function); the
-    breakpoint dlvsnap set for it is removed."""
+def _addresses(s: Session, location: str) -> tuple[int, ...]:
+    """Where ``location`` is in the program (TargetError when nowhere)."""
     try:
         pcs = s.client.find_location(location)
     except RPCError as e:
         raise TargetError(f"no such location: {location} ({e.message})") from None
     if not pcs:
         raise TargetError(f"no such location: {location}")
-    bp = s.create_breakpoint(BreakpointSpec(addrs=tuple(pcs)))
+    return tuple(pcs)
+
+
+def check_locations(s: Session, locations: tuple[str, ...]) -> None:
+    """Each of ``locations`` is somewhere in the program (TargetError naming the first that
+    is not): said before the program runs to any of them."""
+    for location in locations:
+        _addresses(s, location)
+
+
+def run_to(s: Session, location: str) -> Location:
+    """Continue until the program reaches ``location`` (file:line or a function); the
+    breakpoint dlvsnap set for it is removed."""
+    pcs = _addresses(s, location)
+    bp = s.create_breakpoint(BreakpointSpec(addrs=pcs))
     while True:
         st = s.client.command("continue")
         if st.exited:

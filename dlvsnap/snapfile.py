@@ -26,7 +26,7 @@ from dlvsnap.errors import DlvsnapError, LayoutError, MemoryReadError, SnapshotF
 from dlvsnap.kinds import Kind
 from dlvsnap.memory import SparseMem
 from dlvsnap.model import SLOTS_PER_GROUP, GoField, GoType, Location, MapSnapshot, key_to_json
-from dlvsnap.target import TargetInfo
+from dlvsnap.target import ProcessId, TargetInfo
 from dlvsnap.untrusted import Fields, MalformedError
 from dlvsnap.verify import choose_layout
 
@@ -46,6 +46,7 @@ class SavedSnapshot:
     location: Location | None
     created: str
     snapshot: MapSnapshot
+    process: ProcessId | None = None  # files written before dlvsnap recorded it: None
 
 
 def state_of(snap: MapSnapshot) -> dict[str, Any]:
@@ -86,9 +87,11 @@ def save(
     regions: dict[int, bytes],
     types: dict[int, GoType] | None = None,
     location: Location | None = None,
+    process: ProcessId | None = None,
 ) -> None:
     """Write a snapshot file: ``regions`` are the bytes ``snap`` was decoded from, and
-    ``types`` the Go types (by their runtime types' addresses) its keys were decoded with."""
+    ``types`` the Go types (by their runtime types' addresses) its keys were decoded with;
+    ``process`` the process it was taken in (``dlvsnap diff`` compares them)."""
     doc = {
         "format": FORMAT,
         "version": VERSION,
@@ -122,6 +125,8 @@ def save(
             ],
         },
     }
+    if process is not None:
+        doc["process"] = {"pid": process.pid, "start": process.start}
     try:
         # allow_nan=False: never write what a reader refuses (keys' NaN/Inf are objects)
         Path(path).write_text(json.dumps(doc, separators=(",", ":"), allow_nan=False) + "\n")
@@ -288,6 +293,13 @@ def _location(m: Fields) -> Location | None:
     )
 
 
+def _process(doc: Fields) -> ProcessId | None:
+    p = doc.opt_obj("process")
+    if p is None:
+        return None
+    return ProcessId(p.integer("pid", 0, 2**31 - 1), p.opt_string("start", MAX_SHORT) or "")
+
+
 def _types(doc: Fields, ptr_size: int) -> KnownTypes:
     """The file's ``types``: each a Go type described as GoType.to_json writes it, checked
     (its parts within MAX_TYPE_DEPTH levels and MAX_TYPE_PARTS in all)."""
@@ -340,6 +352,7 @@ def _decode(name: str, doc: Fields, file_size: int, version: int) -> SavedSnapsh
     location = _location(m)
     want = _state(doc.obj("state"))
     created = doc.opt_string("created", MAX_SHORT) or ""
+    process = _process(doc)
     groups = -(-len(want["states"]) // SLOTS_PER_GROUP)
     cap = groups * MAX_GROUP_BYTES + file_size + FIXED_BYTES
     mem = _regions(doc.obj("memory"), target.ptr_size, cap)
@@ -370,4 +383,5 @@ def _decode(name: str, doc: Fields, file_size: int, version: int) -> SavedSnapsh
         location=location,
         created=created,
         snapshot=snap,
+        process=process,
     )

@@ -302,3 +302,34 @@ def elf_symbols(path: str | Path, names: Iterable[str]) -> dict[str, int]:
         return binary(path).symbols(names)
     except TargetError:
         return {}
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    """Which process a snapshot was taken in: its pid, and when it started (this boot's id
+    and the start time in clock ticks, /proc/PID/stat field 22), so that a pid the kernel
+    gave again to another process tells them apart. ``start`` is "" where /proc does not
+    say (the process is gone, or not ours to read)."""
+
+    pid: int
+    start: str = ""
+
+    def same(self, other: ProcessId) -> bool | None:
+        """Whether both are one process (None: cannot tell)."""
+        if self.pid != other.pid:
+            return False
+        if self.start and other.start:
+            return self.start == other.start
+        return None
+
+
+def process_id(pid: int) -> ProcessId:
+    """The process ``pid`` as it is now (see ProcessId)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        # the command name (field 2) is in parentheses and may hold anything: count after it
+        start = stat[stat.rindex(")") + 2 :].split()[19]
+    except (OSError, ValueError, IndexError):
+        return ProcessId(pid)
+    return ProcessId(pid, f"{boot}:{start}")

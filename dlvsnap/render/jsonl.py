@@ -7,6 +7,7 @@ import json
 from typing import IO, Any
 
 from dlvsnap.model import DeleteEvent, MapSnapshot, Summary, key_to_json
+from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.target import TargetInfo
 
 SCHEMA_VERSION = 2  # 2: struct, array, pointer and interface keys tagged (Keys), not hex
@@ -141,3 +142,42 @@ def summary(out: IO[str], s: Summary, reader: str, map_name: str = "") -> None:
     if s.first is not None:
         obj["memory_before_first"] = s.first.memory.to_json()
     _line(out, obj)
+
+
+def _phase_obj(p: Phase) -> dict[str, Any]:
+    loc = p.location
+    return {
+        "phase": p.n,
+        "at": p.at,
+        "location": {"function": loc.function, "file": loc.file, "line": loc.line},
+        **p.figures.to_json(),
+    }
+
+
+def phase_line(p: Phase, prev: Figures | None, state: dict[str, Any]) -> str:
+    """One stop of ``snap --at A --at B``: its figures, what changed from the phase before
+    ("" for the first) and the decoded state (as ``snap --json`` prints it)."""
+    obj = {
+        "v": SCHEMA_VERSION,
+        "event": "phase",
+        **_phase_obj(p),
+        "changed": "" if prev is None else change(prev, p.figures),
+        "state": state,
+    }
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def phases_line(phases: list[Phase], asked: int) -> str:
+    """The last line of ``snap --at A --at B --json``: every phase's figures, how many
+    stops were asked for, and the verdict."""
+    obj = {
+        "v": SCHEMA_VERSION,
+        "event": "phases",
+        "asked": asked,
+        "phases": [
+            {**_phase_obj(p), "changed": "" if i == 0 else change(phases[i - 1].figures, p.figures)}
+            for i, p in enumerate(phases)
+        ],
+        "verdict": verdict(phases),
+    }
+    return json.dumps(obj, separators=(",", ":"))

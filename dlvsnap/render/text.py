@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import re
+import textwrap
 from collections.abc import Callable
 from typing import IO
 
@@ -38,6 +39,7 @@ from dlvsnap.model import (
     key_to_text,
     set_text_view,
 )
+from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.untrusted import visible
 
 # The sequences click.style writes for _c: reset, bold, dim, normal intensity, colours.
@@ -123,19 +125,35 @@ class TextRenderer:
         self.out.flush()
 
     def snapshot_view(self, title: str, snap: MapSnapshot, limit: int = 64) -> None:
-        """The layout of one snapshot: header, tables, every group/bucket with each slot's
-        state (and key when full), memory accounting. ``limit`` groups at most (0: all)."""
+        """The layout of one snapshot: the verdict (bytes held vs needed) first, then the
+        slot counts, header, tables and every group/bucket with each slot's state (and key
+        when full). ``limit`` tables and groups at most (0: all)."""
         out = [self._c(title, bold=True)]
+        m = snap.memory
+        out.append(self._c(self._holds(snap), bold=True))
+        out.append(f"live entries need {m.needed:,} B ({snap.count:,} x {m.entry_bytes} B)")
+        rows = snap.rows
+        counts: dict[str, int] = {}
+        for b, c in zip(*np.unique(rows.ctrl, return_counts=True), strict=True):
+            counts[snap.states[int(b)]] = counts.get(snap.states[int(b)], 0) + int(c)
+        n = rows.slots_per_row
+        out.append(
+            f"slots: {len(rows) * n:,} ("
+            + ", ".join(f"{c:,} {st}" for st, c in sorted(counts.items()))
+            + ")"
+        )
         hdr = {k: v for k, v in snap.header.items() if not isinstance(v, dict)}
         out.append("header: " + "  ".join(f"{k}={_hexish(k, v)}" for k, v in hdr.items()))
-        for t in snap.tables:
+        tables = snap.tables if limit <= 0 else snap.tables[:limit]
+        for t in tables:
             out.append(
                 f"table {t.index}: used {t.used}/{t.capacity}  growthLeft {t.growth_left}  "
                 f"tombstones {t.tombstones}  localDepth {t.local_depth}  "
                 f"{t.n_groups} groups at {t.groups_addr:#x}"
             )
-        rows = snap.rows
-        n = rows.slots_per_row
+        if len(tables) < len(snap.tables):
+            more = len(snap.tables) - len(tables)
+            out.append(f"… and {more} more tables (--limit 0 shows all)")
         shown = len(rows) if limit <= 0 else min(limit, len(rows))
         what = "bucket" if snap.impl == "classic" else "group"
         out.append(f"{len(rows)} {what}s x {n} slots:")
@@ -145,13 +163,38 @@ class TextRenderer:
             out.append(f"  {label:>10}  " + " ".join(cells))
         if shown < len(rows):
             out.append(f"  … and {len(rows) - shown} more {what}s (--limit 0 shows all)")
-        counts: dict[str, int] = {}
-        for b, c in zip(*np.unique(rows.ctrl, return_counts=True), strict=True):
-            counts[snap.states[int(b)]] = counts.get(snap.states[int(b)], 0) + int(c)
-        out.append("slots: " + ", ".join(f"{c} {st}" for st, c in sorted(counts.items())))
-        out.append(self._holds(snap))
-        m = snap.memory
-        out.append(f"live entries need {m.needed:,} B ({snap.count} x {m.entry_bytes} B)")
+        self._write("\n".join(out) + "\n")
+        self.out.flush()
+
+    def phase_table(self, title: str, phases: list[Phase], asked: int) -> None:
+        """``snap --at A --at B``: a row per phase (live entries, capacity, tombstones,
+        bytes held and needed, held per live entry, what changed), then the verdict."""
+        rows = []
+        prev: Figures | None = None
+        for p in phases:
+            f = p.figures
+            per = "-" if f.per_live is None else f"{f.per_live:,.0f}"
+            rows.append(
+                [
+                    str(p.n),
+                    visible(p.at) or str(p.location),
+                    f"{f.live:,}",
+                    f"{f.capacity:,}",
+                    f"{f.tombstones:,}",
+                    f"{f.held:,}",
+                    f"{f.needed:,}",
+                    per,
+                    "" if prev is None else change(prev, f),
+                ]
+            )
+            prev = f
+        head = ["", "at", "live", "slots", "tombstones", "held B", "needed B", "B/live", "changed"]
+        align = ("right", "left", *("right",) * 6, "left")
+        table = tabulate(rows, head, tablefmt="simple", disable_numparse=True, colalign=align)
+        out = [self._c(title, bold=True), table]
+        if len(phases) < asked:
+            out.append(f"(stopped after phase {len(phases)} of {asked})")
+        out += [self._c(ln, bold=True) for ln in textwrap.wrap(verdict(phases), _WRAP)]
         self._write("\n".join(out) + "\n")
         self.out.flush()
 
@@ -187,17 +230,21 @@ class TextRenderer:
         count = _count_field(after)
         deltas = [f"{count} {d.count_before} -> {d.count_after}"]
         several = after.n_tables > 1
-        for idx, ch in d.table_changes.items():
-            for f, (b, a) in ch.items():
-                if f == "used" and not several:
-                    continue  # the same as the header's used
-                name = {"growth_left": "growthLeft"}.get(f, f)
-                deltas.append(f"{name} {b} -> {a}" + (f" (table {idx})" if several else ""))
+        if len(d.table_changes) > _TABLES_ITEMISED:
+            deltas += _table_totals(d.table_changes)
+        else:
+            for idx, ch in d.table_changes.items():
+                for f, (b, a) in ch.items():
+                    if f == "used" and not several:
+                        continue  # the same as the header's used
+                    name = _TABLE_FIELD_NAMES.get(f, f)
+                    was, now = _hexish(f, b), _hexish(f, a)
+                    deltas.append(f"{name} {was} -> {now}" + (f" (table {idx})" if several else ""))
         for f, (b, a) in d.header_changes.items():
             if f in SEED_FIELD.values():
                 deltas.append(self._c(f"{f} reseeded", fg="yellow"))
             elif f != count:
-                deltas.append(f"{f} {_go(b)} -> {_go(a)}")
+                deltas.append(f"{f} {_hexish(f, b)} -> {_hexish(f, a)}")
         if d.moved:
             deltas.append(self._c(f"header moved {d.moved[0]:#x} -> {d.moved[1]:#x}", fg="yellow"))
         return deltas
@@ -207,7 +254,7 @@ class TextRenderer:
         m = s.memory
         if s.impl == "classic":
             nb = 1 << int(s.header["B"]) if m.groups else 0
-            where = f"{nb} bucket{'s' if nb != 1 else ''}"
+            where = f"{nb:,} bucket{'s' if nb != 1 else ''}"
             if m.overflow:
                 where += f" + {m.overflow // s.map_type.group_size} overflow"
             if m.old:
@@ -215,11 +262,11 @@ class TextRenderer:
         elif s.n_tables:
             n_groups = m.groups // s.map_type.group_size
             plural = "s" if s.n_tables != 1 else ""
-            where = f"{s.n_tables} table{plural} / {n_groups} groups"
+            where = f"{s.n_tables:,} table{plural} / {n_groups:,} groups"
         else:
             where = "a small map's single group" if m.groups else "no groups"
         entries = "entry" if s.count == 1 else "entries"
-        return f"holds {m.held:,} B in {where} for {s.count} live {entries}"
+        return f"holds {m.held:,} B in {where} for {s.count:,} live {entries}"
 
     def summary(self, s: Summary, map_name: str = "") -> None:
         """The watch's summary (of ``map_name`` when several maps were watched)."""
@@ -265,6 +312,8 @@ class TextRenderer:
         self.out.flush()
 
 
+_WRAP = 96  # prose (verdicts, advice) wraps here
+
 _MODE_WORDS = {
     "watchpoint": "a watchpoint on the map's header (other maps ran free)",
     "breakpoints": "breakpoints on the runtime's map entry points (every map's calls stopped)",
@@ -286,10 +335,42 @@ def _hexish(name: str, v: object) -> str:
     if (
         isinstance(v, int)
         and not isinstance(v, bool)
-        and (name in (*SEED_FIELD.values(), "extra") or (name.endswith(("Ptr", "buckets")) and v))
+        and (
+            name in (*SEED_FIELD.values(), "extra")
+            or (name.endswith(("Ptr", "buckets", "_addr", "overflow")) and v)
+        )
     ):
         return f"{v:#x}"
     return _go(v)
+
+
+# A diff that changed more tables than this sums up each field over the tables.
+_TABLES_ITEMISED = 4
+_TABLE_FIELD_NAMES = {
+    "growth_left": "growthLeft",
+    "local_depth": "localDepth",
+    "n_groups": "groups",
+    "groups_addr": "groups at",
+}
+
+
+def _table_totals(changes: dict[int, dict[str, tuple[int, int]]]) -> list[str]:
+    """Per-table changes summed up by field: "128 tables: growthLeft +N total"; an address
+    field says how many tables' groups moved."""
+    by_field: dict[str, list[tuple[int, int]]] = {}
+    for ch in changes.values():
+        for f, ba in ch.items():
+            by_field.setdefault(f, []).append(ba)
+    out = []
+    for f, pairs in by_field.items():
+        name, n = _TABLE_FIELD_NAMES.get(f, f), len(pairs)
+        tables = f"{n} table{'s' if n != 1 else ''}"
+        if f == "groups_addr":
+            out.append(f"{tables}: groups moved")
+        else:
+            total = sum(a - b for b, a in pairs)
+            out.append(f"{tables}: {name} {total:+,} total")
+    return out
 
 
 def _go(v: object) -> str:
