@@ -37,6 +37,7 @@ COVERED: dict[str, list[str]] = {
     "usage": [LIVE + "test_usage_examples"],
     "optimised-error": [LIVE + "test_optimised_binary_example"],
     "snap": [LIVE + "test_snap_examples", LIVE + "test_connect_examples"],
+    "phases": [LIVE + "test_phases_example"],
     "connect": [LIVE + "test_connect_examples"],
     "api": ["tests/live/test_interactive.py::test_readme_python_example_runs"],
     "report": [LIVE + "test_report_example"],

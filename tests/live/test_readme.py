@@ -230,6 +230,36 @@ def test_snap_examples(wd: Path) -> None:
     )
 
 
+def test_phases_example(wd: Path) -> None:
+    """The phase table as the README shows it, but for the pid and the tombstones (which
+    slots a delete marks deleted rather than empty depends on the hash seed); the
+    locations are the fixture's phase lines."""
+    from tests.live.test_phases import _line
+
+    block = readme.block("phases")
+    (cmd,) = block.commands
+    assert cmd.split("--at ")[1:] == [f"{_line(m)} " for m in ("filled", "emptied")] + [
+        _line("refilled")
+    ]
+    r = run(cmd, wd)
+    assert r.returncode == 0, r.stderr
+
+    def shape(text: str) -> list[list[str]]:
+        out = []
+        for raw in text.splitlines():
+            line = re.sub(
+                r"tombstones [+-][\d,]+", "tombstones _", re.sub(r"pid \d+", "pid _", raw)
+            )
+            cols = re.split(r"\s{2,}", line.strip())
+            if re.fullmatch(r"\d", cols[0]):  # a phase's row: its tombstones column
+                cols[4] = "_"
+            if not set(line) <= {"-", " "}:  # the rule under the head: widths vary
+                out.append(cols)
+        return out
+
+    assert shape(r.stdout) == shape("\n".join(block.text.splitlines()[1:]))
+
+
 def _wait_for(path: Path, text: str, proc: subprocess.Popen[str], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while text not in path.read_text(errors="replace"):
