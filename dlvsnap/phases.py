@@ -104,7 +104,10 @@ def verdict(phases: list[Phase]) -> str:
         )
     fell = peak.figures.live - last.live
     if fell <= 0:
-        return f"live entries never fell after the peak at phase {peak.n}: {holds(last)}"
+        return (
+            f"live entries at the last phase ({last.live:,}) are as many as at the peak "
+            f"(phase {peak.n}): {holds(last)}"
+        )
     freed = peak.figures.held - last.held
     said = f"live entries fell {peak.figures.live:,} -> {last.live:,} after phase {peak.n}"
     if freed <= 0:

@@ -108,3 +108,26 @@ def test_a_location_nowhere_is_said_before_the_program_runs(tmp_path: Path) -> N
     assert r.stderr.strip() == r.stderr.strip().splitlines()[0]
     assert "no such location: main.go:999" in r.stderr
     assert out.read_text() == ""  # it never ran
+
+
+def test_phases_of_an_attached_program(dlv: str) -> None:
+    """`--at` with `--attach`: the running program goes to each location in turn (one given
+    twice is its next hit), and is released running afterwards."""
+    from tests.live.test_interactive import _goes_on_running, running_program
+
+    with running_program(20) as p:
+        r = run_dlvsnap(
+            "snap", "--attach", str(p.pid), "--map", "main.Inventory", "--dlv", dlv,
+            "--at", "main.checkpoint", "--at", "main.go:42", "--at", "main.checkpoint", "--json",
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        records = [json.loads(line) for line in r.stdout.splitlines()]
+        phases = [x for x in records if x["event"] == "phase"]
+        # at checkpoint 40 keys; after the round's delete (line 42) 39; the next round's 40
+        assert [x["live_entries"] for x in phases] == [40, 39, 40]
+        assert [x["location"]["function"] for x in phases] == [
+            "main.checkpoint",
+            "main.main",
+        ] * 1 + ["main.checkpoint"]
+        assert phases[1]["changed"] == "live -1, held unchanged"
+        _goes_on_running(p)
