@@ -265,9 +265,14 @@ def test_page_holds_one_grid_and_per_event_deltas() -> None:
 
 def test_page_is_self_contained_and_escapes_its_data() -> None:
     page = html.render(_small_run(), "run.jsonl")
-    # nothing to fetch: no URL at all, no src/href, a CSP that forbids every fetch
+    # nothing to fetch: no URL at all, no src, links only to the page's own sections, a
+    # CSP that forbids every fetch
     assert not re.search(r"https?:", page)
-    assert not re.search(r"\b(src|href)\s*=", page, re.I)
+    assert not re.search(r"\bsrc\s*=", page, re.I)
+    links = re.findall(r"\bhref\s*=\s*(\"[^\"]*\"|\S+)", page, re.I)
+    assert links and all(re.fullmatch(r'"#[\w-]+"', x) for x in links), links
+    for target in {x.strip('"#') for x in links}:
+        assert f'id="{target}"' in page
     assert "default-src 'none'" in page
     # the key "</script><b>x</b>" cannot close the data element
     assert page.count("</script>") == 2
@@ -650,3 +655,98 @@ def test_report_of_a_real_watch_in_chromium(tmp_path: Path) -> None:
     run_chromium(tmp_path, (tmp_path / "blank.html").as_uri(), f"--screenshot={blank}", size)
     assert _png_size(shot) == (1300, 1600)
     assert shot.stat().st_size > 4 * blank.stat().st_size, (shot.stat(), blank.stat())
+
+
+def _classic_run() -> list[dict[str, Any]]:
+    """A classic map of one bucket: two deletes, the second ending its chain."""
+    return [
+        {**START, "map_impl": "classic", "go_version": "go1.22.10"},
+        {
+            "v": 2,
+            "event": "snapshot",
+            "seq": 0,
+            "impl": "classic",
+            "slots_per_group": 8,
+            "groups": ["b0"],
+            "states": "FFFrrrrr",
+            "count": 3,
+            "memory": {"held_bytes": 208, "needed_bytes": 48, "live_entries": 3},
+        },
+        _delete(1, [_change("b0/s1", "full", "emptyOne", 1)], 3, layout="classic-go1.21"),
+        _delete(
+            2,
+            [_change("b0/s2", "full", "emptyRest", 2), _change("b0/s1", "emptyOne", "emptyRest")],
+            2,
+            layout="classic-go1.21",
+        ),
+    ]
+
+
+def _legend(dumped: str) -> list[str]:
+    m = re.search(r'<p id="legend"[^>]*>(.*?)</p>', dumped, re.S)
+    assert m, dumped[:2000]
+    return re.findall(r'data-state="(\w+)"', m[1])
+
+
+def test_chart_axis_names_the_events() -> None:
+    """The chart's x axis: the snapshot's point ("before") and event numbers."""
+    page = html.render(_small_run(), "run.jsonl")
+    chart = page[page.index('<svg id="chart"') : page.index("</svg>")]
+    ticks = re.findall(r'y="207"[^>]*>([^<]*)</text>', chart)
+    assert ticks == ["before", "#1", "#2", "#3", "#4"]
+    assert re.search(r'text-anchor="end">event #</text>', chart)
+    big = html.render(_big_run(), "big.jsonl")
+    chart = big[big.index('<svg id="chart"') : big.index("</svg>")]
+    labels = re.findall(r'y="207"[^>]*>([^<]*)</text>', chart)
+    assert len(labels) == html.CHART_TICKS and labels[0] == "before"
+    assert all(re.fullmatch(r"#\d+", x) for x in labels[1:]) and labels[-1] == "#10000"
+
+
+@pytest.mark.chromium
+def test_legend_names_the_maps_own_states(tmp_path: Path) -> None:
+    """Swiss: full, empty, deleted; classic: its six states; neither lists the other's."""
+    for run, want in (
+        (_small_run(), ["full", "empty", "deleted"]),
+        (_classic_run(), ["full", "emptyOne", "emptyRest", "evacuatedX", "evacuatedY",
+                          "evacuatedEmpty"]),
+    ):  # fmt: skip
+        page = tmp_path / "report.html"
+        html.write(page, run, "run.jsonl")
+        p = run_chromium(tmp_path, page.as_uri(), "--dump-dom")
+        assert _legend(p.stdout) == want
+
+
+JUMP_DRIVER = """<!DOCTYPE html><html><body><pre id="out"></pre>
+<iframe id="f" src="report.html#seq=3" onload="go()"></iframe><script>
+function go() {
+  const w = document.getElementById("f").contentWindow, d = w.document;
+  const before = d.getElementById("position").textContent;
+  d.querySelector('#jump a[href="#grid-section"]').click();
+  setTimeout(() => {
+    document.getElementById("out").textContent = JSON.stringify({
+      before, after: d.getElementById("position").textContent, hash: w.location.hash});
+  }, 300);
+}
+</script></body></html>"""
+
+
+@pytest.mark.chromium
+def test_the_grid_is_one_click_away_and_keeps_the_event(tmp_path: Path) -> None:
+    """The link at the top goes to the slot grid; the selected event stays selected."""
+    html.write(tmp_path / "report.html", _small_run(), "run.jsonl")
+    (tmp_path / "driver.html").write_text(JUMP_DRIVER)
+    p = run_chromium(
+        tmp_path,
+        (tmp_path / "driver.html").as_uri(),
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+    )
+    m = re.search(r'<pre id="out">(.*?)</pre>', p.stdout, re.S)
+    assert m and m[1], p.stdout[:2000]
+    got = json.loads(unescape(m[1]))
+    assert got == {
+        "before": "event 3 of 4 (#3)",
+        "after": "event 3 of 4 (#3)",
+        "hash": "#grid-section",
+    }

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from dlvsnap.untrusted import Fields, MalformedError, visible
 OPS = ("delete", "clear", "assign")
 FULL_GRID_GROUPS = 1024  # up to 8,192 slots as elements; more: canvas overview + detail
 CHART_COLUMNS = 1000  # the chart keeps at most this many columns (min/max of each)
+CHART_TICKS = 8  # labels on the chart's x axis
 CHANGE_KEYS_MAX = 256  # per-change keys are kept for events with at most this many changes
 _JS_INT = 2**53 - 1  # larger integers (seeds, addresses) travel as strings
 
@@ -423,8 +424,12 @@ def _char(state: Any) -> str:
     return STATE_CHARS.get(str(state), UNKNOWN_CHAR)
 
 
-def _chart(points: list[tuple[int, int]]) -> tuple[str, dict[str, Any]]:
-    """An SVG of held vs needed bytes over the run's points, at most CHART_COLUMNS columns."""
+def _chart(
+    points: list[tuple[int, int]], labels: list[str], axis: str = "event"
+) -> tuple[str, dict[str, Any]]:
+    """An SVG of held vs needed bytes over the run's points, at most CHART_COLUMNS columns;
+    ``labels[i]`` names point i on the x axis (at most CHART_TICKS of them are shown), and
+    ``axis`` says what they are."""
     w, h, left, right, top, bottom = 960, 220, 70, 10, 10, 28
     n = len(points)
     x0, x1, y0, y1 = left, w - right, h - bottom, top
@@ -467,11 +472,33 @@ def _chart(points: list[tuple[int, int]]) -> tuple[str, dict[str, Any]]:
         + f'<polyline id="held-line" class="held" points="{line(0)}"/>'
         f'<polyline id="needed-line" class="needed" points="{line(1)}"/>'
         f'<line id="cursor" x1="{x0}" x2="{x0}" y1="{y1}" y2="{y0}"/>'
-        f'<text class="ax" x="{x0}" y="{h - 8}">start</text>'
-        f'<text class="ax" x="{x1}" y="{h - 8}" text-anchor="end">end</text>'
+        + "".join(_ticks(labels, cols, x_of, y0, h))
+        + f'<text class="ax" x="{x1}" y="{h - 1}" text-anchor="end">{_text(axis)}</text>'
         "</svg>"
     )
     return svg, {"x0": x0, "x1": x1, "n": n, "cols": cols}
+
+
+def _ticks(
+    labels: list[str], cols: int, x_of: Callable[[float], float], y0: float, h: int
+) -> list[str]:
+    """The x axis: up to CHART_TICKS labels, evenly spread over the columns, each at the
+    first point of its column (the last column: its last point)."""
+    n = len(labels)
+    if not n:
+        return []
+    k = min(CHART_TICKS, cols)
+    chosen = sorted({round(t * (cols - 1) / max(1, k - 1)) for t in range(k)})
+    out = []
+    for col in chosen:
+        x = x_of(col)
+        anchor = "start" if col == 0 and cols > 1 else "end" if col == cols - 1 else "middle"
+        out.append(
+            f'<line class="tk" x1="{x:.1f}" x2="{x:.1f}" y1="{y0}" y2="{y0 + 4}"/>'
+            f'<text class="ax" x="{x:.1f}" y="{h - 13}" text-anchor="{anchor}">'
+            f"{_text(labels[-1] if col == cols - 1 else labels[col * n // cols])}</text>"
+        )
+    return out
 
 
 def _bytes(v: int) -> str:
@@ -563,12 +590,14 @@ def build(records: list[dict[str, Any]], source: str = "") -> tuple[dict[str, An
             if notes:
                 out[-1]["nt"], notes = notes, []
     points = [(e["h"], e["n"]) for e in out]
+    labels = [f"#{e['s']}" for e in out]
     offset = 0
     if snap is not None and snap["memory"] is not None:
         m = snap["memory"]
         points.insert(0, (m.get("held_bytes", 0), m.get("needed_bytes", 0)))
+        labels.insert(0, "before")
         offset = 1
-    svg, geom = _chart(points)
+    svg, geom = _chart(points, labels, "event #")
     geom["offset"] = offset
     data: dict[str, Any] = {
         "source": source,

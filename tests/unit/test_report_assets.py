@@ -37,7 +37,13 @@ def test_the_template_has_the_slots_the_renderer_fills_and_loads_nothing() -> No
     page = _asset("page.html")
     assert sorted(set(re.findall(r"@([A-Z]+)@", page))) == ["CHART", "CSS", "DATA", "JS", "TITLE"]
     assert "default-src 'none'" in page
-    assert not re.search(r"""(src|href)\s*=""", page)
+    assert not re.search(r"""src\s*=""", page)
+    # links go to the page's own sections only
+    assert set(re.findall(r"""href\s*=\s*("[^"]*"|\S+)""", page)) == {
+        '"#grid-section"',
+        '"#timeline"',
+        '"#memory"',
+    }
     rendered = html.render([*_one_event_run()], "run.jsonl")
     assert "@CSS@" not in rendered and _asset("report.js").strip() in rendered
 

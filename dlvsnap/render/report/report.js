@@ -53,9 +53,17 @@ if (Y && Y.memory) {
 } else if (!Y) {
   $("summary").textContent = "no summary record: the run stopped early or with an error";
 }
+// The legend names the states of this map's implementation, and any other state that
+// appears in this run (unlinked, unknown).
+const OWN = {
+  swiss: ["full", "empty", "deleted"],
+  classic: ["full", "emptyOne", "emptyRest", "evacuatedX", "evacuatedY", "evacuatedEmpty"],
+}[D.impl] || NAMES.slice(0, 9);
+const seen = new Set(D.init);
+E.forEach(e => { for (const s of [e.a, e.b]) if (s) for (const ch of s) seen.add(ch); });
 const leg = $("legend");
 NAMES.forEach((n, i) => {
-  if (n === "unknown" && D.init.indexOf("?") < 0) return;
+  if (OWN.indexOf(n) < 0 && !seen.has(CH[i])) return;
   const sw = el("span", "sw"); sw.dataset.state = n; leg.append(sw, n + " ");
 });
 const hl = el("span", "sw"); hl.style.outline = "3px solid var(--hl)";
@@ -277,7 +285,10 @@ document.addEventListener("keydown", ev => {
   if (ev.key === "ArrowLeft") show(Math.max(0, sel - 1), true);
   if (ev.key === "ArrowRight") show(Math.min(E.length - 1, sel + 1), true);
 });
-window.addEventListener("hashchange", () => show(fromHash(), false));
+// a jump to a section (#grid-section) keeps the selected event
+window.addEventListener("hashchange", () => {
+  if (/seq=/.test(location.hash)) show(fromHash(), false);
+});
 show(fromHash(), false);
 document.body.dataset.ready = "1";
 })();
