@@ -514,7 +514,10 @@ def snap(
         finally:
             if phases:  # what was taken is shown, also when a later stop failed
                 if as_json:
-                    click.echo(jsonl.phases_line(phases, len(at)))
+                    line = jsonl.phases_line(
+                        phases, len(at), expr=map_expr, target=s.target, pid=s.pid
+                    )
+                    click.echo(line)
                 else:
                     title = f"{map_expr} in pid {s.pid}: {s.target.describe()}"
                     text.phase_table(title, phases, len(at))
@@ -643,8 +646,17 @@ def _apart(a: snapfile.SavedSnapshot, b: snapfile.SavedSnapshot) -> str:
 def report(events: str, output: Path, map_name: str | None) -> None:
     """Write one self-contained HTML page (no network, no external assets) from the output of
     `dlvsnap watch --json`: the run's timeline, the group/slot grid of each event with its
-    changed slots highlighted, header and table deltas, and bytes held vs needed."""
+    changed slots highlighted, header and table deltas, and bytes held vs needed. From the
+    output of `dlvsnap snap --at A --at B --json`: a chart and a table of the phases."""
     records = html.read_events(Path(events))
+    if html.is_phases(records):  # `snap --at A --at B --json`: a phase chart
+        try:
+            size = html.write(output, records, source=events)
+        except OSError as e:
+            raise click.FileError(str(output), hint=e.strerror) from None
+        n = sum(r.get("event") == "phase" for r in records)
+        click.echo(f"wrote {output}: {size:,} bytes, {n} phases")
+        return
     maps = html.maps_in(records)
     if map_name is not None and map_name not in maps:
         raise click.BadParameter(

@@ -750,3 +750,81 @@ def test_the_grid_is_one_click_away_and_keeps_the_event(tmp_path: Path) -> None:
         "after": "event 3 of 4 (#3)",
         "hash": "#grid-section",
     }
+
+
+def _phase_records(at: str = "main.go:37") -> list[dict[str, Any]]:
+    figs = [(100_000, 0, 17_962_032, 13_600_000), (0, 47_000, 17_962_032, 0)]
+    recs: list[dict[str, Any]] = [
+        {
+            "v": 2,
+            "event": "phase",
+            "phase": i,
+            "at": at if i == 1 else "main.go:41",
+            "location": {"function": "main.main", "file": "/src/main.go", "line": 36 + 4 * i},
+            "live_entries": live,
+            "capacity_slots": 131_072,
+            "tombstones": tomb,
+            "held_bytes": held,
+            "needed_bytes": needed,
+            "held_per_live_entry": None,
+            "addr": "0xc000010000",
+            "changed": "" if i == 1 else "live -100,000, tombstones +47,000, held unchanged",
+            "state": {"count": live},
+        }
+        for i, (live, tomb, held, needed) in enumerate(figs, 1)
+    ]
+    recs.append(
+        {
+            "v": 2,
+            "event": "phases",
+            "map": "main.m",
+            "go_version": "go1.26.8",
+            "map_impl": "swiss",
+            "pid": 4242,
+            "asked": 3,
+            "phases": [],
+            "verdict": "live entries fell 100,000 -> 0 after phase 1 and the map freed nothing",
+        }
+    )
+    return recs
+
+
+def test_a_phases_file_makes_a_phase_page() -> None:
+    """`snap --at A --at B --json` output: a static page (no script), the chart with the
+    phase numbers on its axis, a row per phase, the verdict; what the program controls (a
+    location as typed, here hostile) is text."""
+    page = html.render(_phase_records(at="<script>alert(1)</script>"), "phases.jsonl")
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert not re.search(r"\b(src|href)\s*=", page, re.I) and "default-src 'none'" in page
+    chart = page[page.index('<svg id="chart"') : page.index("</svg>")]
+    assert re.findall(r'y="207"[^>]*>([^<]*)</text>', chart) == ["1", "2"]
+    assert 'id="cursor"' not in chart and "per phase" in chart
+    rows = re.findall(r"<tr><td>(\d)</td>(.*?)</tr>", page)
+    assert [r[0] for r in rows] == ["1", "2"]
+    assert "<td>main.main main.go:44</td><td>0</td><td>131,072</td><td>47,000</td>" in rows[1][1]
+    assert "freed nothing" in page and "pid 4242" in page and "of 3 asked" in page
+
+
+def test_report_command_on_a_phases_file(tmp_path: Path) -> None:
+    src = tmp_path / "phases.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in _phase_records()))
+    out = tmp_path / "phases.html"
+    p = _report(str(src), "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == f"wrote {out}: {out.stat().st_size:,} bytes, 2 phases"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({**_phase_records()[0], "live_entries": "many"}) + "\n")
+    p = _report(str(bad), "-o", str(out))
+    assert p.returncode == ExitCode.TARGET
+    assert "live_entries" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.chromium
+def test_phase_page_in_chromium(tmp_path: Path) -> None:
+    page = tmp_path / "phases.html"
+    html.write(page, _phase_records(), "phases.jsonl")
+    p = run_chromium(tmp_path, page.as_uri(), "--dump-dom")
+    assert p.stdout.count("<tr><td>") == 2 and "freed nothing" in p.stdout
+    shot = tmp_path / "phases.png"
+    run_chromium(tmp_path, page.as_uri(), f"--screenshot={shot}", "--window-size=1100,700")
+    assert _png_size(shot) == (1100, 700)

@@ -149,7 +149,33 @@ def check_record(rec: Any) -> dict[str, Any]:
         out["memory_reader"] = f.opt_string("memory_reader", MAX_SHORT)
         out["memory"] = _memory(f.opt_obj("memory"))
         out["memory_before_first"] = _memory(f.opt_obj("memory_before_first"))
+    elif event in ("phase", "phases"):
+        _check_phase(f, out)
     return out  # a record of another kind: its kind only (a later schema's addition)
+
+
+def _check_phase(f: Fields, out: dict[str, Any]) -> None:
+    """A ``phase`` record of `snap --at A --at B --json` (its figures; not its state), or
+    the ``phases`` record that ends it (the map, the process and the verdict)."""
+    if out["event"] == "phases":
+        out["verdict"] = f.opt_string("verdict", MAX_NAME)
+        out["asked"] = f.opt_integer("asked", 0, _COUNT)
+        for k in ("map", "go_version", "map_impl"):
+            out[k] = f.opt_string(k, MAX_NAME)
+        out["pid"] = f.opt_integer("pid", 0, 2**31 - 1)
+        return
+    out["phase"] = f.integer("phase", 1, _COUNT)
+    out["at"] = f.opt_string("at", MAX_NAME)
+    loc = f.opt_obj("location")
+    if loc is not None:  # as the record has it: a checked record checks again the same
+        out["location"] = {
+            "function": loc.opt_string("function", MAX_NAME),
+            "file": loc.opt_string("file", MAX_NAME),
+            "line": loc.opt_integer("line", 0, 2**31 - 1),
+        }
+    for k in ("live_entries", "capacity_slots", "tombstones", "held_bytes", "needed_bytes"):
+        out[k] = f.integer(k, 0, untrusted.U64)
+    out["changed"] = f.opt_string("changed", MAX_NAME)
 
 
 _MEMORY_FIELDS = (
@@ -425,7 +451,7 @@ def _char(state: Any) -> str:
 
 
 def _chart(
-    points: list[tuple[int, int]], labels: list[str], axis: str = "event"
+    points: list[tuple[int, int]], labels: list[str], axis: str = "event", *, cursor: bool = True
 ) -> tuple[str, dict[str, Any]]:
     """An SVG of held vs needed bytes over the run's points, at most CHART_COLUMNS columns;
     ``labels[i]`` names point i on the x axis (at most CHART_TICKS of them are shown), and
@@ -467,11 +493,11 @@ def _chart(
     svg = (
         f'<svg id="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
         'role="img" '
-        f'aria-label="bytes held and bytes needed by live entries, per event">'
+        f'aria-label="bytes held and bytes needed by live entries, per {axis.rstrip(" #")}">'
         + "".join(grid)
         + f'<polyline id="held-line" class="held" points="{line(0)}"/>'
         f'<polyline id="needed-line" class="needed" points="{line(1)}"/>'
-        f'<line id="cursor" x1="{x0}" x2="{x0}" y1="{y1}" y2="{y0}"/>'
+        + (f'<line id="cursor" x1="{x0}" x2="{x0}" y1="{y1}" y2="{y0}"/>' if cursor else "")
         + "".join(_ticks(labels, cols, x_of, y0, h))
         + f'<text class="ax" x="{x1}" y="{h - 1}" text-anchor="end">{_text(axis)}</text>'
         "</svg>"
@@ -641,9 +667,84 @@ def _asset(name: str) -> str:
     return text.removesuffix("\n")
 
 
+def is_phases(records: list[dict[str, Any]]) -> bool:
+    """Whether the records are `snap --at A --at B --json` output (phases, no events)."""
+    kinds = {r.get("event") for r in records}
+    return "phase" in kinds and not kinds & set(OPS)
+
+
+def render_phases(records: list[dict[str, Any]], source: str = "") -> str:
+    """The page of a phases file: the chart of bytes held vs needed per phase (the phase
+    numbers on its axis), a table of the phases and the verdict. Static: no script."""
+    records = [_checked(r, f"record {i}", source) for i, r in enumerate(records, 1)]
+    phases = sorted((r for r in records if r["event"] == "phase"), key=lambda r: r["phase"])
+    last = next((r for r in records if r["event"] == "phases"), {})
+    svg, _ = _chart(
+        [(r["held_bytes"], r["needed_bytes"]) for r in phases],
+        [str(r["phase"]) for r in phases],
+        "phase",
+        cursor=False,
+    )
+    title = f"dlvsnap phases: {last.get('map') or 'map'}"
+    if source:
+        title += f" ({visible(Path(source).name)})"
+    run = [last.get("go_version"), last.get("map_impl") and f"{last['map_impl']} map"]
+    run += [last.get("pid") and f"pid {last['pid']}", f"{len(phases)} phases"]
+    if last.get("asked") and last["asked"] > len(phases):
+        run.append(f"of {last['asked']} asked")
+    head = ["", "at", "stopped in", "live", "slots", "tombstones", "held B", "needed B",
+            "B/live", "changed"]  # fmt: skip
+    rows = []
+    for r in phases:
+        loc = r.get("location") or {}
+        file = (loc.get("file") or "?").rsplit("/", 1)[-1]
+        where = f"{loc.get('function') or '?'} {file}:{loc.get('line', '?')}"
+        per = "-" if not r["live_entries"] else f"{r['held_bytes'] / r['live_entries']:,.0f}"
+        cells = [str(r["phase"]), r["at"] or "", where]
+        cells += [f"{r[k]:,}" for k in ("live_entries", "capacity_slots", "tombstones")]
+        cells += [f"{r[k]:,}" for k in ("held_bytes", "needed_bytes")]
+        cells += [per, r["changed"] or ""]
+        rows.append("<tr>" + "".join(f"<td>{_text(visible(c))}</td>" for c in cells) + "</tr>")
+    verdict = last.get("verdict") or ""
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+            "style-src 'unsafe-inline'\">",
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            f"<title>{_text(title)}</title>",
+            f"<style>\n{_asset('report.css')}</style>",
+            "</head>",
+            "<body>",
+            f'<header><h1 id="title">{_text(title)}</h1>',
+            f'<p id="run">{_text(visible(" · ".join(x for x in run if x)))}</p>',
+            f'<p id="verdict"><strong>{_text(visible(verdict))}</strong></p></header>',
+            '<section id="memory"><h2>Bytes held vs bytes needed by live entries, per phase</h2>',
+            '<p class="legend"><span class="sw held"></span>held by the map '
+            '<span class="sw needed"></span>needed by live entries</p>',
+            svg,
+            "</section>",
+            '<section id="phases"><h2>Phases</h2><table id="phase-table"><thead><tr>'
+            + "".join(f"<th>{_text(h)}</th>" for h in head)
+            + "</tr></thead><tbody>",
+            *rows,
+            "</tbody></table></section>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
 def render(records: list[dict[str, Any]], source: str = "") -> str:
     """The whole page, as a string. The template's slots are filled in one pass: what one
-    slot receives (a map named "@JS@", a key) is never searched for slots again."""
+    slot receives (a map named "@JS@", a key) is never searched for slots again. A phases
+    file (``is_phases``) makes a page of its own (``render_phases``)."""
+    if is_phases(records):
+        return render_phases(records, source)
     data, svg = build(records, source)
     start = data["start"] or {}
     title = f"dlvsnap report: {start.get('map') or 'map'}"

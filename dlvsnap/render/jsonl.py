@@ -167,12 +167,16 @@ def phase_line(p: Phase, prev: Figures | None, state: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def phases_line(phases: list[Phase], asked: int) -> str:
-    """The last line of ``snap --at A --at B --json``: every phase's figures, how many
-    stops were asked for, and the verdict."""
+def phases_line(phases: list[Phase], asked: int, *, expr: str, target: TargetInfo, pid: int) -> str:
+    """The last line of ``snap --at A --at B --json``: the map and the process, every
+    phase's figures, how many stops were asked for, and the verdict."""
     obj = {
         "v": SCHEMA_VERSION,
         "event": "phases",
+        "map": expr,
+        "go_version": target.go_version,
+        "map_impl": target.map_impl,
+        "pid": pid,
         "asked": asked,
         "phases": [
             {**_phase_obj(p), "changed": "" if i == 0 else change(phases[i - 1].figures, p.figures)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,13 +31,14 @@ def _line(marker: str) -> str:
 AT = [a for m in ("filled", "emptied", "refilled") for a in ("--at", _line(m))]
 
 
-def _snap(v: Variant, tmp: Path, *extra: str) -> tuple[list[dict[str, object]], str]:
+def _snap(v: Variant, tmp: Path, *extra: str) -> tuple[list[dict[str, Any]], str]:
     out = tmp / "program.txt"
     prog = build_fixture("phases", variant=v)
     args = ["snap", str(prog), "--map", "main.m", *AT, "--dlv", dlv_for(v)]
     r = run_dlvsnap(*args, "--target-output", str(out), *extra, timeout=300)
     assert r.returncode == 0, r.stderr
     if "--json" in extra:
+        (tmp / "phases.jsonl").write_text(r.stdout)
         return [json.loads(line) for line in r.stdout.splitlines()], out.read_text()
     return [], r.stdout
 
@@ -71,6 +73,11 @@ def test_three_phases_in_one_run(v: Variant, tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(" full") >= 10 and "more slot changes" not in r.stdout
     assert max(map(len, r.stdout.splitlines())) <= 300
+    # the phases file makes a page of its own
+    page = tmp_path / "phases.html"
+    r = run_dlvsnap("report", str(tmp_path / "phases.jsonl"), "-o", str(page))
+    assert r.returncode == 0 and r.stdout.rstrip().endswith(", 3 phases"), r.stderr
+    assert page.read_text().count("<tr><td>") == 3
 
 
 def test_text_phase_table_and_cross_process_diff(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dlvsnap.model import Location
 from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.render import jsonl
 from dlvsnap.render.text import TextRenderer, _table_totals
-from dlvsnap.target import ProcessId, process_id
+from dlvsnap.target import ProcessId, TargetInfo, process_id
 
 HDR = 0xC000010000
 
@@ -84,8 +84,10 @@ def test_phase_json_lines() -> None:
     assert second["changed"].startswith("live -100,000")
     assert second["held_per_live_entry"] is None and second["addr"] == f"{HDR:#x}"
     assert second["state"] == {"count": 0}
-    last = json.loads(jsonl.phases_line(ph, 3))
-    assert last["event"] == "phases" and last["asked"] == 3
+    target = TargetInfo("/p", "go1.26.8", (), "amd64", 8, True, "swiss")
+    last = json.loads(jsonl.phases_line(ph, 3, expr="main.m", target=target, pid=42))
+    assert last["event"] == "phases" and last["asked"] == 3 and last["pid"] == 42
+    assert (last["map"], last["go_version"], last["map_impl"]) == ("main.m", "go1.26.8", "swiss")
     assert [p["live_entries"] for p in last["phases"]] == [100_000, 0]
     assert last["verdict"] == verdict(ph)
 
