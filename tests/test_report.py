@@ -256,8 +256,9 @@ def test_page_holds_one_grid_and_per_event_deltas() -> None:
     assert ev[1]["c"] == [1, 3] and ev[1]["a"] == "D" and ev[1]["nt"] == ["the header moved"]
     assert "c" not in ev[2] and ev[2]["p"] is False  # the absent key changed nothing
     assert ev[3]["c"] == [2, 0, 1, 7] and ev[3]["a"] == "ED"
-    # integers past 2**53 would be rounded by the browser: they travel as text
-    assert ["seed", str(2**63 + 5), str(2**60 + 1)] in ev[3]["hc"]
+    # integers past 2**53 would be rounded by the browser: they travel as text (seeds and
+    # addresses in hex, as the text view prints them)
+    assert ["seed", hex(2**63 + 5), hex(2**60 + 1)] in ev[3]["hc"]
     assert ["0", "growth_left", "4", "5"] in ev[3]["tc"]
     assert d["locs"][ev[0]["w"]] == "main.del main.go:14  (runtime.mapdelete_fast64)"
     assert d["chart"]["n"] == 5 and d["chart"]["offset"] == 1  # snapshot + 4 events
@@ -510,7 +511,7 @@ def test_page_in_chromium_replays_the_deltas(tmp_path: Path) -> None:
     # events 1-3 were applied before event 4
     assert states["t0/g0/s1"] == "empty" and states["t0/g1/s3"] == "deleted"
     assert states["t0/g0/s0"] == "full" and states["t0/g3/s0"] == "empty"
-    assert str(2**63 + 5) in "".join(dom.text)  # the seed, exact
+    assert hex(2**63 + 5) in "".join(dom.text)  # the seed, exact
     assert "</script><b>x</b>" not in "".join(dom.text)  # key 2 is shown for event 2 only
     dom = dump_dom(tmp_path, page, "#seq=2")
     assert dom.changed() == {"t0/g1/s3": "deleted"}

@@ -296,6 +296,17 @@ def _safe(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} in the page's data")
 
 
+# Header and table fields that hold addresses (or seeds): shown in hex, as Go and Delve
+# print pointers.
+_HEX_FIELD = re.compile(r"(Ptr|buckets|_addr|overflow|extra|seed|hash0)$")
+
+
+def _field_text(field: str, v: Any) -> str:
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0 and _HEX_FIELD.search(field):
+        return hex(v)
+    return _value_text(v)
+
+
 def _value_text(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -576,10 +587,10 @@ def _event(r: dict[str, Any], grid: _Grid, locs: dict[str, int]) -> dict[str, An
     }
     _changes(e, r["changes"], grid)
     if hc := r["header_changes"]:
-        e["hc"] = [[f, _value_text(b), _value_text(a)] for f, (b, a) in hc.items()]
+        e["hc"] = [[f, _field_text(f, b), _field_text(f, a)] for f, (b, a) in hc.items()]
     if tc := r["table_changes"]:
         e["tc"] = [
-            [t, f, _value_text(b), _value_text(a)]
+            [t, f, _field_text(f, b), _field_text(f, a)]
             for t, fields in tc.items()
             for f, (b, a) in fields.items()
         ]
