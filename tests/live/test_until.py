@@ -335,3 +335,27 @@ def test_ctrl_c_while_the_program_runs_on_leaves_nothing_running(tmp_path: Path,
     while time.monotonic() < deadline and any(_running(x) for x in dlvs + targets):
         time.sleep(0.1)
     assert not [x for x in dlvs + targets if _running(x)], "dlv or the target outlived dlvsnap"
+
+
+def test_the_python_api_watches_until_a_location_and_leaves_the_program_there(
+    dlv: str,
+) -> None:
+    import dlvsnap
+
+    with (
+        open(os.devnull, "wb") as sink,
+        dlvsnap.launch(build_fixture("until"), output=sink) as prog,
+    ):
+        watch = prog.watch(["m", "main.Pkg"], until="main.checkpoint")
+        assert [e.key for e in watch] == [5, 17, 33, 60, "k3"]
+        m, pkg = watch.summaries
+        assert m.ended == "until" and m.ended_at is not None
+        assert m.ended_at.function == "main.checkpoint"
+        assert m.final is not None and m.final.how == "last_seen" and m.final.snapshot
+        assert m.final.snapshot.count == 60
+        assert pkg.final is not None and pkg.final.how == "named" and pkg.final.snapshot
+        assert pkg.final.snapshot.count == 19
+        assert watch.exit_status is None  # left stopped there: it does not run on
+        assert prog.location().function == "main.checkpoint"
+        assert prog.map("main.Pkg").snapshot().count == 19
+        assert "at --until: entries     60 live in" in str(m)
