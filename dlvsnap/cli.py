@@ -158,15 +158,26 @@ def _check_choice(opts: WatchOptions) -> None:
         raise click.UsageError("the same --map twice", ctx=ctx)
 
 
-def _run_watch(s: Session, w: MapWatch, kill: bool, progress: Progress) -> Summary:
+def _run_watch(
+    s: Session, w: MapWatch, kill: bool, progress: Progress, report: Callable[[], None]
+) -> Summary:
     """The watch; when it ended before the program (--max-events, --until, a stop of
     yours), a launched program runs on to its end unwatched unless ``kill``. What became
-    of the program goes into each summary (``after``)."""
+    of the program goes into each summary (``after``). Ctrl-C or SIGTERM while it runs on:
+    the watch's summaries are ``report``ed before the program is killed (exit 130)."""
     try:
         summary = w.run()
         if w.ended_early and s.mode == "launch" and not kill:
             progress.status("the watch has ended: the program runs on to its end, unwatched …")
-            w.run_on()
+            try:
+                w.run_on()
+            except (KeyboardInterrupt, Terminated):
+                progress.clear()
+                for each in w.summaries:
+                    each.after = "interrupted"
+                with contextlib.suppress(OSError):  # a reader gone: nothing to report to
+                    report()
+                raise
     finally:
         progress.clear()
     if w.ended_early and summary.after != "ran_on":
@@ -418,7 +429,6 @@ def watch(
     )
     _check_choice(opts)
     _check_end(opts, kill, launch=target is not None)
-    op_list = opts.ops
 
     had_event: set[str] = set()  # the maps (their names in events) that had one
     shown = ", ".join(opts.exprs) if opts.also else opts.shown
@@ -463,16 +473,20 @@ def watch(
         else:
             name = Path(t.path).name
             text.start(f"watching {shown} in {name}: {t.describe()}, Delve {s.version.short}")
-            progress.status(f"watching {shown}: running to the first {' or '.join(op_list)} …")
-        summary = _run_watch(s, w, kill, progress)
-        used = s.memory_reader_name
-        _log(verbose, f"memory read through {used}")
-        for name, each in zip(opts.exprs, w.summaries, strict=True):
-            label = name if opts.also else ""
-            if text is None:
-                jsonl.summary(out, each, used, label)
-            else:
-                text.summary(each, label)
+            progress.status(f"watching {shown}: running to the first {' or '.join(opts.ops)} …")
+
+        def report() -> None:
+            used = s.memory_reader_name
+            _log(verbose, f"memory read through {used}")
+            for name, each in zip(opts.exprs, w.summaries, strict=True):
+                label = name if opts.also else ""
+                if text is None:
+                    jsonl.summary(out, each, used, label)
+                else:
+                    text.summary(each, label)
+
+        summary = _run_watch(s, w, kill, progress, report)
+        report()
         if summary.exit_status is not None and summary.exit_status < 0:
             # what was seen is reported above; the run itself did not end as the program would
             ran_on = summary.after == "ran_on"

@@ -773,8 +773,9 @@ class Summary:
     ended_goroutine: int = 0
     final: FinalSnapshot | None = None  # --until: the map where the program reached it
     # the program after a watch that ended before it: "ran_on" (launched: ran to its end
-    # unwatched, ``exit_status`` is that end's), "killed" (--kill), "released" (--attach:
-    # running), "stopped" (--connect: left where it is); "" when not said
+    # unwatched, ``exit_status`` is that end's), "killed" (--kill), "interrupted" (Ctrl-C
+    # while it ran on: killed), "released" (--attach: running), "stopped" (--connect: left
+    # where it is); "" when not said
     after: str = ""
 
     @property

@@ -307,6 +307,7 @@ _AFTER = {
     "killed": "the program was killed (--kill)",
     "released": "the program was released, running (--attach)",
     "stopped": "the program is left stopped where it is (--connect)",
+    "interrupted": "dlvsnap was interrupted while the program ran on: it was killed",
 }
 
 _MODE_WORDS = {

@@ -288,8 +288,12 @@ def test_until_with_connect_leaves_the_program_stopped_there() -> None:
     assert (s["ended"], s["after_watch"], s["final"]["count"]) == ("until", "stopped", 39)
 
 
-def test_ctrl_c_while_the_program_runs_on_leaves_nothing_running(tmp_path: Path, dlv: str) -> None:
-    """After --max-events the program runs on under dlv: Ctrl-C then ends both."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_the_program_runs_on_kills_it_after_the_summary(
+    tmp_path: Path, dlv: str, sig: signal.Signals
+) -> None:
+    """After --max-events the program runs on under dlv: Ctrl-C then ends both, after the
+    watch's summary (the watch itself had ended)."""
     out = tmp_path / "out.txt"
     p = subprocess.Popen(
         [
@@ -322,15 +326,19 @@ def test_ctrl_c_while_the_program_runs_on_leaves_nothing_running(tmp_path: Path,
         while out.stat().st_size == size and time.monotonic() < deadline:
             time.sleep(0.1)
         assert out.stat().st_size > size, "the program did not run on"
-        os.killpg(p.pid, signal.SIGINT)
+        os.killpg(p.pid, sig)
         rc = p.wait(timeout=30)
-        err = p.stderr.read()
+        err, rest = p.stderr.read(), p.stdout.read()
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
     assert rc == ExitCode.INTERRUPTED, err
     assert "dlvsnap: interrupted" in err and "Traceback" not in err
+    summary = json.loads(rest.splitlines()[-1])
+    assert summary["event"] == "summary" and summary["deletes"] == 1, rest
+    assert (summary["ended"], summary["after_watch"]) == ("max_events", "interrupted")
+    assert summary["exit_status"] is None
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_running(x) for x in dlvs + targets):
         time.sleep(0.1)
