@@ -288,6 +288,43 @@ def test_until_with_connect_leaves_the_program_stopped_there() -> None:
     assert (s["ended"], s["after_watch"], s["final"]["count"]) == ("until", "stopped", 39)
 
 
+def test_until_at_a_users_breakpoint_under_connect_ends_where_it_stops() -> None:
+    """Delve allows one breakpoint per address: the user's conditional one at LOCATION
+    stands for it, its condition included (round 2's checkpoint, not round 1's), and is
+    left as it was."""
+    with users_server(build_fixture("interactive"), "20") as port:
+        user = _client(port)
+        first = user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
+        assert not user.command("continue").exited
+        user.clear_breakpoint(first.id)
+        user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint", cond="round == 2"))
+        mine = _users(user)
+        r = run_dlvsnap(
+            "watch",
+            "--json",
+            "--connect",
+            f"127.0.0.1:{port}",
+            "--map",
+            "main.Inventory",
+            "--until",
+            "main.checkpoint",
+        )
+        assert r.returncode == 0, r.stderr
+        round_now = user.eval("round").as_int()
+        assert _users(user) == mine
+        user.conn.close()
+    records = [json.loads(ln) for ln in r.stdout.splitlines()]
+    assert [d["key"] for d in records if d["event"] == "delete"] == ["item-00", "item-01"]
+    assert not [x for x in records if x["event"] == "note" and x["kind"] == "stopped"]
+    s = next(x for x in records if x["event"] == "summary")
+    assert (s["ended"], s["ended_at"]["function"], s["final"]["count"]) == (
+        "until",
+        "main.checkpoint",
+        40,
+    )
+    assert round_now == 2
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_while_the_program_runs_on_kills_it_after_the_summary(
     tmp_path: Path, dlv: str, sig: signal.Signals
