@@ -7,6 +7,7 @@ the program reaches it, with a final snapshot of each map there (until.py)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -312,7 +313,8 @@ class MapWatch:
         dec = self._decoder(hit.map_type, mem)
         m.map_type = hit.map_type
         if self.opts.until and m.watched.mode == "stack" and m.held_by is None:
-            m.held_by = until.holder(self.session.client, m.watched)
+            with contextlib.suppress(DlvsnapError):  # unknown: the final read checks the SP
+                m.held_by = until.holder(self.session.client, m.watched)
         call = self.stops.call(hit, may_panic=dec.keys.kt.kind not in HASH_CANNOT_PANIC)
         n = self.opts.max_events
         last = n is not None and self._events + 1 >= n
