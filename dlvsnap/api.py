@@ -194,6 +194,7 @@ class Debugger:
         full: bool = False,
         live_keys: bool = False,
         mode: str = "watchpoint",
+        until: str | None = None,
     ) -> Watch:
         """Each delete/clear of the map, as it happens: iterate the Watch returned; then its
         ``summary`` and ``exit_status``. A MapHandle's expression is watched (a package
@@ -203,7 +204,9 @@ class Debugger:
         does. ``m`` or ``site`` is needed; several maps (a sequence, not with ``site``) are
         watched at once, each event's ``map`` saying which (``watch --map a --map b``).
         ``mode``: how the maps' calls stop the program (``watch --mode``: "watchpoint", or
-        "breakpoints")."""
+        "breakpoints"). ``until`` (``FILE:LINE`` or a function, ``watch --until``): the
+        watch ends when the program reaches it, leaving it stopped there, and each
+        summary's ``final`` is its map there (``max_events`` leaves it stopped too)."""
         items = [m] if m is None or isinstance(m, (MapHandle, str)) else list(m)
         exprs = [x.expr if isinstance(x, MapHandle) else x for x in items if x]
         if not exprs and not site:
@@ -222,6 +225,7 @@ class Debugger:
             full=full,
             live_keys=live_keys,
             mode=mode,
+            until=until,
         )
         return Watch(self, MapWatch(self.session, opts, lambda ev: None, self.notes.append))
 

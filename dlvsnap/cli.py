@@ -36,7 +36,7 @@ from dlvsnap.errors import (
 )
 from dlvsnap.goversion import release_of
 from dlvsnap.memory import RecordingMem
-from dlvsnap.model import DeleteEvent, Location, MapSnapshot
+from dlvsnap.model import DeleteEvent, Location, MapSnapshot, Summary
 from dlvsnap.progress import Progress
 from dlvsnap.regress import Regress
 from dlvsnap.render import html, jsonl
@@ -160,6 +160,54 @@ def _check_choice(opts: WatchOptions) -> None:
         raise click.UsageError("--site chooses one map: give one --map with it", ctx=ctx)
     if len(set(opts.exprs)) < len(opts.exprs):
         raise click.UsageError("the same --map twice", ctx=ctx)
+
+
+def _run_watch(
+    s: Session, w: MapWatch, kill: bool, progress: Progress, report: Callable[[], None]
+) -> Summary:
+    """The watch; when it ended before the program (--max-events, --until, a stop of
+    yours), a launched program runs on to its end unwatched unless ``kill``. What became
+    of the program goes into each summary (``after``). Ctrl-C or SIGTERM while it runs on:
+    the watch's summaries are ``report``ed before the program is killed (exit 130)."""
+    try:
+        summary = w.run()
+        if w.ended_early and s.mode == "launch" and not kill:
+            progress.status("the watch has ended: the program runs on to its end, unwatched …")
+            try:
+                w.run_on()
+            except (KeyboardInterrupt, Terminated):
+                progress.clear()
+                for each in w.summaries:
+                    each.after = "interrupted"
+                with contextlib.suppress(OSError):  # a reader gone: nothing to report to
+                    report()
+                raise
+    finally:
+        progress.clear()
+    if w.ended_early and summary.after != "ran_on":
+        after = {"launch": "killed", "attach": "released", "connect": "stopped"}[s.mode]
+        for each in w.summaries:
+            each.after = after
+    return summary
+
+
+def _check_end(opts: WatchOptions, kill: bool, *, launch: bool) -> None:
+    """--until names a place; --kill goes with a launched program whose watch may end
+    before it does (exit 2)."""
+    ctx = click.get_current_context()
+    if opts.until is not None and not opts.until.strip():
+        raise click.UsageError("--until needs a LOCATION (FILE:LINE or a function)", ctx=ctx)
+    if kill and not launch:
+        raise click.UsageError(
+            "--kill goes with a TARGET to launch (--attach releases the program, --connect "
+            "leaves it stopped)",
+            ctx=ctx,
+        )
+    if kill and opts.max_events is None and opts.until is None:
+        raise click.UsageError(
+            "--kill goes with --max-events or --until (a watch that ends before the program)",
+            ctx=ctx,
+        )
 
 
 def _parse_ops(ops: str) -> tuple[str, ...]:
@@ -307,7 +355,21 @@ _mode_option = click.option(
     "--max-events",
     type=click.IntRange(min=1),
     metavar="N",
-    help="Stop after N watched deletes/clears (a launched program is then killed).",
+    help="Stop after N watched deletes/clears (a launched program then runs on to its "
+    "end unwatched; see --kill).",
+)
+@click.option(
+    "--until",
+    metavar="LOCATION",
+    help="End the watch when the program reaches LOCATION (FILE:LINE or a function, as "
+    "snap --at takes), with a final snapshot of each watched map there; a launched "
+    "program then runs on to its end unwatched (see --kill).",
+)
+@click.option(
+    "--kill",
+    is_flag=True,
+    help="With --max-events or --until: kill a launched program when the watch ends "
+    "instead of letting it run on.",
 )
 @click.option(
     "--full",
@@ -335,6 +397,8 @@ def watch(
     as_json: bool,
     live_keys: bool,
     max_events: int | None,
+    until: str | None,
+    kill: bool,
     full: bool,
     mode: str,
     ops: str,
@@ -344,7 +408,7 @@ def watch(
 ) -> None:
     """Watch every delete from one map (or several) of TARGET (a Go package directory or
     a binary), of a running program (--attach) or of a program in a Delve server
-    (--connect).
+    (--connect), to the program's end, --max-events or --until.
 
     Program arguments go after `--`:  dlvsnap watch ./prog --map m -- arg1 arg2
     """
@@ -365,9 +429,10 @@ def watch(
         full=full,
         # tests: also take whole snapshots and warn where the probe's diff differs
         crosscheck=os.environ.get("DLVSNAP_CROSSCHECK") == "1",
+        until=until,
     )
     _check_choice(opts)
-    op_list = opts.ops
+    _check_end(opts, kill, launch=target is not None)
 
     had_event: set[str] = set()  # the maps (their names in events) that had one
     shown = ", ".join(opts.exprs) if opts.also else opts.shown
@@ -400,27 +465,37 @@ def watch(
         progress.clear()
         if text is None:
             jsonl.start(
-                out, t, opts.shown, s.version.short, site=site, mode=opts.mode, maps=opts.exprs
+                out,
+                t,
+                opts.shown,
+                s.version.short,
+                site=site,
+                mode=opts.mode,
+                maps=opts.exprs,
+                until=until,
             )
         else:
             name = Path(t.path).name
             text.start(f"watching {shown} in {name}: {t.describe()}, Delve {s.version.short}")
-            progress.status(f"watching {shown}: running to the first {' or '.join(op_list)} …")
-        try:
-            summary = w.run()
-        finally:
-            progress.clear()
-        used = s.memory_reader_name
-        _log(verbose, f"memory read through {used}")
-        for name, each in zip(opts.exprs, w.summaries, strict=True):
-            label = name if opts.also else ""
-            if text is None:
-                jsonl.summary(out, each, used, label)
-            else:
-                text.summary(each, label)
+            progress.status(f"watching {shown}: running to the first {' or '.join(opts.ops)} …")
+
+        def report() -> None:
+            used = s.memory_reader_name
+            _log(verbose, f"memory read through {used}")
+            for name, each in zip(opts.exprs, w.summaries, strict=True):
+                label = name if opts.also else ""
+                if text is None:
+                    jsonl.summary(out, each, used, label)
+                else:
+                    text.summary(each, label)
+
+        summary = _run_watch(s, w, kill, progress, report)
+        report()
         if summary.exit_status is not None and summary.exit_status < 0:
             # what was seen is reported above; the run itself did not end as the program would
-            raise TargetError(f"the program {exit_words(summary.exit_status)} during the watch")
+            ran_on = summary.after == "ran_on"
+            when = "while it ran on after the watch" if ran_on else "during the watch"
+            raise TargetError(f"the program {exit_words(summary.exit_status)} {when}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": False})

@@ -727,6 +727,27 @@ class DeleteEvent:
         return _as_text(self)
 
 
+@dataclass(frozen=True)
+class FinalSnapshot:
+    """A watched map where the program reached ``--until`` LOCATION. ``how``: ``named``
+    (its expression named it there), ``last_seen`` (read at the header the watch last saw:
+    the expression names nothing there), ``none`` (nothing read: ``note`` says why; else
+    ``note`` says how the header was found when it matters)."""
+
+    snapshot: MapSnapshot | None
+    how: str
+    note: str = ""
+
+    @property
+    def capacity(self) -> int:
+        """Slots in the map's groups (swiss) or buckets, overflow buckets included
+        (classic; the old buckets of a grow left out)."""
+        s = self.snapshot
+        if s is None:
+            return 0
+        return int(np.count_nonzero(~s.rows.old)) * s.rows.slots_per_row
+
+
 @dataclass
 class Summary:
     deletes: int = 0
@@ -744,6 +765,18 @@ class Summary:
     mode: str = ""
     mode_why: str = ""
     missed: int = 0  # watched calls started while another was in flight (not recorded)
+    # where the watch ended: "exit" (the program's end), "max_events", "until" (the program
+    # reached --until LOCATION: ``ended_at``, by goroutine ``ended_goroutine``), "stop" (a
+    # stop of the user's: --connect, --attach); "" while it runs
+    ended: str = ""
+    ended_at: Location | None = None
+    ended_goroutine: int = 0
+    final: FinalSnapshot | None = None  # --until: the map where the program reached it
+    # the program after a watch that ended before it: "ran_on" (launched: ran to its end
+    # unwatched, ``exit_status`` is that end's), "killed" (--kill), "interrupted" (Ctrl-C
+    # while it ran on: killed), "released" (--attach: running), "stopped" (--connect: left
+    # where it is); "" when not said
+    after: str = ""
 
     @property
     def tombstones(self) -> int:

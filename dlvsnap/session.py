@@ -290,6 +290,21 @@ class Session:
         except DelveError:
             return None
 
+    def run_to_end(self) -> int:
+        """Run the program, with none of dlvsnap's breakpoints and watchpoints left, until
+        it exits (a stop of Delve's own on the way, an unrecovered panic's, is continued
+        too); its exit status. Ctrl-C meanwhile ends the session as at any other time."""
+        self.clear_owned_breakpoints()
+        while True:
+            try:
+                st = self.client.command("continue")
+            except RPCError as e:
+                if (status := exited_with(e)) is None:
+                    raise
+                return status
+            if st.exited:
+                return st.exit_status
+
     def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
         """The memory reader for this session, chosen once: with "auto", /proc/PID/mem when it
         is readable and agrees with Delve on a probe, else ExamineMemory."""

@@ -101,6 +101,9 @@ class Frame:
     file: str
     line: int
     function: str
+    # the frame's canonical frame address minus its goroutine's stack top (Delve's
+    # FrameOffset, negative; stack copies keep it): which frame holds a stack address
+    frame_offset: int = 0
 
     @classmethod
     def from_json(cls, j: JSON) -> Frame:
@@ -110,6 +113,7 @@ class Frame:
             file=j.get("file", ""),
             line=int(j.get("line", 0)),
             function=fn.name if fn else "",
+            frame_offset=int(j.get("FrameOffset", 0)),
         )
 
 

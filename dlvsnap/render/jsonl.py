@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from dlvsnap.model import DeleteEvent, MapSnapshot, Summary, key_to_json
+from dlvsnap.model import DeleteEvent, FinalSnapshot, MapSnapshot, Summary, key_to_json
 from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.target import TargetInfo
 
@@ -28,6 +28,7 @@ def start(
     site: str | None = None,
     mode: str = "watchpoint",
     maps: tuple[str, ...] = (),
+    until: str | None = None,
 ) -> None:
     """``expr``: the (first) watched map; ``maps``: every one, when there are several (then
     events, snapshots and summaries carry ``map``)."""
@@ -39,6 +40,7 @@ def start(
             **({"maps": list(maps)} if len(maps) > 1 else {}),
             "site": site,
             "mode": mode,
+            "until": until,
             "go_version": target.go_version,
             "experiments": list(target.experiments),
             "goarch": target.goarch,
@@ -141,6 +143,7 @@ def summary(out: IO[str], s: Summary, reader: str, map_name: str = "") -> None:
         obj["memory"] = s.last.memory.to_json()
     if s.first is not None:
         obj["memory_before_first"] = s.first.memory.to_json()
+    obj.update(_ended(s))
     _line(out, obj)
 
 
@@ -185,3 +188,32 @@ def phases_line(phases: list[Phase], asked: int, *, expr: str, target: TargetInf
         "verdict": verdict(phases),
     }
     return json.dumps(obj, separators=(",", ":"))
+
+
+def _ended(s: Summary) -> dict[str, Any]:
+    """Where the watch ended, the map there (--until), and what became of the program."""
+    at = s.ended_at
+    return {
+        "ended": s.ended or None,
+        "ended_at": (
+            {"function": at.function, "file": at.file, "line": at.line}
+            | {"goroutine": s.ended_goroutine}
+            if at is not None
+            else None
+        ),
+        "final": _final(s.final) if s.final is not None else None,
+        "after_watch": s.after or None,
+    }
+
+
+def _final(f: FinalSnapshot) -> dict[str, Any]:
+    snap = f.snapshot
+    return {
+        "how": f.how,
+        "note": f.note or None,
+        "map_addr": snap.addr if snap else None,
+        "count": snap.count if snap else None,
+        "capacity": f.capacity if snap else None,
+        "tombstones": snap.tombstones if snap else None,
+        "memory": snap.memory.to_json() if snap else None,
+    }

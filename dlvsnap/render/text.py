@@ -41,6 +41,7 @@ from dlvsnap.model import (
 )
 from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.untrusted import visible
+from dlvsnap.watch.options import exit_words
 
 # The sequences click.style writes for _c: reset, bold, dim, normal intensity, colours.
 _SGR = re.compile(r"(\x1b\[(?:0|1|2|22|3[0-7]|9[0-7])m)")
@@ -296,6 +297,7 @@ class TextRenderer:
             rows.append(["stopped by", _MODE_WORDS.get(s.mode, s.mode)])
         if s.missed:
             rows.append(["calls not recorded", f"{s.missed} (started while another was in flight)"])
+        rows += self._end_rows(s)
         title = f"summary of {visible(map_name)}" if map_name else "summary"
         self._write("\n" + self._c(title, bold=True) + "\n")
         self._write(tabulate(rows, tablefmt="plain", disable_numparse=True) + "\n")
@@ -311,6 +313,49 @@ class TextRenderer:
             self._write(self._c(verdict, bold=True) + "\n")
         self.out.flush()
 
+    @staticmethod
+    def _end_rows(s: Summary) -> list[list[str]]:
+        """Where the watch ended, the map there (--until), and what became of the program."""
+        rows: list[list[str]] = []
+        if s.ended == "exit" and s.exit_status is not None:
+            rows.append(["watch ended", f"at the program's end: {exit_words(s.exit_status)}"])
+        elif s.ended == "until" and s.ended_at is not None:
+            where = f"{visible(str(s.ended_at))} (goroutine {s.ended_goroutine})"
+            rows.append(["watch ended", f"at --until: {where}"])
+        elif s.ended:
+            rows.append(["watch ended", _ENDED.get(s.ended, s.ended)])
+        f = s.final
+        snap = f.snapshot if f is not None else None
+        if f is not None and snap is not None:
+            tombstones = f", {snap.tombstones} tombstones" if snap.impl == "swiss" else ""
+            m = snap.memory
+            rows += [
+                ["at --until: entries", f"{snap.count} live in {f.capacity:,} slots{tombstones}"],
+                ["at --until: holds", _bytes(m, snap.impl)],
+                ["at --until: need", f"{m.needed:,} B ({snap.count} x {m.entry_bytes} B)"],
+            ]
+            if f.note:
+                rows.append(["at --until: read", visible(f.note)])
+        elif f is not None:
+            rows.append(["at --until: map", f"not read: {visible(f.note)}"])
+        if s.after == "ran_on" and s.exit_status is not None:
+            rows.append(["then", f"the program ran on unwatched: {exit_words(s.exit_status)}"])
+        elif s.after:
+            rows.append(["then", _AFTER.get(s.after, s.after)])
+        return rows
+
+
+_ENDED = {
+    "max_events": "at --max-events",
+    "stop": "at a stop of yours (see the note above)",
+}
+
+_AFTER = {
+    "killed": "the program was killed (--kill)",
+    "released": "the program was released, running (--attach)",
+    "stopped": "the program is left stopped where it is (--connect)",
+    "interrupted": "dlvsnap was interrupted while the program ran on: it was killed",
+}
 
 _WRAP = 96  # prose (verdicts, advice) wraps here
 

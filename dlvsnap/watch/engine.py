@@ -2,24 +2,27 @@
 watched maps' calls from the others (watched.py, resolve.py), has each watched call
 recorded (recorder.py), and hands events and notes to the caller. Several maps
 (``--map a --map b``) share the stops; each has its own resolution, recording and summary,
-and its events say which map they are of."""
+and its events say which map they are of. With ``--until LOCATION`` the watch ends where
+the program reaches it, with a final snapshot of each map there (until.py)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from dlvsnap.decode import Decoder, decode_map_type, make_decoder
 from dlvsnap.delve.expr import normalise_expr
-from dlvsnap.errors import MapResolutionError, NoDeletesError
+from dlvsnap.errors import DlvsnapError, MapResolutionError, NoDeletesError
 from dlvsnap.kinds import HASH_CANNOT_PANIC
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
-from dlvsnap.model import DeleteEvent, Summary, TypeCatalog
+from dlvsnap.model import DeleteEvent, FinalSnapshot, Summary, TypeCatalog
 from dlvsnap.session import Session
 from dlvsnap.snap import type_catalog
 from dlvsnap.verify import choose_layout, inexact_note
-from dlvsnap.watch.hits import Hit, UsersStop
+from dlvsnap.watch import until
+from dlvsnap.watch.hits import Hit, Reached, UsersStop
 from dlvsnap.watch.options import Note, WatchOptions, exit_words
 from dlvsnap.watch.recorder import Recorder
 from dlvsnap.watch.resolve import Resolver
@@ -39,6 +42,9 @@ class _Map:
     resolver: Resolver
     recorder: Recorder
     summary: Summary
+    map_type: int = 0  # the type descriptor its calls were given (0: none seen)
+    # --until, a map on a goroutine's stack: the frame that held it at its first call
+    held_by: until.Holder | None = None
 
 
 class MapWatch:
@@ -108,10 +114,10 @@ class MapWatch:
         return note
 
     def run(self) -> Summary:
-        """Watch until the program exits, ``max_events``, or (a program dlvsnap did not
-        start) it stops for another reason: a breakpoint of the user's, a halt. The
-        breakpoints dlvsnap placed are removed when it stops watching. The (first) map's
-        summary; every map's in ``summaries``."""
+        """Watch until the program exits, ``max_events``, ``until`` LOCATION, or (a program
+        dlvsnap did not start) it stops for another reason: a breakpoint of the user's, a
+        halt. The breakpoints dlvsnap placed are removed when it stops watching. The
+        (first) map's summary; every map's in ``summaries``."""
         for _ in self.events():
             pass
         return self.summary
@@ -140,14 +146,32 @@ class MapWatch:
         for m in self.maps:
             m.summary.exit_status = status
 
-    def _stopped_early(self) -> None:
+    def _stopped_early(self, ended: str) -> None:
         for m in self.maps:
             m.summary.stopped_early = True
+            m.summary.ended = ended
+
+    @property
+    def ended_early(self) -> bool:
+        """Whether the watch ended before the program did (max_events, until, a stop)."""
+        return self.summary.stopped_early
+
+    def run_on(self) -> int:
+        """After a watch that ended before the program: run it to its end with none of
+        dlvsnap's breakpoints and watchpoints, unwatched (its output as it comes). Its
+        exit status, also in every summary (``after``: "ran_on")."""
+        status = self.session.run_to_end()
+        for m in self.maps:
+            m.summary.exit_status = status
+            m.summary.after = "ran_on"
+        return status
 
     def _loop(self) -> Iterator[DeleteEvent]:
         for m in self.maps:
             m.resolver.check_places()
             m.resolver.static(m.watched)
+        if self.opts.until:
+            self.stops.until_ids = until.place(self.session, self.opts.until)
         self.stops.place()
         while True:
             stop = self.stops.next()
@@ -156,6 +180,9 @@ class MapWatch:
             if stop.exited:
                 self._exit_status(stop.exit_status)
                 self._finish(stop.exit_status)
+                return
+            if stop.until is not None:  # calls starting at this stop come after LOCATION
+                self._until(stop.until)
                 return
             if stop.passed and not stop.has_hits and not stop.users_stop:
                 continue
@@ -175,20 +202,70 @@ class MapWatch:
                         "not reported: watch ends here"
                     )
                     self.on_note(Note("stopped", msg))
-                    self._stopped_early()
+                    self._stopped_early("stop")
                     return
                 yield event
-                if users_stop:
-                    self._stopped(users_stop)
-                    return
-                if self.opts.max_events is not None and self._events >= self.opts.max_events:
-                    self._stopped_early()
+                if self._ends_after_event(users_stop):
                     return
                 break  # ending the call resumed the target: other hits of this stop are gone
 
+    def _ends_after_event(self, users_stop: str) -> bool:
+        """Whether the watch ends after the event just yielded: --until LOCATION reached
+        while it was in flight, a stop of the user's at its end, ``max_events``."""
+        if self.stops.until_reached is not None:
+            self._until(self.stops.until_reached)
+        elif users_stop:
+            self._stopped(users_stop)
+        elif self.opts.max_events is not None and self._events >= self.opts.max_events:
+            self._stopped_early("max_events")
+        else:
+            return False
+        return True
+
     def _stopped(self, why: str) -> None:
         self.on_note(Note("stopped", f"the program stopped at {why}: watch ends here"))
-        self._stopped_early()
+        self._stopped_early("stop")
+
+    def _until(self, reached: Reached) -> None:
+        """The program reached ``--until`` LOCATION: the watch ends, with each map's final
+        snapshot there (in flight: at the end of the call that was running meanwhile)."""
+        if reached.in_flight:
+            self.on_note(
+                Note(
+                    "until",
+                    f"goroutine {reached.goroutine} reached {reached.location} (--until) while "
+                    "a watched call was in flight: the watch ends at that call's end, where "
+                    "the final snapshots are read",
+                    {"goroutine": reached.goroutine},
+                )
+            )
+        else:
+            self.stops.select(reached.goroutine)  # where the program is left stopped
+        self._stopped_early("until")
+        for m in self.maps:
+            m.summary.ended_at, m.summary.ended_goroutine = reached.location, reached.goroutine
+            m.summary.final = self._final(m, reached)
+
+    def _final(self, m: _Map, reached: Reached) -> FinalSnapshot:
+        """Map ``m`` where the program reached LOCATION, decoded as its events are."""
+        try:
+            found = until.find(
+                self.session,
+                reached,
+                expr=m.resolver.expr,
+                shown=m.shown,
+                watched=m.watched,
+                in_func=self.opts.in_func,
+                held_by=m.held_by,
+            )
+            type_addr = found.type_addr or m.map_type
+            if not found.addr or not type_addr:
+                return FinalSnapshot(None, "none", found.note or "the map's type is not known")
+            mem = self.session.memory(found.addr, 8)
+            snap = self._decoder(type_addr, mem).snapshot(found.addr)
+        except DlvsnapError as e:
+            return FinalSnapshot(None, "none", f"it could not be read there: {e}")
+        return FinalSnapshot(snap, found.how, found.note)
 
     def _which(self, hit: Hit) -> _Map | None:
         """The watched map this hit is a call of (None: another map's). A watchpoint's trap
@@ -234,6 +311,10 @@ class MapWatch:
         program where the call ended ("" if none)."""
         mem = self.session.memory(hit.map_addr, 8)
         dec = self._decoder(hit.map_type, mem)
+        m.map_type = hit.map_type
+        if self.opts.until and m.watched.mode == "stack" and m.held_by is None:
+            with contextlib.suppress(DlvsnapError):  # unknown: the final read checks the SP
+                m.held_by = until.holder(self.session.client, m.watched)
         call = self.stops.call(hit, may_panic=dec.keys.kt.kind not in HASH_CANNOT_PANIC)
         n = self.opts.max_events
         last = n is not None and self._events + 1 >= n
@@ -264,7 +345,7 @@ class MapWatch:
         )
         self.on_event(ev)
         self._missed(m)
-        if arming and not last and not r.end.users_stop:
+        if arming and not last and not r.end.ends_watch:
             self._arm(m, hit.map_type)
         return ev, r.end.users_stop
 
@@ -294,6 +375,16 @@ class MapWatch:
     def _finish(self, exit_status: int) -> None:
         """At exit: how the program ended if not with status 0; why no delete was seen (an
         error when no map had one; a note for each map that had none)."""
+        for m in self.maps:
+            m.summary.ended = "exit"
+        if self.opts.until:
+            self.on_note(
+                Note(
+                    "until",
+                    f"the program {exit_words(exit_status)} before it reached {self.opts.until}",
+                    {"exit_status": exit_status},
+                )
+            )
         if self._events:
             for m in self.maps:
                 if not m.summary.events:

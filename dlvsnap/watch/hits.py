@@ -54,9 +54,26 @@ class Hit:
 @dataclass(frozen=True)
 class CallEnd:
     """How a watched call ended: ``users_stop`` names a breakpoint of the user's that stopped
-    the program at the same time ("" if none): the watch ends after this event."""
+    the program at the same time ("" if none); ``until``: another goroutine reached
+    ``--until`` LOCATION while the call ran. Either way the watch ends after this event."""
 
     users_stop: str = ""
+    until: bool = False
+
+    @property
+    def ends_watch(self) -> bool:
+        return bool(self.users_stop) or self.until
+
+
+@dataclass(frozen=True)
+class Reached:
+    """The program reached ``--until`` LOCATION: where, in which goroutine. ``in_flight``:
+    while a watched call of another goroutine was running; the watch then ends at that
+    call's end, and the goroutine has run on from LOCATION meanwhile."""
+
+    location: Location
+    goroutine: int
+    in_flight: bool = False
 
 
 class UsersStop(Exception):  # noqa: N818 (a stop, not an error: it ends the watch)

@@ -48,6 +48,9 @@ class WatchOptions:
     # further maps watched at the same time (--map repeated), each named as ``expr`` is and
     # resolved in the same frame (--in, --frame); events say which map they are of
     also: tuple[str, ...] = ()
+    # --until: the watch ends when the program reaches this FILE:LINE or function, with a
+    # final snapshot of each watched map there (until.py)
+    until: str | None = None
 
     @property
     def shown(self) -> str:

@@ -87,7 +87,7 @@ class Recorder:
         header_after = self.watched.header_after(
             hit, lambda a: _word(mem, a, dec), dec.layout.ptr_size
         )
-        pipelined = self.opts.pipeline and not last_event and not end.users_stop
+        pipelined = self.opts.pipeline and not last_event and not end.ends_watch
         # pipeline, a delete's scalar keys: the bytes the read after it needs, read raw now
         # and decoded once the program runs again
         captured = (

@@ -15,6 +15,10 @@ Watchpoint mode (``--mode watchpoint``): once the watched map's first call is re
 the breakpoints give way to a hardware watchpoint on its header (traps.py): only its own
 writes stop the program. A stack watchpoint whose frame returned with the map brings the
 breakpoints back until the map's next call.
+
+``--until LOCATION`` (until.py places it): a stop there is neither a map call nor the
+user's; it is handed on as ``Stop.until`` (a ``Reached``), or, when it comes while a
+watched call is in flight, kept in ``until_reached`` and said at the call's end.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from dlvsnap.errors import DlvsnapError, NoDeletesError, RPCError, TargetError
 from dlvsnap.model import Location
 from dlvsnap.session import Session
 from dlvsnap.watch.delvevars import STACK_VARS, int_var, key_arg, pointer_arg, variables
-from dlvsnap.watch.hits import CallEnd, Hit, UsersStop
+from dlvsnap.watch.hits import CallEnd, Hit, Reached, UsersStop
 from dlvsnap.watch.options import Note, ops_regex
 from dlvsnap.watch.traps import Traps
 from dlvsnap.watch.watched import WatchedMap
@@ -91,6 +95,7 @@ class Stop:
     passed: bool
     users_stop: str  # a breakpoint of someone else's in this stop ("" if none)
     notes: tuple[tuple[int, Note], ...] = ()  # what the user should know, by map (its index)
+    until: Reached | None = None  # the program reached --until LOCATION at this stop
 
     @property
     def has_hits(self) -> bool:
@@ -138,6 +143,10 @@ class StopSource:
         # steps out (its breakpoint stopped a call dlvsnap did not watch)
         self._returns: dict[int, _Return | None] = {}
         self._return_ids: dict[int, int] = {}  # return breakpoint id -> return address
+        # --until LOCATION: the breakpoints that mean the program reached it (until.place),
+        # and where it did while a watched call was in flight (the watch ends at its end)
+        self.until_ids: frozenset[int] = frozenset()
+        self.until_reached: Reached | None = None
 
     # -- breakpoints on the entry points -----------------------------------------------------
     def place(self) -> None:
@@ -230,7 +239,38 @@ class StopSource:
             notes += [(i, note)] if note else []
         dropped = self.drop_returns(st)
         users = self.users_stop(st)
-        return Stop(self, False, st.exit_status, entries, dropped or passed, users, tuple(notes))
+        until = self._at_until(st)
+        return Stop(
+            self, False, st.exit_status, entries, dropped or passed, users, tuple(notes), until
+        )
+
+    # -- --until LOCATION ----------------------------------------------------------------------
+    def _at_until(self, st: DebuggerState, in_flight: bool = False) -> Reached | None:
+        """A thread of this stop at ``--until`` LOCATION, as plain data (None: none)."""
+        for t in st.threads_at_breakpoints() if self.until_ids else ():
+            if t.breakpoint and t.breakpoint.id in self.until_ids:
+                return Reached(Location(t.function, t.file, t.line), t.goroutine_id, in_flight)
+        return None
+
+    def _note_until(self, st: DebuggerState) -> None:
+        """While a watched call is in flight: the first stop at LOCATION is kept (the
+        continue that ends the call lets that goroutine run on)."""
+        if self.until_reached is None:
+            self.until_reached = self._at_until(st, in_flight=True)
+
+    def _call_ended(self, st: DebuggerState) -> None:
+        """The stop that ends a watched call: a thread at LOCATION here (the call's own
+        goroutine, when LOCATION is where the call returns to) leaves the program stopped
+        there, not run on from it."""
+        at = self._at_until(st)
+        if at is not None:
+            self.until_reached = at
+
+    def select(self, goroutine: int) -> None:
+        """Make ``goroutine`` the current one (where the program is left stopped)."""
+        st = self._state
+        if st is not None and st.current_goroutine_id != goroutine:
+            self.client.command("switchGoroutine", goroutineID=goroutine)
 
     # -- watchpoint mode ------------------------------------------------------------------------
     def mode_of(self, i: int) -> str:
@@ -286,10 +326,12 @@ class StopSource:
         )
 
     def users_stop(self, st: DebuggerState) -> str:
-        """A breakpoint of someone else's in this stop ("" if none)."""
+        """A breakpoint of someone else's in this stop ("" if none); one at ``--until``
+        LOCATION is not (a user's breakpoint may be there: it then means LOCATION)."""
         for t in st.threads_at_breakpoints():
-            if t.breakpoint and not self.session.owns(t.breakpoint):
-                return f"breakpoint {t.breakpoint.id} at {Location(t.function, t.file, t.line)}"
+            bp = t.breakpoint
+            if bp and not self.session.owns(bp) and bp.id not in self.until_ids:
+                return f"breakpoint {bp.id} at {Location(t.function, t.file, t.line)}"
         return ""
 
     def drop_returns(self, st: DebuggerState, awaited: _Return | None = None) -> bool:
@@ -486,6 +528,7 @@ class StopSource:
         if traps is not None:
             return self._trap_returned(traps, g, st, launched)
         while not st.exited:
+            self._note_until(st)
             ours = site is not None and any(
                 t.breakpoint and t.breakpoint.id == site.bp.id and t.goroutine_id == g
                 for t in st.threads_at_breakpoints()
@@ -494,6 +537,7 @@ class StopSource:
             if ours or (site is None and not st.next_in_progress):
                 # a breakpoint of the user's at the same stop (on the return address, or
                 # another goroutine's): the event is reported, then the watch ends there
+                self._call_ended(st)
                 return st, "" if launched else self.users_stop(st)
             if not launched and self.users_stop(st):
                 # another goroutine stopped for the user mid-call: hand the program back
@@ -531,7 +575,9 @@ class StopSource:
         """Watchpoint mode: run to goroutine ``g``'s trap that clears the flag. Other stops on
         the way: the user's end the watch (UsersStop), others are passed."""
         while not st.exited:
+            self._note_until(st)
             if traps.ended(st, g):
+                self._call_ended(st)
                 return st, "" if launched else self.users_stop(st)
             if not launched and self.users_stop(st):
                 raise UsersStop(self.users_stop(st))
@@ -564,7 +610,7 @@ class DelveCall:
         src._state = st
         if st.exited:
             raise TargetError(f"the program exited inside {self._hit.entry}")
-        return CallEnd(users)
+        return CallEnd(users, until=src.until_reached is not None)
 
     def resume(self) -> None:
         src = self._source

@@ -66,7 +66,7 @@ _OP_OF_FUNCTION = (
     ("clear", re.compile(r"^runtime\.mapclear|\(\*Map\)\.Clear$")),
 )
 # The stack pointer's name in Delve's expressions (a CPU register, in the scope's frame).
-_SP_REGISTER = {"amd64": "RSP", "arm64": "SP", "386": "ESP"}
+SP_REGISTER = {"amd64": "RSP", "arm64": "SP", "386": "ESP"}
 
 # How a hit's caller is found (StopSource._caller): from the thread and its stack trace.
 CallerOf = Callable[[Thread, tuple[Frame, ...]], tuple[Location, str, int, tuple[Frame, ...]]]
@@ -235,7 +235,7 @@ class Traps:
             return ""
         self.flag = None  # Delve removed it
         g = w.goroutine
-        sp = self.client.eval(_SP_REGISTER.get(self.session.target.goarch, "SP"), g).as_int()
+        sp = self.client.eval(SP_REGISTER.get(self.session.target.goarch, "SP"), g).as_int()
         hi = self.client.eval("runtime.curg.stack.hi", g).as_int()
         header = hi - w.stack_offset
         if header >= sp:

@@ -245,12 +245,16 @@ def test_package_directory_is_built_and_program_args_are_passed(dlv: str, tmp_pa
     assert run.of("delete")[0]["count_before"] == 300
 
 
-def test_max_events_stops_the_program(dlv: str, tmp_path: Path) -> None:
+def test_max_events_ends_the_watch_and_the_program_runs_on(dlv: str, tmp_path: Path) -> None:
+    """The watch ends at the 3rd delete; the program runs on to its end, unwatched
+    (tests/live/test_until.py: --kill, and the program's own output after the watch)."""
     run = run_watch(build_fixture("large"), "main.table", "--max-events", "3", tmp=tmp_path)
     assert run.returncode == 0, run.stderr
     assert len(run.of("delete")) == 3
     summary = run.of("summary")[0]
-    assert summary["stopped_early"] is True and summary["exit_status"] is None
+    assert summary["stopped_early"] is True and summary["ended"] == "max_events"
+    assert (summary["after_watch"], summary["exit_status"]) == ("ran_on", 0)
+    assert len(parse_oracle(run.target_output)) == 53  # 52 deletes and the absent key
 
 
 def _site_lines(fixture: str) -> dict[str, int]:

@@ -71,6 +71,29 @@ def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
             "invalid value for --ops: insert: choose from delete, clear, assign"
             " (dlvsnap watch --help)",
         ),
+        (
+            ("watch", "x", "--map", "m", "--kill"),
+            "--kill goes with --max-events or --until (a watch that ends before the program)"
+            " (dlvsnap watch --help)",
+        ),
+        (
+            ("watch", "--attach", "5", "--map", "m", "--until", "main.main", "--kill"),
+            "--kill goes with a TARGET to launch (--attach releases the program, --connect "
+            "leaves it stopped) (dlvsnap watch --help)",
+        ),
+        (
+            ("watch", "--connect", "127.0.0.1:1", "--map", "m", "--max-events", "1", "--kill"),
+            "--kill goes with a TARGET to launch (--attach releases the program, --connect "
+            "leaves it stopped) (dlvsnap watch --help)",
+        ),
+        (
+            ("watch", "x", "--map", "m", "--until", " "),
+            "--until needs a LOCATION (FILE:LINE or a function) (dlvsnap watch --help)",
+        ),
+        (
+            ("watch", "x", "--map", "m", "--until"),
+            "option '--until' requires an argument",
+        ),
         (("frobnicate",), "no such command 'frobnicate' (dlvsnap --help)"),
         (("diff", "a", "b", "c"), "got unexpected extra argument (c) (dlvsnap diff --help)"),
         (

@@ -6,7 +6,7 @@ import io
 import json
 
 from dlvsnap.diff import diff
-from dlvsnap.model import DeleteEvent, Location
+from dlvsnap.model import DeleteEvent, FinalSnapshot, Location, Summary
 from dlvsnap.render import jsonl
 from dlvsnap.render.text import TextRenderer
 from tests.unit.synth import SwissMap
@@ -86,3 +86,66 @@ def test_text_view_with_colour() -> None:
     out = io.StringIO()
     TextRenderer(out, colour=True).event(_event(), live_keys=False)
     assert "\x1b[" in out.getvalue()
+
+
+def _until_summary(read: bool) -> Summary:
+    """A watch that ended at --until: the map read there (``read``) or not."""
+    ev = _event()
+    s = Summary(first=ev.before, last=ev.after, mode="watchpoint", exit_status=3)
+    s.count("delete", 2, 1)
+    s.stopped_early, s.ended, s.after = True, "until", "ran_on"
+    s.ended_at, s.ended_goroutine = Location("main.checkpoint", "/src/main.go", 19), 1
+    note = "m is not in scope there (…); read at the header the watch last saw"
+    s.final = (
+        FinalSnapshot(ev.after, "last_seen", note)
+        if read
+        else FinalSnapshot(None, "none", "the map is gone: its frame returned")
+    )
+    return s
+
+
+def test_summary_says_where_the_watch_ended_and_the_map_there() -> None:
+    out = io.StringIO()
+    TextRenderer(out, colour=False).summary(_until_summary(read=True))
+    lines = out.getvalue().splitlines()
+    assert "watch ended             at --until: main.checkpoint main.go:19 (goroutine 1)" in lines
+    assert "at --until: entries     1 live in 8 slots, 0 tombstones" in lines
+    assert any(ln.startswith("at --until: holds       ") for ln in lines)
+    assert "at --until: need        16 B (1 x 16 B)" in lines
+    assert any(ln.startswith("at --until: read        m is not in scope") for ln in lines)
+    assert "then                    the program ran on unwatched: exited (status 3)" in lines
+    out = io.StringIO()
+    TextRenderer(out, colour=False).summary(_until_summary(read=False))
+    assert "at --until: map         not read: the map is gone: its frame returned" in (
+        out.getvalue().splitlines()
+    )
+
+
+def test_json_summary_says_where_the_watch_ended_and_the_map_there() -> None:
+    for read in (True, False):
+        out = io.StringIO()
+        jsonl.summary(out, _until_summary(read), "proc")
+        rec = json.loads(out.getvalue())
+        assert (rec["ended"], rec["after_watch"], rec["exit_status"]) == ("until", "ran_on", 3)
+        assert rec["ended_at"] == {
+            "function": "main.checkpoint",
+            "file": "/src/main.go",
+            "line": 19,
+            "goroutine": 1,
+        }
+        final = rec["final"]
+        assert final["how"] == ("last_seen" if read else "none") and final["note"]
+        if read:
+            assert (final["count"], final["capacity"], final["tombstones"]) == (1, 8, 0)
+            assert final["memory"]["needed_bytes"] == 16
+        else:
+            assert final["count"] is final["memory"] is None
+    out = io.StringIO()
+    jsonl.summary(out, Summary(ended="exit", exit_status=0), "proc")
+    rec = json.loads(out.getvalue())
+    assert (rec["ended"], rec["ended_at"], rec["final"], rec["after_watch"]) == (
+        "exit",
+        None,
+        None,
+        None,
+    )

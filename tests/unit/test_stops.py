@@ -146,3 +146,43 @@ def test_a_call_that_never_returns() -> None:
     src, _ = _source([])
     with pytest.raises(TargetError, match="did not return"):
         src.returned(HIT, SITE, state((7, bp(1, OURS + "1"))))
+
+
+def test_until_reached_by_another_goroutine_mid_call_is_kept_and_passed() -> None:
+    """--until LOCATION reached by goroutine 3 while goroutine 7's call is in flight: not a
+    stop of the user's, even at a breakpoint of theirs standing for LOCATION; passed (the
+    call ends first) and kept as in flight."""
+    src, client = _source([state((7, bp(5, OURS + "5")))])
+    src.until_ids = frozenset({9})
+    st, users = src.returned(HIT, SITE, state((3, bp(9, "theirs"))))
+    assert users == "" and client.log == ["continue"]
+    assert [t.goroutine_id for t in st.threads] == [7]
+    assert src.until_reached is not None
+    assert (src.until_reached.goroutine, src.until_reached.in_flight) == (3, True)
+
+
+def test_until_where_the_call_returns_leaves_the_program_there() -> None:
+    """LOCATION is the call's return address (its site steps out): the stop that ends the
+    call is at LOCATION, so the program is stopped there, not run on from it."""
+    src, _ = _source([])
+    src.until_ids = frozenset({12})
+    end = state((7, bp(12, OURS + "12")))
+    st, users = src.returned(HIT, None, end)
+    assert st is end and users == ""
+    assert src.until_reached is not None
+    assert (src.until_reached.goroutine, src.until_reached.in_flight) == (7, False)
+
+
+def test_a_frame_holds_the_stack_addresses_between_its_callees_cfa_and_its_own() -> None:
+    from dlvsnap.delve.types import Frame
+    from dlvsnap.watch.until import Holder, _holding
+
+    frames = [
+        Frame(1, "map.go", 1, "runtime.mapdelete_fast64", frame_offset=-900),
+        Frame(2, "main.go", 12, "main.del", frame_offset=-880),
+        Frame(3, "main.go", 25, "main.main", frame_offset=-144),
+        Frame(4, "proc.go", 290, "runtime.main", frame_offset=-32),
+    ]
+    assert _holding(frames, -448) == Holder("main.main", -144)
+    assert _holding(frames, -890) == Holder("main.del", -880)
+    assert _holding(frames, -10) is None
