@@ -375,6 +375,7 @@ class KeyType:
     size: int
     indirect: bool
     go: GoType | None = None  # from the binary's DWARF, for keys beyond scalars and strings
+    pointers: bool = False  # the type holds pointers (abi.Type.PtrBytes != 0)
 
     @property
     def kind_name(self) -> str:
@@ -412,6 +413,15 @@ class MapType:
             self.elem.size if self.elem.indirect else 0
         )
 
+    @property
+    def group_pointers(self) -> bool:
+        """Whether a group/bucket holds pointers, so that the garbage collector scans it:
+        a slot's key or elem has pointers or is stored by pointer (cmd/compile's
+        reflectdata.MapGroupType / MapBucketType; a classic bucket's overflow word is a
+        uintptr otherwise)."""
+        k, e = self.key, self.elem
+        return k.indirect or e.indirect or k.pointers or e.pointers
+
 
 @dataclass(frozen=True)
 class Table:
@@ -431,18 +441,54 @@ class Table:
 
 
 @dataclass(frozen=True)
-class Memory:
-    """Bytes the map holds, and bytes its live entries need."""
+class TypeSizes:
+    """The parts of Memory by their types' sizes: the bytes the map's allocations asked
+    for, before the allocator rounded each one up."""
 
-    header: int
+    header: int = 0
+    directory: int = 0
+    tables: int = 0
+    groups: int = 0
+    indirect: int = 0
+    overflow: int = 0
+    old: int = 0
+
+    @property
+    def total(self) -> int:
+        return (
+            self.header
+            + self.directory
+            + self.tables
+            + self.groups
+            + self.indirect
+            + self.overflow
+            + self.old
+        )
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Bytes the map holds, and bytes its live entries need.
+
+    Each part counts the heap its allocations take as the Go runtime allocates them (size
+    classes, malloc headers, pages: dlvsnap.alloc), each allocation the map owns once, so
+    that ``held`` is what the map adds to runtime.MemStats.HeapAlloc (docs/memory-
+    accounting.md). ``structural`` holds the same parts by their types' sizes (None: the
+    parts are type sizes, no rounding known); ``allocations`` counts the heap objects
+    (what the map adds to MemStats.HeapObjects).
+    """
+
+    header: int  # classic: hmap, mapextra and mapextra's overflow slices; swiss: Map
     directory: int
     tables: int
-    groups: int
+    groups: int  # swiss: every table's group array (a small map's group); classic: buckets
     indirect: int  # separately allocated keys/elems of live entries
     live_entries: int
     entry_bytes: int  # key + elem size of one entry
     overflow: int = 0  # classic: overflow buckets outside the bucket arrays
     old: int = 0  # classic: the old bucket array while growing
+    structural: TypeSizes | None = None
+    allocations: int = 0
 
     @property
     def held(self) -> int:
@@ -455,6 +501,11 @@ class Memory:
             + self.overflow
             + self.old
         )
+
+    @property
+    def structural_bytes(self) -> int:
+        """The parts' type sizes added up (``held`` when they are not known apart)."""
+        return self.held if self.structural is None else self.structural.total
 
     @property
     def needed(self) -> int:
@@ -472,6 +523,8 @@ class Memory:
             "overflow_bytes": self.overflow,
             "oldbucket_bytes": self.old,
             "live_entries": self.live_entries,
+            "structural_bytes": self.structural_bytes,
+            "allocations": self.allocations,
         }
 
 

@@ -15,7 +15,6 @@ chain's head) and the header.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dlvsnap.decode.base import BaseDecoder
-from dlvsnap.errors import LayoutError
+from dlvsnap.errors import LayoutError, MemoryReadError
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader, SparseMem
 from dlvsnap.model import (
@@ -41,9 +40,13 @@ from dlvsnap.model import (
     Memory,
     Rows,
     TypeCatalog,
+    TypeSizes,
 )
 
 MAX_B = 40
+# An overflow slice holds a pointer to each overflow bucket made since the last grow:
+# fewer than the buckets of a bucket array of 2^MAX_B.
+MAX_OVERFLOW_SLICE = 1 << MAX_B
 
 
 def tophash_state(b: int, layout: Layout) -> str:
@@ -108,16 +111,16 @@ class ClassicDecoder(BaseDecoder):
         arrays: list[tuple[int, int]] = []  # (start, end) of bucket arrays, for accounting
         chained: list[NDArray[np.uint64]] = []  # overflow buckets reached through chains
         depths: list[NDArray[np.int64]] = []
-        bucket_bytes = old_bytes = 0
+        n_new = n_old = 0  # buckets each array holds (preallocated overflow ones included)
         if h["buckets"]:
-            bucket_bytes = (nb + _prealloc(b)) * self.bsize
-            arrays.append((h["buckets"], h["buckets"] + bucket_bytes))
+            n_new = self._array_len(b)
+            arrays.append((h["buckets"], h["buckets"] + n_new * self.bsize))
             budget.take(nb)
             parts.append(self._array(h["buckets"], nb, False, chained, depths, budget=budget))
         if h["oldbuckets"]:
             nold = 1 << old_b
-            old_bytes = (nold + _prealloc(old_b)) * self.bsize
-            arrays.append((h["oldbuckets"], h["oldbuckets"] + old_bytes))
+            n_old = self._array_len(old_b)
+            arrays.append((h["oldbuckets"], h["oldbuckets"] + n_old * self.bsize))
             budget.take(nold)
             parts.append(self._array(h["oldbuckets"], nold, True, chained, depths, budget=budget))
         rows = Rows.concat(parts, classic=True)
@@ -131,7 +134,7 @@ class ClassicDecoder(BaseDecoder):
         count = int(h["count"])
         full = int(np.count_nonzero(rows.ctrl >= self.min_top))
         warnings = [] if full == count else [f"hmap.count is {count} but {full} slots are full"]
-        memory = self._memory(h, bucket_bytes, outside, old_bytes)
+        memory = self._memory(h, n_new, outside, n_old, warnings)
         shape = (
             "classic",
             *_structure(h),
@@ -323,21 +326,94 @@ class ClassicDecoder(BaseDecoder):
         )
 
     # -- accounting ------------------------------------------------------------------------------
-    def _memory(self, h: dict[str, Any], bucket_bytes: int, outside: int, old: int) -> Memory:
-        lay, mt = self.layout, self.mt
-        count = int(h["count"])
-        extra = lay.struct("mapextra").size if h["extra"] else 0
-        return Memory(
-            header=lay.struct("hmap").size + extra,
+    def _array_len(self, b: int) -> int:
+        """The buckets makeBucketArray allocates for 2^b: from b = 4 it adds 2^(b-4)
+        preallocated overflow buckets and then as many more as the allocation's size class
+        (roundupsize) has room for; they are used as overflow buckets too."""
+        n = 1 << b
+        if b < 4:
+            return n
+        n += 1 << (b - 4)
+        size = n * self.bsize
+        up = self.alloc.usable(size, pointers=self.mt.group_pointers)
+        return up // self.bsize if up != size else n
+
+    def _memory(
+        self, h: dict[str, Any], n_new: int, outside: int, n_old: int, warnings: list[str]
+    ) -> Memory:
+        """Every allocation the map owns, once, as the allocator reserves it: the hmap
+        (new(hmap)), its mapextra and mapextra's overflow slices, the bucket array(s)
+        (makeBucketArray: newarray), each overflow bucket outside them (newoverflow:
+        newobject), and each live entry's indirect key/elem (newobject).
+        docs/memory-accounting.md cites them."""
+        lay, mt, a = self.layout, self.mt, self.alloc
+        bsize, gp = self.bsize, mt.group_pointers
+        hmap = lay.struct("hmap").size
+        header, header_held, allocations = hmap, a.reserved(hmap, pointers=True), 1
+        if h["extra"]:
+            extra = lay.struct("mapextra").size
+            header += extra
+            header_held += a.reserved(extra, pointers=True)
+            allocations += 1
+            if not gp:  # only pointer-free buckets keep their overflow buckets in slices
+                for size in self._overflow_slices(int(h["extra"]), warnings):
+                    header += size
+                    header_held += a.reserved(size, pointers=True)
+                    allocations += 1
+        bucket = a.reserved(bsize, pointers=gp)
+        memory = Memory(
+            header=header_held,
             directory=0,
             tables=0,
-            groups=bucket_bytes,
-            indirect=count * mt.indirect_bytes,
-            live_entries=count,
+            groups=a.reserved(n_new * bsize, pointers=gp),
+            indirect=0,
+            live_entries=0,
             entry_bytes=mt.entry_bytes,
-            overflow=outside * self.bsize,
-            old=old,
+            overflow=outside * bucket,
+            old=a.reserved(n_old * bsize, pointers=gp),
+            structural=TypeSizes(
+                header=header,
+                groups=n_new * bsize,
+                overflow=outside * bsize,
+                old=n_old * bsize,
+            ),
+            allocations=allocations + (n_new > 0) + (n_old > 0) + outside,
         )
+        return self.live(memory, int(h["count"]))
+
+    def _overflow_slices(self, extra: int, warnings: list[str]) -> list[int]:
+        """The sizes of the allocations behind mapextra.overflow and .oldoverflow (each a
+        *[]*bmap: new([]*bmap), and the array append grew, of cap pointers, growslice
+        having rounded cap up to fill its size class). A mapextra that cannot be read (a
+        snapshot file saved before dlvsnap read it) is a warning, and its slices are not
+        counted."""
+        p, order = self.layout.ptr_size, self.layout.order
+        ex = self.layout.struct("mapextra")
+        try:
+            fields = ex.parse(self.mem.read(extra, ex.size))
+            out: list[int] = []
+            for name in ("overflow", "oldoverflow"):
+                at = int(fields[name])
+                if not at:
+                    continue
+                raw = self.mem.read(at, 3 * p)
+                data, length, cap = (
+                    int.from_bytes(raw[i * p : (i + 1) * p], order) for i in range(3)
+                )
+                if length > cap or cap > MAX_OVERFLOW_SLICE:
+                    raise LayoutError(
+                        f"mapextra.{name} at {at:#x}: a slice of len {length}, cap {cap}: "
+                        f"not an overflow slice under layout {self.layout.name}"
+                    )
+                out.append(3 * p)  # the slice header
+                if data and cap:
+                    out.append(cap * p)
+        except MemoryReadError as e:
+            warnings.append(
+                f"mapextra at {extra:#x} not read ({e}): its overflow slices are not counted"
+            )
+            return []
+        return out
 
     def _make(
         self,
@@ -361,9 +437,7 @@ class ClassicDecoder(BaseDecoder):
             tables=(),
             rows=rows,
             states=self.states,
-            memory=dataclasses.replace(
-                memory, indirect=count * self.mt.indirect_bytes, live_entries=count
-            ),
+            memory=self.live(memory, count),
             tombstones=0,
             warnings=tuple(warnings),
             shape=shape,
@@ -401,9 +475,3 @@ def _probeable(h: dict[str, Any], known: MapSnapshot) -> bool:
     """Whether one bucket chain is all a delete can change: the map is not growing and its
     arrays and overflow count are those of a snapshot whose accounting is known."""
     return not h["oldbuckets"] and bool(h["buckets"]) and _structure(h) == known.shape[1:-1]
-
-
-def _prealloc(b: int) -> int:
-    """Overflow buckets makeBucketArray allocates after the 2^b main ones (before rounding
-    the allocation up to its size class, which dlvsnap does not model)."""
-    return 1 << (b - 4) if b >= 4 else 0

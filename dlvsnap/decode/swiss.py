@@ -35,6 +35,7 @@ from dlvsnap.model import (
     Rows,
     Table,
     TypeCatalog,
+    TypeSizes,
 )
 
 # A directory longer than this is not a map header (2^16 tables of 1024 slots = 64M slots).
@@ -271,9 +272,7 @@ class SwissDecoder(BaseDecoder):
             count=used,
             tables=(t,),
             rows=rows,
-            memory=dataclasses.replace(
-                prior.memory, indirect=used * self.mt.indirect_bytes, live_entries=used
-            ),
+            memory=self.live(prior.memory, used),
             tombstones=prior.tombstones - t0.tombstones + t.tombstones,
             warnings=tuple(warnings),
         )
@@ -377,7 +376,7 @@ class SwissDecoder(BaseDecoder):
         warnings: list[str],
         partial: bool,
     ) -> MapSnapshot:
-        lay, mt = self.layout, self.mt
+        lay = self.layout
         used = int(hdr["used"])
         if len(d) and int(d.th["used"].sum()) != used:
             warnings.append("Map.used differs from the sum of table.used")
@@ -397,23 +396,14 @@ class SwissDecoder(BaseDecoder):
                 for t, n in zip(tables, per_table.tolist(), strict=True):
                     if n != t.used:
                         warnings.append(f"table {t.index}: used is {t.used} but {n} slots are full")
-        n_groups = d.n_groups() if len(d) else (1 if hdr["dirPtr"] else 0)
-        memory = Memory(
-            header=lay.struct("Map").size,
-            directory=int(hdr["dirLen"]) * lay.ptr_size,
-            tables=len(d) * lay.struct("table").size,
-            groups=n_groups * mt.group_size,
-            indirect=used * mt.indirect_bytes,
-            live_entries=used,
-            entry_bytes=mt.entry_bytes,
-        )
+        memory = self._memory(hdr, d)
         return MapSnapshot(
             impl="swiss",
             layout=lay.name,
             addr=addr,
             header=hdr,
             count=used,
-            map_type=mt,
+            map_type=self.mt,
             tables=tuple(tables),
             rows=rows,
             states=self.states,
@@ -424,6 +414,41 @@ class SwissDecoder(BaseDecoder):
             partial=partial,
             n_tables=len(d),
         )
+
+    def _memory(self, hdr: dict[str, Any], d: _Dir) -> Memory:
+        """Every allocation the map owns, once, as the allocator reserves it: the Map
+        (new(Map)), the directory (make([]*table, dirLen)), each table (newTable: &table{})
+        and its group array (newGroups: newarray), or a small map's one group; and each
+        live entry's indirect key/elem (newobject). docs/memory-accounting.md cites them."""
+        lay, mt, a = self.layout, self.mt, self.alloc
+        p = lay.ptr_size
+        header, table = lay.struct("Map").size, lay.struct("table").size
+        dir_len = int(hdr["dirLen"])
+        if len(d):  # the group arrays' lengths, and how many tables have each
+            lengths, n = np.unique(
+                d.th["groups.lengthMask"].astype(np.int64) + 1, return_counts=True
+            )
+            arrays = list(zip(lengths.tolist(), n.tolist(), strict=True))
+        else:
+            arrays = [(1, 1)] if hdr["dirPtr"] else []
+        gs, gp = mt.group_size, mt.group_pointers
+        memory = Memory(
+            header=a.reserved(header, pointers=True),
+            directory=a.reserved(dir_len * p, pointers=True),
+            tables=len(d) * a.reserved(table, pointers=True),
+            groups=sum(k * a.reserved(g * gs, pointers=gp) for g, k in arrays),
+            indirect=0,
+            live_entries=0,
+            entry_bytes=mt.entry_bytes,
+            structural=TypeSizes(
+                header=header,
+                directory=dir_len * p,
+                tables=len(d) * table,
+                groups=sum(k * g * gs for g, k in arrays),
+            ),
+            allocations=1 + (dir_len > 0) + len(d) + sum(k for _, k in arrays),
+        )
+        return self.live(memory, int(hdr["used"]))
 
 
 def _home(hdr: dict[str, Any], hash_: int) -> tuple[int, int]:
@@ -463,9 +488,6 @@ class _Dir:
 
     def tables(self) -> list[Table]:
         return [self.table(i) for i in range(len(self))]
-
-    def n_groups(self) -> int:
-        return int((self.th["groups.lengthMask"].astype(np.int64) + 1).sum())
 
     def tombstones(self) -> int:
         """capacity*7/8 - used - growthLeft summed (table.go tombstones()), as Table does."""

@@ -37,7 +37,8 @@ def decode_type(
     go = types.at(addr) if types is not None and kind in DESCRIBED_KINDS else None
     if go is not None and (go.kind != kind or go.size != size):
         go = None  # not this type: a wrong offset or base (the key is shown as its bytes)
-    return KeyType(kind=kind, size=size, indirect=indirect, go=go)
+    pointers = int(t["PtrBytes"]) != 0
+    return KeyType(kind=kind, size=size, indirect=indirect, go=go, pointers=pointers)
 
 
 def decode_map_type(

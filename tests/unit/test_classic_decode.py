@@ -19,9 +19,15 @@ class ClassicMap:
     """Builds hmaps and buckets with the layout's own construct structs."""
 
     def __init__(
-        self, layout: Layout, key_size: int = 8, elem_size: int = 8, indirect_key: bool = False
+        self,
+        layout: Layout,
+        key_size: int = 8,
+        elem_size: int = 8,
+        indirect_key: bool = False,
+        key_pointers: bool = False,
     ) -> None:
         self.lay = layout
+        self.key_pointers = key_pointers
         self.p = layout.ptr_size
         self.key_size = key_size
         self.ks = self.p if indirect_key else key_size
@@ -40,9 +46,10 @@ class ClassicMap:
     def type_desc(self) -> int:
         t = self.lay.struct("Type").struct
 
-        key = self.alloc(
-            t.build(type_fields(self.key_size, Kind.INT64 if self.key_size == 8 else Kind.ARRAY))
-        )
+        kt = type_fields(self.key_size, Kind.INT64 if self.key_size == 8 else Kind.ARRAY)
+        if self.key_pointers:
+            kt.update(PtrBytes=self.p, Kind_=Kind.POINTER)
+        key = self.alloc(t.build(kt))
         elem = self.alloc(t.build(type_fields(self.vs, Kind.INT64)))
         return self.alloc(
             self.lay.struct("MapType").struct.build(
@@ -92,6 +99,7 @@ class ClassicMap:
         oldbuckets: int = 0,
         flags: int = 0,
         hash0: int = 7,
+        extra: int = 0,
     ) -> int:
         fields = {
             "count": count,
@@ -102,7 +110,7 @@ class ClassicMap:
             "buckets": buckets,
             "oldbuckets": oldbuckets,
             "nevacuate": 0,
-            "extra": 0,
+            "extra": extra,
         }
         if "clearSeq" in {f.name for f in self.lay.struct("hmap").fields}:
             fields["clearSeq"] = 0
@@ -136,7 +144,9 @@ def test_buckets_and_overflow_chain(cm: ClassicMap) -> None:
     assert by[SlotLoc(-1, 1, 0, classic=True)].state == EMPTY_ONE
     assert by[SlotLoc(-1, 1, 3, classic=True)].state == EMPTY_REST
     assert sorted(snap.live_keys()) == [0, 1, 2, 3, 4, 5, 6, 7, 9, 42]  # type: ignore[type-var]
-    assert snap.memory.overflow == cm.bsize  # the overflow bucket lies outside the array
+    # the overflow bucket lies outside the array: a bucket of 144 (64-bit) or 140 (32-bit)
+    # bytes, allocated alone (newobject) in class 11 (144)
+    assert snap.memory.structural.overflow == cm.bsize and snap.memory.overflow == 144
     assert str(SlotLoc(-1, 0, 0, overflow=1, classic=True)) == "b0+1/s0"
 
 
@@ -150,7 +160,7 @@ def test_growing_map_reads_oldbuckets(cm: ClassicMap) -> None:
     assert by[SlotLoc(-1, 0, 0, old=True, classic=True)].state == EVACUATED_X
     assert by[SlotLoc(-1, 0, 1, old=True, classic=True)].key == 6
     assert sorted(snap.live_keys()) == [5, 6]  # type: ignore[type-var]
-    assert snap.memory.old == cm.bsize
+    assert snap.memory.structural.old == cm.bsize and snap.memory.old == 144
     assert snap.warnings == ()
 
 
@@ -172,7 +182,8 @@ def test_indirect_keys() -> None:
     arr = cm.alloc(cm.bucket({3: (0x77, k)}))
     snap = dec.snapshot(cm.hmap(count=1, b=0, buckets=arr))
     assert snap.live_keys() == [RawKey(k)]
-    assert snap.memory.indirect == 200
+    # a pointer-free 200-byte key in its own allocation: class 15 (208)
+    assert snap.memory.structural.indirect == 200 and snap.memory.indirect == 208
 
 
 def test_emptyrest_cascade_is_a_transition(cm: ClassicMap) -> None:
@@ -206,7 +217,12 @@ def test_preallocated_overflow_buckets_are_reached_only_through_chains(cm: Class
     assert arr == base
     snap = dec.snapshot(cm.hmap(count=2, b=4, buckets=arr))
     assert sorted(snap.live_keys()) == [1, 2]  # type: ignore[type-var]
-    assert snap.memory.groups == (n + 1) * cm.bsize and snap.memory.overflow == 0
+    # makeBucketArray: 17 buckets of 144 B (64-bit) = 2,448 B, or of 140 B (32-bit) =
+    # 2,380 B, both in class 40 (2,688 B), which holds 18 (or 19) buckets: it allocates
+    # that many, the last ones overflow buckets too
+    buckets = 18 if cm.bsize == 144 else 19
+    assert snap.memory.structural.groups == buckets * cm.bsize
+    assert snap.memory.groups == 2688 and snap.memory.overflow == 0
     assert all(s.loc.group < n for s in snap.slots)
     # an unused preallocated bucket with the end marker is never walked into
     sentinel = cm.bucket({}, overflow=arr)
@@ -240,3 +256,55 @@ def test_max_slots_refuses_a_bigger_map_before_reading_it(cm: ClassicMap) -> Non
         dec.snapshot(cm.hmap(count=2, b=1, buckets=arr), max_slots=16)
     with pytest.raises(LayoutError, match="more slots than the snapshot may hold"):
         dec.snapshot(cm.hmap(count=2, b=30, buckets=arr), max_slots=1 << 20)
+
+
+def test_memory_counts_each_allocation_once_as_the_allocator_does() -> None:
+    """A pointer-free map[int64]int64 (Go 1.22, 64-bit) whose mapextra's overflow slice
+    keeps its one overflow bucket alive: the hmap (48 B: class 5, 48), the mapextra (24 B:
+    class 3, 24), the slice's header (new([]*bmap): 24 B, class 3) and its array (append
+    from nil: cap 1, 8 B with pointers, class 1: 8), the array of 2 buckets (288 B: class
+    19, 288) and the overflow bucket (144 B: class 11, 144). All are class sizes already."""
+    cm = ClassicMap(load_layout("classic", "go1.22.10", 8, True))
+    dec = _decoder(cm)
+    ovf = cm.alloc(cm.bucket({0: (0x90, 9)}))
+    arr = cm.alloc(cm.bucket({i: (0x10 + i, i) for i in range(8)}, overflow=ovf) + cm.bucket({}))
+    array = cm.alloc(ovf.to_bytes(8, "little"))
+    header = cm.alloc(array.to_bytes(8, "little") + (1).to_bytes(8, "little") * 2)
+    extra = cm.alloc(
+        cm.lay.struct("mapextra").struct.build(
+            {"overflow": header, "oldoverflow": 0, "nextOverflow": 0}
+        )
+    )
+    snap = dec.snapshot(cm.hmap(count=9, b=1, buckets=arr, extra=extra))
+    m = snap.memory
+    assert (m.header, m.groups, m.overflow) == (48 + 24 + 24 + 8, 288, 144)
+    assert m.held == m.structural_bytes == 536 and m.allocations == 6
+    assert snap.warnings == ()
+    assert m.to_json()["structural_bytes"] == 536 and m.to_json()["allocations"] == 6
+
+
+@pytest.mark.parametrize(("version", "held"), [("go1.19.8", 576), ("go1.22.10", 640)])
+def test_a_bucket_array_with_pointers_has_a_malloc_header_from_go1_22(
+    version: str, held: int
+) -> None:
+    """map[*T]int64 at B=2: 4 buckets of 144 B, 576 B with pointers. Go 1.19: class 27
+    (576). Go 1.22: over minSizeForMallocHeader (512 on 64-bit), so 576 + 8 = 584: class
+    28 (640)."""
+    cm = ClassicMap(load_layout("classic", version, 8, True), key_pointers=True)
+    dec = _decoder(cm)
+    arr = cm.alloc(b"".join(cm.bucket({}) for _ in range(4)))
+    m = dec.snapshot(cm.hmap(count=0, b=2, buckets=arr)).memory
+    assert m.structural is not None
+    assert (m.groups, m.structural.groups) == (held, 576)
+
+
+def test_a_mapextra_that_cannot_be_read_is_a_warning() -> None:
+    """A snapshot file saved before dlvsnap read mapextra has no bytes of it: the map still
+    decodes, its overflow slices uncounted, and says so."""
+    cm = ClassicMap(load_layout("classic", "go1.22.10", 8, True))
+    arr = cm.alloc(cm.bucket({}))
+    snap = _decoder(cm).snapshot(cm.hmap(count=0, b=0, buckets=arr, extra=0x7000_0000))
+    assert len(snap.warnings) == 1
+    assert snap.warnings[0].startswith("mapextra at 0x70000000 not read (")
+    assert snap.warnings[0].endswith("): its overflow slices are not counted")
+    assert snap.memory.header == 48 + 24  # the hmap and the mapextra itself

@@ -289,7 +289,7 @@ def test_snapshot_files_keep_their_key_types(tmp_path: Path) -> None:
     path, keys = _struct_map(tmp_path)
     assert [key_to_text(k) for k in keys] == ['main.pair{a:4, b:"s4"}', 'main.pair{a:7, b:"se"}']  # type: ignore[arg-type]
     doc = json.loads(path.read_text())
-    assert doc["version"] == 2 and len(doc["types"]) == 1
+    assert doc["version"] == 3 and len(doc["types"]) == 1
     assert doc["state"]["live_keys"][0] == {
         "struct": "main.pair",
         "fields": [["a", 4], ["b", "s4"]],

@@ -86,6 +86,16 @@ FORBIDDEN = {
     "dlvsnap.decode": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
     "dlvsnap.model": ("dlvsnap.delve", "dlvsnap.render", "dlvsnap.decode", "dlvsnap.layouts"),
     "dlvsnap.memory": ("dlvsnap.delve",),
+    # the allocator's rules are arithmetic on sizes: they know no map, layout or reader
+    "dlvsnap.alloc": (
+        "dlvsnap.delve",
+        "dlvsnap.session",
+        "dlvsnap.model",
+        "dlvsnap.decode",
+        "dlvsnap.layouts",
+        "dlvsnap.memory",
+        "dlvsnap.render",
+    ),
     "dlvsnap.target": ("dlvsnap.delve",),
     "dlvsnap.layouts": ("dlvsnap.delve", "dlvsnap.model"),
     "dlvsnap.snapfile": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),

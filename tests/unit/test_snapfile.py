@@ -51,7 +51,7 @@ def test_round_trip_decodes_the_same_map_again(tmp_path: Path) -> None:
     assert saved.snapshot.tombstones == 1 and saved.expr == "m"
     assert saved.target == TARGET and saved.type_name == "map[int]int"
     doc = json.loads(path.read_text())
-    assert doc["format"] == "dlvsnap-snapshot" and doc["version"] == 2 and doc["types"] == []
+    assert doc["format"] == "dlvsnap-snapshot" and doc["version"] == 3 and doc["types"] == []
     assert doc["state"]["states"].count("F") == 3 and doc["state"]["groups"] == ["t0/g0", "t0/g1"]
 
 
@@ -68,6 +68,9 @@ def _broken(tmp_path: Path, change: str) -> Path:
         text = json.dumps(doc)
     elif change == "count-edited":
         doc["state"]["count"] += 1
+        text = json.dumps(doc)
+    elif change == "memory-edited":
+        doc["state"]["memory"]["held_bytes"] -= 8
         text = json.dumps(doc)
     elif change == "bytes-missing":
         doc["memory"]["regions"] = doc["memory"]["regions"][:-1]
@@ -87,8 +90,9 @@ def _broken(tmp_path: Path, change: str) -> Path:
     [
         ("truncated", "not JSON (truncated"),
         ("not-ours", "not a dlvsnap snapshot file"),
-        ("version", "format version 99; this dlvsnap reads 1"),
+        ("version", "format version 99; this dlvsnap reads 1, 2 and 3"),
         ("count-edited", "decode to a different count"),
+        ("memory-edited", "decode to a different memory"),
         ("bytes-missing", "cannot decode its bytes again"),
         ("bytes-garbled", "malformed snapshot file"),
         ("field-missing", "malformed snapshot file"),
@@ -100,6 +104,17 @@ def test_broken_files_are_refused_in_one_line(tmp_path: Path, change: str, messa
         load(path)
     assert message in str(e.value) and "\n" not in str(e.value)
     assert e.value.exit_code == ExitCode.TARGET
+
+
+def test_a_version_2_file_has_its_memory_computed_again(tmp_path: Path) -> None:
+    """Version 2 counted memory by type sizes: its figures are not the reader's, so they
+    are not compared; the snapshot read carries the reader's own."""
+    path, snap = _saved(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["version"] = 2
+    doc["state"]["memory"] = {"held_bytes": 1, "needed_bytes": 2}
+    path.write_text(json.dumps(doc))
+    assert load(path).snapshot.memory == snap.memory
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -32,7 +32,9 @@ def test_small_map(sm: SwissMap) -> None:
     assert states[SlotLoc(-1, 0, 5)] == (FULL, 42)  # ctrl 0x00 is full with H2 = 0, not empty
     assert states[SlotLoc(-1, 0, 1)] == (EMPTY, None)
     assert sorted(snap.live_keys()) == [-2, 7, 42]  # type: ignore[type-var]
-    assert snap.memory.groups == sm.group_size and snap.memory.directory == 0
+    # one group of 136 B (8 slots of 16 B after the control word), class 11 (144)
+    assert snap.memory.structural.groups == sm.group_size == 136
+    assert snap.memory.groups == 144 and snap.memory.directory == 0
     assert snap.warnings == ()
 
 
@@ -51,7 +53,8 @@ def test_one_table_with_a_tombstone(sm: SwissMap) -> None:
     assert snap.tombstones == 1
     assert snap.tables[0].tombstones == 16 * 7 // 8 - 8 - 5
     assert {s.state for s in snap.slots if s.loc.group == 0} == {FULL, DELETED}
-    assert snap.memory.tables == sm.layout.struct("table").size
+    # a table is 32 B (64-bit) or 24 B (32-bit): class sizes both
+    assert snap.memory.tables == snap.memory.structural.tables == sm.layout.struct("table").size
 
 
 def test_directory_with_a_shared_table_is_deduplicated(sm: SwissMap) -> None:
@@ -63,7 +66,7 @@ def test_directory_with_a_shared_table_is_deduplicated(sm: SwissMap) -> None:
     snap = dec.snapshot(sm.header(used=3, dir_ptr=d, dir_len=4, depth=2))
     assert [t.index for t in snap.tables] == [0, 2, 3]
     assert sorted(snap.live_keys()) == [1, 2, 3]  # type: ignore[type-var]
-    assert snap.memory.directory == 4 * sm.layout.ptr_size
+    assert snap.memory.directory == snap.memory.structural.directory == 4 * sm.layout.ptr_size
     assert snap.warnings == ()
 
 
@@ -86,7 +89,8 @@ def test_indirect_keys_are_followed() -> None:
     group = sm.alloc(sm.group({2: (9, k)}))
     snap = dec.snapshot(sm.header(used=1, dir_ptr=group, dir_len=0))
     assert snap.live_keys() == [RawKey(k)]
-    assert snap.memory.indirect == 200
+    # a pointer-free 200-byte key in its own allocation: class 15 (208)
+    assert snap.memory.structural.indirect == 200 and snap.memory.indirect == 208
 
 
 def test_string_keys() -> None:
@@ -202,3 +206,18 @@ def test_max_slots_refuses_a_bigger_map_before_reading_it(sm: SwissMap) -> None:
     assert len(dec.snapshot(h, max_slots=16).rows) == 2
     with pytest.raises(LayoutError, match="more slots than the snapshot may hold"):
         dec.snapshot(h, max_slots=8)
+
+
+def test_memory_counts_each_allocation_once_as_the_allocator_does() -> None:
+    """The README's demo map: a map[int]int of 96 entries in one table of 16 groups (Go
+    1.26, 64-bit): the Map (48 B: class 48), the directory (1 pointer: class 8), the table
+    (32 B: class 32) and its groups (16 x 136 = 2,176 B, pointer-free: class 39, 2,304)."""
+    sm = SwissMap(load_layout("swiss", "go1.26.8", 8, True))
+    dec = _decoder(sm)
+    groups = [sm.group({i: (i, 8 * g + i) for i in range(6)}) for g in range(16)]
+    table = sm.table(groups, used=96, growth_left=16 * 7 - 96, index=0)
+    snap = dec.snapshot(sm.header(used=96, dir_ptr=sm.directory([table]), dir_len=1))
+    m = snap.memory
+    assert (m.header, m.directory, m.tables, m.groups) == (48, 8, 32, 2304)
+    assert (m.held, m.structural_bytes, m.allocations) == (2392, 2264, 4)
+    assert m.to_json()["held_bytes"] == 2392 and m.to_json()["structural_bytes"] == 2264
