@@ -106,6 +106,8 @@ FORBIDDEN = {
     "dlvsnap.watch.watched": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
     "dlvsnap.watch.hits": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
     "dlvsnap.watch.options": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    # the advice is text from decoded facts: it reads and decodes nothing itself
+    "dlvsnap.advice": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render", "dlvsnap.decode"),
     # the transport never knows what a map is
     "dlvsnap.delve.rpc": ("dlvsnap.model", "dlvsnap.decode", "dlvsnap.layouts"),
     "dlvsnap.delve.client": ("dlvsnap.model", "dlvsnap.decode", "dlvsnap.layouts"),
