@@ -128,39 +128,59 @@ class Sizes:
         )
 
 
+# (bytes of one allocation, how many of them)
+Alloc = tuple[int, int]
+
+
 def fresh_bytes(impl: str, release: Release, live: int, sizes: Sizes) -> int:
     """An estimate of what ``make(map[K]V, live)`` holds once ``live`` entries are in it
-    (keys and elems stored outside the slots not counted), as dlvsnap's Memory counts a map.
+    (keys and elems stored outside the slots not counted): ``fresh_allocations`` added up
+    by their types' sizes, as dlvsnap's Memory counts a map."""
+    return sum(size * n for size, n in fresh_allocations(impl, release, live, sizes))
+
+
+def fresh_allocations(impl: str, release: Release, live: int, sizes: Sizes) -> list[Alloc]:
+    """The heap allocations of a new map sized for ``live`` entries, as (bytes, how many).
 
     classic (runtime.makemap, makeBucketArray): the smallest B with live <= 6.5 * 2^B (6 in
-    Go 1.21), 2^B buckets and the 2^(B-4) overflow buckets allocated with them (B >= 4),
-    plus the overflow buckets a uniform hash needs beyond those on average (a bucket of k
-    entries chains ceil(k/8) - 1 of them); no bucket at all for 0 entries.
+    Go 1.21), 2^B buckets and the 2^(B-4) overflow buckets allocated with them (B >= 4) in
+    one array, plus the overflow buckets a uniform hash needs beyond those on average (a
+    bucket of k entries chains ceil(k/8) - 1 of them), one allocation each; no bucket at
+    all for 0 entries.
     swiss (maps.NewMap): one group for up to 8 entries; else capacity live*8/7 spread over
     a power-of-two directory of tables of at most 1024 slots, each a power of two.
     """
+    out: list[Alloc] = [(sizes.header, 1)]
     if live <= 0:
-        return sizes.header
+        return out
     if impl == "classic":
-        return _classic_bytes(behaviour(impl, release).load_num, live, sizes)
+        return out + _classic_allocations(behaviour(impl, release).load_num, live, sizes)
     if live <= sizes.slots:
-        return sizes.header + sizes.group
+        return [*out, (sizes.group, 1)]
     target = live * sizes.slots // 7
     tables = _pow2(-(-target // _MAX_TABLE_SLOTS))
     capacity = _pow2(max(sizes.slots, target // tables))
-    groups = tables * capacity // sizes.slots
-    return sizes.header + tables * (sizes.ptr + sizes.table) + groups * sizes.group
+    return [
+        *out,
+        (tables * sizes.ptr, 1),  # the directory
+        (sizes.table, tables),
+        (capacity // sizes.slots * sizes.group, tables),  # each table's groups
+    ]
 
 
-def _classic_bytes(load_num: int, live: int, sizes: Sizes) -> int:
+def _classic_allocations(load_num: int, live: int, sizes: Sizes) -> list[Alloc]:
     b = 0
     while live > sizes.slots and live > load_num * ((1 << b) // 2):  # overLoadFactor
         b += 1
     buckets = 1 << b
     prealloc = 1 << (b - 4) if b >= 4 else 0
     outside = max(0, round(_expected_overflow(live, buckets, sizes.slots) - prealloc))
-    extra = sizes.extra if prealloc or outside else 0
-    return sizes.header + extra + (buckets + prealloc + outside) * sizes.group
+    out: list[Alloc] = [((buckets + prealloc) * sizes.group, 1)]
+    if outside:
+        out.append((sizes.group, outside))
+    if prealloc or outside:
+        out.append((sizes.extra, 1))  # hmap.extra: nextOverflow, or the overflow list
+    return out
 
 
 def _expected_overflow(live: int, buckets: int, slots: int) -> float:
@@ -233,7 +253,7 @@ def advice(facts: MapFacts, held_before: int | None = None) -> str:
     kept = "the buckets stay" if f.impl == "classic" else "every table stays"
     out.append(
         "Go maps never shrink: a delete only marks its slot empty"
-        + ("" if f.impl == "classic" else " or a tombstone")
+        + ("" if f.impl == "classic" else " (a tombstone if its group was full)")
         + f", and {kept} allocated until the map itself is garbage (later inserts reuse "
         "the slots)."
     )
