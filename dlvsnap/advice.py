@@ -275,8 +275,8 @@ def advice(facts: MapFacts, held_before: int | None = None) -> str:
         )
     if f.impl == "swiss" and not b.prunes_tombstones and f.tombstones:
         out.append(
-            f"On {go} tombstones go only when their table grows, so a map whose keys keep "
-            "changing keeps growing (Go 1.25 prunes them in place)."
+            f"On {go} inserts get rid of tombstones only by growing their table, so a map "
+            "whose keys keep changing keeps growing (Go 1.25 prunes them in place)."
         )
     return " ".join(out)
 

@@ -231,8 +231,8 @@ def test_swiss_1_24_emptied_map() -> None:
     assert "Replacing the map gives it back: m = make(map[K]V), or nil." in text
     assert "about 2,233,344 B here (a new map for 0 live entries holds about 48 B" in text
     assert text.endswith(
-        "On Go 1.24 tombstones go only when their table grows, so a map whose keys keep "
-        "changing keeps growing (Go 1.25 prunes them in place)."
+        "On Go 1.24 inserts get rid of tombstones only by growing their table, so a map "
+        "whose keys keep changing keeps growing (Go 1.25 prunes them in place)."
     )
 
 
