@@ -5,8 +5,10 @@ release, as a short paragraph of facts and the fix that works there.
     from dlvsnap.goversion import release_of
     from dlvsnap.verify import choose_layout
 
+    # snapshot: a MapSnapshot of the map now (a watch's Summary.last, a phase's snapshot)
     facts = MapFacts.of(snapshot, choose_layout(target), release_of(target.go_version))
-    print(advice(facts, held_before=first.memory.held))   # held_before: optional
+    print(advice(facts))
+    print(advice(facts, held_before=summary.first.memory.held))  # before the first delete
 
 ``advice(facts, held_before=None) -> str`` says, one sentence each: what the map holds now
 for its live entries (and, given ``held_before``, the bytes it held before the deletes,
