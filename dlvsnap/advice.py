@@ -35,11 +35,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dlvsnap.alloc import Allocator
 from dlvsnap.goversion import Release, release_text
 
-if TYPE_CHECKING:  # only read: advice loads nothing but dlvsnap.goversion
+if TYPE_CHECKING:  # only read: advice loads nothing but dlvsnap.goversion and .alloc
     from dlvsnap.layouts import Layout
-    from dlvsnap.model import MapSnapshot
+    from dlvsnap.model import MapSnapshot, MapType
 
 # A rebuild is worth suggesting when it gives back at least this many bytes and at least
 # this share of what the map holds.
@@ -110,78 +111,88 @@ class Sizes:
     table: int = 0  # swiss: one table
     ptr: int = 8
     slots: int = 8  # slots per bucket / group
+    pointers: bool = False  # a bucket/group has pointers (MapType.group_pointers)
 
     @classmethod
-    def of(cls, layout: Layout, group_size: int) -> Sizes:
-        if layout.family == "classic":
-            return cls(
-                group=group_size,
-                header=layout.struct("hmap").size,
-                extra=layout.struct("mapextra").size,
-                ptr=layout.ptr_size,
-                slots=layout.const("bucket_slots"),
-            )
+    def of(cls, layout: Layout, mt: MapType) -> Sizes:
+        """The sizes of maps of type ``mt``, decoded with ``layout``."""
+        classic = layout.family == "classic"
         return cls(
-            group=group_size,
-            header=layout.struct("Map").size,
-            table=layout.struct("table").size,
+            group=mt.group_size,
+            header=layout.struct("hmap" if classic else "Map").size,
+            extra=layout.struct("mapextra").size if classic else 0,
+            table=0 if classic else layout.struct("table").size,
             ptr=layout.ptr_size,
-            slots=layout.const("group_slots"),
+            slots=layout.const("bucket_slots" if classic else "group_slots"),
+            pointers=mt.group_pointers,
         )
 
 
-# (bytes of one allocation, how many of them)
-Alloc = tuple[int, int]
+# One kind of heap allocation: (bytes asked for, how many, whether it has pointers).
+Alloc = tuple[int, int, bool]
 
 
 def fresh_bytes(impl: str, release: Release, live: int, sizes: Sizes) -> int:
     """An estimate of what ``make(map[K]V, live)`` holds once ``live`` entries are in it
-    (keys and elems stored outside the slots not counted): ``fresh_allocations`` added up
-    by their types' sizes, as dlvsnap's Memory counts a map."""
-    return sum(size * n for size, n in fresh_allocations(impl, release, live, sizes))
+    (keys and elems stored outside the slots not counted): ``fresh_allocations``, each as
+    the release's allocator reserves it (dlvsnap.alloc), as dlvsnap's Memory counts a map
+    (what it adds to MemStats.HeapAlloc)."""
+    a = Allocator(release, sizes.ptr)
+    return sum(
+        a.reserved(size, pointers=p) * n
+        for size, n, p in fresh_allocations(impl, release, live, sizes)
+    )
 
 
 def fresh_allocations(impl: str, release: Release, live: int, sizes: Sizes) -> list[Alloc]:
-    """The heap allocations of a new map sized for ``live`` entries, as (bytes, how many).
+    """The heap allocations of a new map sized for ``live`` entries (docs/memory-accounting.md,
+    "What a map allocates").
 
     classic (runtime.makemap, makeBucketArray): the smallest B with live <= 6.5 * 2^B (6 in
-    Go 1.21), 2^B buckets and the 2^(B-4) overflow buckets allocated with them (B >= 4) in
-    one array, plus the overflow buckets a uniform hash needs beyond those on average (a
-    bucket of k entries chains ceil(k/8) - 1 of them), one allocation each; no bucket at
-    all for 0 entries.
+    Go 1.21), 2^B buckets in one array, from B = 4 with 2^(B-4) overflow buckets and as many
+    more as the array's size class has room for; the overflow buckets a uniform hash needs
+    beyond those on average (a bucket of k entries chains ceil(k/8) - 1), one allocation
+    each, with mapextra and, for pointer-free buckets, the slice that keeps them; no bucket
+    at all for 0 entries.
     swiss (maps.NewMap): one group for up to 8 entries; else capacity live*8/7 spread over
     a power-of-two directory of tables of at most 1024 slots, each a power of two.
     """
-    out: list[Alloc] = [(sizes.header, 1)]
+    out: list[Alloc] = [(sizes.header, 1, True)]
     if live <= 0:
         return out
     if impl == "classic":
-        return out + _classic_allocations(behaviour(impl, release).load_num, live, sizes)
+        return out + _classic_allocations(release, live, sizes)
     if live <= sizes.slots:
-        return [*out, (sizes.group, 1)]
+        return [*out, (sizes.group, 1, sizes.pointers)]
     target = live * sizes.slots // 7
     tables = _pow2(-(-target // _MAX_TABLE_SLOTS))
     capacity = _pow2(max(sizes.slots, target // tables))
     return [
         *out,
-        (tables * sizes.ptr, 1),  # the directory
-        (sizes.table, tables),
-        (capacity // sizes.slots * sizes.group, tables),  # each table's groups
+        (tables * sizes.ptr, 1, True),  # the directory
+        (sizes.table, tables, True),
+        (capacity // sizes.slots * sizes.group, tables, sizes.pointers),  # each table's groups
     ]
 
 
-def _classic_allocations(load_num: int, live: int, sizes: Sizes) -> list[Alloc]:
+def _classic_allocations(release: Release, live: int, sizes: Sizes) -> list[Alloc]:
+    load_num = behaviour("classic", release).load_num
     b = 0
     while live > sizes.slots and live > load_num * ((1 << b) // 2):  # overLoadFactor
         b += 1
-    buckets = 1 << b
-    prealloc = 1 << (b - 4) if b >= 4 else 0
-    outside = max(0, round(_expected_overflow(live, buckets, sizes.slots) - prealloc))
-    out: list[Alloc] = [((buckets + prealloc) * sizes.group, 1)]
+    buckets = n = 1 << b
+    if b >= 4:  # makeBucketArray: preallocated overflow buckets, then roundupsize
+        n += 1 << (b - 4)
+        usable = Allocator(release, sizes.ptr).usable(n * sizes.group, pointers=sizes.pointers)
+        n = max(n, usable // sizes.group)
+    outside = max(0, round(_expected_overflow(live, buckets, sizes.slots) - (n - buckets)))
+    out: list[Alloc] = [(n * sizes.group, 1, sizes.pointers)]
     if outside:
-        out.append((sizes.group, outside))
-    if prealloc or outside:
-        out.append((sizes.extra, 1))  # hmap.extra: nextOverflow, or the overflow list
+        out.append((sizes.group, outside, sizes.pointers))
+    if n > buckets or outside:
+        out.append((sizes.extra, 1, True))  # hmap.extra: nextOverflow, the overflow list
+    if outside and not sizes.pointers:  # mapextra.overflow: new([]*bmap) and its array
+        out += [(3 * sizes.ptr, 1, True), (outside * sizes.ptr, 1, True)]
     return out
 
 
@@ -223,13 +234,14 @@ class MapFacts:
         """The facts of a snapshot (a partial one will do: its Memory covers the whole
         map), decoded with ``layout`` from a program built by Go ``release``."""
         m = snap.memory
-        sizes = Sizes.of(layout, snap.map_type.group_size)
+        sizes = Sizes.of(layout, snap.map_type)
         fresh = fresh_bytes(snap.impl, release, snap.count, sizes) + m.indirect
+        parts = m.structural or m  # the buckets/groups by their type sizes
         return cls(
             impl=snap.impl,
             release=release,
             live=snap.count,
-            capacity=(m.groups + m.overflow) // sizes.group * sizes.slots,
+            capacity=(parts.groups + parts.overflow) // sizes.group * sizes.slots,
             tombstones=snap.tombstones,
             held=m.held,
             fresh=fresh,
