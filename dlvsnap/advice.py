@@ -37,8 +37,9 @@ from typing import TYPE_CHECKING
 
 from dlvsnap.alloc import Allocator
 from dlvsnap.goversion import Release, release_text
+from dlvsnap.phases import Figures
 
-if TYPE_CHECKING:  # only read: advice loads nothing but dlvsnap.goversion and .alloc
+if TYPE_CHECKING:  # only read
     from dlvsnap.layouts import Layout
     from dlvsnap.model import MapSnapshot, MapType
 
@@ -223,8 +224,8 @@ class MapFacts:
     impl: str  # "classic" | "swiss"
     release: Release  # (1, 26)
     live: int  # live entries
-    capacity: int  # slots in the buckets (overflow ones included) or groups it holds
-    tombstones: int  # swiss tombstones (classic: 0)
+    capacity: int  # slots in the buckets (overflow and old ones included) or groups
+    tombstones: int  # swiss: deleted slots; classic: emptyOne slots (as phases.Figures)
     held: int  # bytes the map holds (Memory.held)
     fresh: int  # bytes a new map sized for the live entries would hold
     fresh_estimated: bool = True  # ``fresh`` is fresh_bytes' estimate, not a measurement
@@ -235,16 +236,21 @@ class MapFacts:
         map), decoded with ``layout`` from a program built by Go ``release``."""
         m = snap.memory
         sizes = Sizes.of(layout, snap.map_type)
-        fresh = fresh_bytes(snap.impl, release, snap.count, sizes) + m.indirect
-        parts = m.structural or m  # the buckets/groups by their type sizes
+        if snap.partial:  # its rows are the groups one delete can touch: count the bytes
+            parts = m.structural or m  # the buckets/groups by their types' sizes
+            capacity = (parts.groups + parts.overflow) // sizes.group * sizes.slots
+            tombstones = snap.tombstones
+        else:  # as the phase table counts them (classic: emptyOne slots as tombstones)
+            fig = Figures.of(snap)
+            capacity, tombstones = fig.capacity, fig.tombstones
         return cls(
             impl=snap.impl,
             release=release,
             live=snap.count,
-            capacity=(parts.groups + parts.overflow) // sizes.group * sizes.slots,
-            tombstones=snap.tombstones,
+            capacity=capacity,
+            tombstones=tombstones,
             held=m.held,
-            fresh=fresh,
+            fresh=fresh_bytes(snap.impl, release, snap.count, sizes) + m.indirect,
         )
 
     @property

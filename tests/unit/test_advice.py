@@ -4,8 +4,10 @@ and the paragraph."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
+import numpy as np
 import pytest
 
 from dlvsnap.advice import (
@@ -183,6 +185,21 @@ def test_facts_of_a_swiss_snapshot() -> None:
     assert f.reclaimable == f.held - f.fresh and not f.worth_rebuilding
 
 
+def test_facts_of_a_partial_snapshot() -> None:
+    """A watch's snapshot around a delete holds only the groups the delete could touch: the
+    capacity comes from the bytes of every group, the tombstones from the table headers."""
+    lay = load_layout("swiss", "go1.26.8", 8, True)
+    sm = SwissMap(lay)
+    dec = SwissDecoder(lay, sm.mem, decode_map_type(lay, sm.mem, sm.type_desc()))
+    g0 = sm.group({i: (i, 100 + i) for i in range(6)}, deleted=(6, 7))
+    table = sm.table([g0, sm.group({0: (0x55, 5)})], used=7, growth_left=5, index=0)
+    full = dec.snapshot(sm.header(used=7, dir_ptr=sm.directory([table]), dir_len=1))
+    part = dataclasses.replace(full, partial=True, rows=full.rows.take(np.array([1])))
+    f = MapFacts.of(part, lay, (1, 26))
+    assert (f.capacity, f.tombstones, f.held) == (16, 2, full.memory.held)
+    assert f == MapFacts.of(full, lay, (1, 26))
+
+
 def test_facts_of_a_classic_snapshot() -> None:
     lay = load_layout("classic", "go1.22.10", 8, True)
     cm = ClassicMap(lay)
@@ -192,7 +209,7 @@ def test_facts_of_a_classic_snapshot() -> None:
     snap = dec.snapshot(cm.hmap(count=2, b=1, buckets=arr))
     f = MapFacts.of(snap, lay, (1, 22))
     assert (f.impl, f.live, f.tombstones) == ("classic", 2, 0)
-    assert f.capacity == 3 * 8  # two buckets and an overflow bucket
+    assert f.capacity == 3 * 8  # two buckets and an overflow bucket (phases.Figures')
     assert f.held == snap.memory.held and f.fresh == 48 + cm.bsize  # 144 B: a class
 
 
