@@ -22,6 +22,7 @@ from tabulate import tabulate
 from dlvsnap import __version__, install, snapfile
 from dlvsnap import phases as phasesmod
 from dlvsnap import snap as snapmod
+from dlvsnap.advice import MapFacts, advice
 from dlvsnap.build import build_package
 from dlvsnap.decode.types import RecordingTypes
 from dlvsnap.delve.client import CURRENT_GOROUTINE
@@ -566,6 +567,7 @@ def snap(
     g = goroutine or CURRENT_GOROUTINE
     several = len(at) > 1
     phases: list[phasesmod.Phase] = []
+    last: MapSnapshot | None = None
     with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
         if not (layout := choose_layout(s.target)).exact:
             _log(verbose, inexact_note(layout))
@@ -577,6 +579,7 @@ def snap(
                     path = _numbered(save, n) if several else save
                     snapmod.save(path, s, t.ref, t.snap, mem=t.mem, types=t.types, location=t.where)
                     _log(verbose, f"saved {path}")
+                last = t.snap
                 if several:
                     prev = phases[-1].figures if phases else None
                     phases.append(phasesmod.Phase(n, location, t.where, t.figures))
@@ -587,15 +590,19 @@ def snap(
                 else:
                     text.snapshot_view(t.title(map_expr, s), t.snap, limit)
         finally:
-            if phases:  # what was taken is shown, also when a later stop failed
+            if phases and last is not None:  # what was taken, also when a later stop failed
+                said = advice(
+                    MapFacts.of(last, layout, release_of(s.target.go_version)),
+                    held_before=phases[0].figures.held,
+                )
                 if as_json:
                     line = jsonl.phases_line(
-                        phases, len(at), expr=map_expr, target=s.target, pid=s.pid
+                        phases, len(at), expr=map_expr, target=s.target, pid=s.pid, advice=said
                     )
                     click.echo(line)
                 else:
                     title = f"{map_expr} in pid {s.pid}: {s.target.describe()}"
-                    text.phase_table(title, phases, len(at))
+                    text.phase_table(title, phases, len(at), said)
 
 
 @dataclass(frozen=True)

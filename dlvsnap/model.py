@@ -830,6 +830,9 @@ class Summary:
     # while it ran on: killed), "released" (--attach: running), "stopped" (--connect: left
     # where it is); "" when not said
     after: str = ""
+    # the answer to "is the memory freed?" and the fix on this release (dlvsnap.advice), from
+    # the map at the end (``final``'s, else ``last``): "" when no snapshot was taken
+    advice: str = ""
 
     @property
     def tombstones(self) -> int:

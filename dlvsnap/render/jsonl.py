@@ -144,6 +144,7 @@ def summary(out: IO[str], s: Summary, reader: str, map_name: str = "") -> None:
     if s.first is not None:
         obj["memory_before_first"] = s.first.memory.to_json()
     obj.update(_ended(s))
+    obj["advice"] = s.advice or None
     _line(out, obj)
 
 
@@ -170,7 +171,9 @@ def phase_line(p: Phase, prev: Figures | None, state: dict[str, Any]) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def phases_line(phases: list[Phase], asked: int, *, expr: str, target: TargetInfo, pid: int) -> str:
+def phases_line(
+    phases: list[Phase], asked: int, *, expr: str, target: TargetInfo, pid: int, advice: str = ""
+) -> str:
     """The last line of ``snap --at A --at B --json``: the map and the process, every
     phase's figures, how many stops were asked for, and the verdict."""
     obj = {
@@ -186,6 +189,7 @@ def phases_line(phases: list[Phase], asked: int, *, expr: str, target: TargetInf
             for i, p in enumerate(phases)
         ],
         "verdict": verdict(phases),
+        "advice": advice or None,
     }
     return json.dumps(obj, separators=(",", ":"))
 

@@ -167,7 +167,7 @@ class TextRenderer:
         self._write("\n".join(out) + "\n")
         self.out.flush()
 
-    def phase_table(self, title: str, phases: list[Phase], asked: int) -> None:
+    def phase_table(self, title: str, phases: list[Phase], asked: int, advice: str = "") -> None:
         """``snap --at A --at B``: a row per phase (live entries, capacity, tombstones,
         bytes held and needed, held per live entry, what changed), then the verdict."""
         rows = []
@@ -197,6 +197,7 @@ class TextRenderer:
             out.append(f"(stopped after phase {len(phases)} of {asked})")
         out += [self._c(ln, bold=True) for ln in textwrap.wrap(verdict(phases), _WRAP)]
         self._write("\n".join(out) + "\n")
+        self._advice(advice)
         self.out.flush()
 
     def _cell(self, slot: Slot) -> str:
@@ -311,7 +312,13 @@ class TextRenderer:
             else:
                 verdict = f"the map holds {freed:,} B less than before the first delete"
             self._write(self._c(verdict, bold=True) + "\n")
+        self._advice(s.advice)
         self.out.flush()
+
+    def _advice(self, text: str) -> None:
+        """The advice paragraph (dlvsnap.advice), wrapped, after a blank line."""
+        if text:
+            self._write("\n" + "\n".join(textwrap.wrap(text, _WRAP)) + "\n")
 
     @staticmethod
     def _end_rows(s: Summary) -> list[list[str]]:

@@ -11,9 +11,11 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from dlvsnap.advice import MapFacts, advice
 from dlvsnap.decode import Decoder, decode_map_type, make_decoder
 from dlvsnap.delve.expr import normalise_expr
 from dlvsnap.errors import DlvsnapError, MapResolutionError, NoDeletesError
+from dlvsnap.goversion import release_of
 from dlvsnap.kinds import HASH_CANNOT_PANIC
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader
@@ -138,9 +140,20 @@ class MapWatch:
         for m in self.maps:
             m.summary.mode = self.stops.mode_of(m.index)
             m.summary.mode_why = self.stops.fallback.get(m.index, "")
+            self._advise(m.summary)
         status = self.stops.clear()
         if status is not None:
             self._exit_status(status)
+
+    def _advise(self, s: Summary) -> None:
+        """The advice paragraph on the map as the watch left it (its final snapshot at
+        --until, else the last event's), with what it held before the first delete."""
+        now = s.final.snapshot if s.final is not None and s.final.snapshot else s.last
+        if now is None:
+            return
+        release = release_of(self.session.target.go_version)
+        before = s.first.memory.held if s.first is not None else None
+        s.advice = advice(MapFacts.of(now, self.layout, release), held_before=before)
 
     def _exit_status(self, status: int) -> None:
         for m in self.maps:

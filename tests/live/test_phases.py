@@ -60,6 +60,10 @@ def test_three_phases_in_one_run(v: Variant, tmp_path: Path) -> None:
         assert phases[1]["tombstones"] > 0
         assert phases[0]["tombstones"] == 0
     assert "freed nothing" in str(last["verdict"])
+    # the advice: why, and the fix that works on this release, with the bytes it gives back
+    said = str(last["advice"])
+    assert said.startswith("Deleting gave no memory back") and "Go maps never shrink" in said
+    assert "maps.Clone(m)" in said and "clear(m)" in said and "frees it: about" in said
     assert phases[1]["changed"].startswith("live -100,000")
     for p in phases:  # each phase's state is the decoded snapshot's
         assert p["state"]["count"] == p["live_entries"]
@@ -98,6 +102,8 @@ def test_text_phase_table_and_cross_process_diff(tmp_path: Path) -> None:
     assert [r[0] for r in rows] == ["1", "2", "3"]
     assert [r[2] for r in rows] == ["100,000", "0", "10"]
     assert "freed nothing" in " ".join(lines[6:])
+    assert "Go maps never shrink" in " ".join(lines[6:])
+    assert max(map(len, lines[6:])) <= 96
     _snap(v, tmp_path, "--save", str(tmp_path / "b.json"))
     a, b = tmp_path / "a.3.json", tmp_path / "b.3.json"
     r = run_dlvsnap("diff", str(a), str(b))

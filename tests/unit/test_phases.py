@@ -118,3 +118,27 @@ def test_many_tables_changed_are_summed_up() -> None:
         "128 tables: groups moved",
         "1 table: used +3 total",
     ]
+
+
+def test_advice_follows_the_summary_and_the_phase_table() -> None:
+    from dlvsnap.model import Summary
+
+    text = "Deleting gave no memory back: " + "word " * 60
+    out = io.StringIO()
+    TextRenderer(out, colour=False).summary(Summary(advice=text.strip()))
+    lines = out.getvalue().splitlines()
+    first = lines.index("") if "" in lines[1:] else -1
+    assert lines[-1].startswith("word") and all(len(ln) <= 96 for ln in lines[first:])
+    assert (
+        " ".join(lines[-5:]).endswith("word word")
+        and "Deleting gave no memory back:" in out.getvalue()
+    )
+    out = io.StringIO()
+    TextRenderer(out, colour=False).phase_table("t", _phases(_f(10)), 1, "Go maps never shrink.")
+    assert out.getvalue().endswith("\n\nGo maps never shrink.\n")
+    buf = io.StringIO()
+    jsonl.summary(buf, Summary(advice="A."), "proc")
+    assert json.loads(buf.getvalue())["advice"] == "A."
+    buf = io.StringIO()
+    jsonl.summary(buf, Summary(), "proc")
+    assert json.loads(buf.getvalue())["advice"] is None
