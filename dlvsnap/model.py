@@ -440,6 +440,10 @@ class Table:
         return self.capacity * 7 // 8 - self.used - self.growth_left if self.capacity > 8 else 0
 
 
+# The parts a map's bytes are counted in (Memory, TypeSizes): held is their sum.
+MEMORY_PARTS = ("header", "directory", "tables", "groups", "indirect", "overflow", "old")
+
+
 @dataclass(frozen=True)
 class TypeSizes:
     """The parts of Memory by their types' sizes: the bytes the map's allocations asked
@@ -455,15 +459,7 @@ class TypeSizes:
 
     @property
     def total(self) -> int:
-        return (
-            self.header
-            + self.directory
-            + self.tables
-            + self.groups
-            + self.indirect
-            + self.overflow
-            + self.old
-        )
+        return sum(getattr(self, part) for part in MEMORY_PARTS)
 
 
 @dataclass(frozen=True)
@@ -492,15 +488,7 @@ class Memory:
 
     @property
     def held(self) -> int:
-        return (
-            self.header
-            + self.directory
-            + self.tables
-            + self.groups
-            + self.indirect
-            + self.overflow
-            + self.old
-        )
+        return sum(getattr(self, part) for part in MEMORY_PARTS)
 
     @property
     def structural_bytes(self) -> int:
