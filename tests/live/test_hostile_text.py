@@ -85,11 +85,15 @@ def test_snap_and_diff_show_the_programs_strings_escaped(program: Path, tmp_path
     line = (FIXTURES / "hostilekeys" / "main.go").read_text().splitlines().index(
         "\tcheckpoint(1)"
     ) + 1
+    # both stops in one process (diff refuses snapshots of two): m.1.json, m.2.json
     p2 = _dlvsnap(
-        "snap", str(program), "--at", f"{EVIL_FILE}:{line}", "--map", "main.Strings",
-        "--save", str(b), "--target-output", os.devnull,
+        "snap", str(program), "--at", "main.checkpoint", "--at", f"{EVIL_FILE}:{line}",
+        "--map", "main.Strings", "--save", str(tmp_path / "m.json"), "--target-output",
+        os.devnull,
     )  # fmt: skip
     assert p2.returncode == 0, p2.stderr
+    assert _raw(p2.stdout) == []  # the phase table: the hostile file's name as text
+    a, b = tmp_path / "m.1.json", tmp_path / "m.2.json"
     d = _dlvsnap("diff", str(a), str(b))
     assert d.returncode == 0, d.stderr
     assert _raw(d.stdout) == []
