@@ -174,7 +174,9 @@ class ClassicDecoder(BaseDecoder):
                 or not np.any(rows.ctrl < self.min_top)  # no free slot: a new overflow bucket
             ):
                 return None
-        snap = self._make(addr, h, rows, known.memory, shape=known.shape, partial=True)
+        warnings: list[str] = []
+        memory = self._partial_memory(h, known.memory, warnings)
+        snap = self._make(addr, h, rows, memory, shape=known.shape, partial=True, warnings=warnings)
         return snap, found
 
     def reread(self, addr: int, prior: MapSnapshot, *, structural: bool = False) -> MapSnapshot:
@@ -185,7 +187,35 @@ class ClassicDecoder(BaseDecoder):
             return self.snapshot(addr)
         bucket = int(prior.rows.index[0])
         rows = self._chain_rows(int(h["buckets"]) + bucket * self.bsize, bucket)
-        return self._make(addr, h, rows, prior.memory, shape=prior.shape, partial=True)
+        warnings: list[str] = []
+        memory = self._partial_memory(h, prior.memory, warnings)
+        return self._make(addr, h, rows, memory, shape=prior.shape, partial=True, warnings=warnings)
+
+    def _partial_memory(self, h: dict[str, Any], known: Memory, warnings: list[str]) -> Memory:
+        """A partial snapshot's memory: the buckets as ``known`` counted them (its
+        structure is known's), the header's allocations read again: mapextra's overflow
+        slices come and go without a write of the map (mapiterinit creates them for
+        pointer-free buckets: a range over the map)."""
+        s = known.structural
+        if s is None:
+            return known
+        b = self.bsize
+        return self._memory(h, s.groups // b, s.overflow // b, s.old // b, warnings)
+
+    def _extra_regions(self, h: dict[str, Any]) -> list[tuple[int, int]]:
+        """What ``_memory`` reads of the header's mapextra (pointer-free buckets only): the
+        mapextra, and each overflow slice's header (sizes come from its cap)."""
+        extra = int(h["extra"])
+        if not extra or self.mt.group_pointers:
+            return []
+        ex = self.layout.struct("mapextra")
+        p = self.layout.ptr_size
+        try:
+            fields = ex.parse(self.mem.read(extra, ex.size))
+        except MemoryReadError:
+            return []  # _memory says so
+        slices = [int(fields[n]) for n in ("overflow", "oldoverflow")]
+        return [(extra, ex.size), *((at, 3 * p) for at in slices if at)]
 
     def recapture(self, addr: int, prior: MapSnapshot) -> SparseMem | None:
         """Every byte ``reread`` reads after a delete, read raw (the header and the chain),
@@ -197,12 +227,16 @@ class ClassicDecoder(BaseDecoder):
         chain = prior.rows.addr.tolist()
         regions = [(addr, hs.size), *((a, self.bsize) for a in chain)]
         raw = self.mem.read_many(regions)
-        if not _probeable(hs.parse(raw), prior):
+        h = hs.parse(raw)
+        if not _probeable(h, prior):
             return None
-        level = np.frombuffer(raw, dtype=np.uint8, offset=hs.size).reshape(len(chain), -1)
-        if self._next(level).tolist() != [*chain[1:], 0]:
+        level = np.frombuffer(raw, dtype=np.uint8, offset=hs.size)[: len(chain) * self.bsize]
+        if self._next(level.reshape(len(chain), -1)).tolist() != [*chain[1:], 0]:
             return None
-        return SparseMem.of(regions, raw)
+        out = SparseMem.of(regions, raw)
+        for at, size in self._extra_regions(h):
+            out.add(at, self.mem.read(at, size))
+        return out
 
     def capture(
         self, addr: int, hash_of: Callable[[int], int], known: MapSnapshot
@@ -215,6 +249,8 @@ class ClassicDecoder(BaseDecoder):
         if not _probeable(h, known):
             return None
         out = SparseMem({addr: raw_hdr})
+        for at, size in self._extra_regions(h):
+            out.add(at, self.mem.read(at, size))
         bucket = hash_of(int(h[SEED_FIELD[self.family]])) & ((1 << int(h["B"])) - 1)
         at, depth = int(h["buckets"]) + bucket * self.bsize, 0
         p = self.layout.ptr_size
