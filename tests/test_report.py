@@ -829,3 +829,18 @@ def test_phase_page_in_chromium(tmp_path: Path) -> None:
     shot = tmp_path / "phases.png"
     run_chromium(tmp_path, page.as_uri(), f"--screenshot={shot}", "--window-size=1100,700")
     assert _png_size(shot) == (1100, 700)
+
+
+@pytest.mark.chromium
+def test_the_summarys_advice_is_shown_as_text(tmp_path: Path) -> None:
+    """The watch's advice paragraph under the summary line; as text, whatever it holds."""
+    recs = _small_run()
+    said = "Go maps never shrink: <b>x</b> & more."
+    for r in recs:
+        if r["event"] == "summary":
+            r["advice"] = said
+    page = tmp_path / "report.html"
+    html.write(page, recs, "run.jsonl")
+    p = run_chromium(tmp_path, page.as_uri(), "--dump-dom")
+    m = re.search(r'<p id="advice">(.*?)</p>', p.stdout, re.S)
+    assert m and unescape(m[1]) == said and "<b>" not in m[1]

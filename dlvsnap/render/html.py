@@ -149,6 +149,7 @@ def check_record(rec: Any) -> dict[str, Any]:
         out["memory_reader"] = f.opt_string("memory_reader", MAX_SHORT)
         out["memory"] = _memory(f.opt_obj("memory"))
         out["memory_before_first"] = _memory(f.opt_obj("memory_before_first"))
+        out["advice"] = f.opt_string("advice", MAX_NAME)
     elif event in ("phase", "phases"):
         _check_phase(f, out)
     return out  # a record of another kind: its kind only (a later schema's addition)

@@ -50,6 +50,7 @@ if (Y && Y.memory) {
     " B for " + fmt(Y.memory.needed_bytes) + " B of live entries" +
     (Y.memory_before_first ? " (held " + fmt(Y.memory_before_first.held_bytes) +
       " B before the first delete)" : "");
+  if (Y.advice) $("advice").textContent = Y.advice;
 } else if (!Y) {
   $("summary").textContent = "no summary record: the run stopped early or with an error";
 }
