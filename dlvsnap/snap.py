@@ -17,7 +17,7 @@ from dlvsnap.decode.types import RecordingTypes
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec
 from dlvsnap.delve.expr import normalise_expr
 from dlvsnap.delve.types import LoadConfig
-from dlvsnap.errors import MapResolutionError, RPCError, TargetError
+from dlvsnap.errors import MapResolutionError, RPCError, TargetError, UsageError
 from dlvsnap.kinds import Kind
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
@@ -127,10 +127,14 @@ def _addresses(s: Session, location: str) -> tuple[int, ...]:
 
 
 def check_locations(s: Session, locations: tuple[str, ...]) -> None:
-    """Each of ``locations`` is somewhere in the program (TargetError naming the first that
-    is not): said before the program runs to any of them."""
+    """Each of ``snap --at``'s ``locations`` is somewhere in the program, said before the
+    program runs to any of them: the first that is not is a UsageError (exit 2, as
+    ``watch --until`` and ``--site``), in Delve's words."""
     for location in locations:
-        _addresses(s, location)
+        try:
+            _addresses(s, location)
+        except TargetError as e:
+            raise UsageError(f"--at {e}") from None
 
 
 def run_to(s: Session, location: str) -> Location:

@@ -124,9 +124,9 @@ def test_a_location_nowhere_is_said_before_the_program_runs(tmp_path: Path) -> N
         "snap", str(prog), "--map", "main.m", "--at", _line("filled"), "--at", "main.go:999",
         "--dlv", dlv_for(v), "--target-output", str(out),
     )  # fmt: skip
-    assert r.returncode == 5
+    assert r.returncode == 2  # as watch --until and --site
     assert r.stderr.strip() == r.stderr.strip().splitlines()[0]
-    assert "no such location: main.go:999" in r.stderr
+    assert "--at no such location: main.go:999" in r.stderr
     assert out.read_text() == ""  # it never ran
 
 
