@@ -145,9 +145,9 @@ def test_phases_of_an_attached_program(dlv: str) -> None:
         phases = [x for x in records if x["event"] == "phase"]
         # at checkpoint 40 keys; after the round's delete (line 42) 39; the next round's 40
         assert [x["live_entries"] for x in phases] == [40, 39, 40]
-        assert [x["location"]["function"] for x in phases] == [
-            "main.checkpoint",
-            "main.main",
-        ] * 1 + ["main.checkpoint"]
-        assert phases[1]["changed"] == "live -1, held unchanged"
+        functions = [x["location"]["function"] for x in phases]
+        assert functions == ["main.checkpoint", "main.main", "main.checkpoint"]
+        # the slot becomes a tombstone or an empty slot: the hash seed decides
+        assert phases[1]["changed"].startswith("live -1, ")
+        assert phases[1]["changed"].endswith(" held unchanged")
         _goes_on_running(p)
