@@ -311,6 +311,13 @@ SLOTS_PER_GROUP = 8  # swiss groups and classic buckets both hold 8 slots
 # The header field that holds the map's hash seed, per implementation (maps.Map.seed,
 # hmap.hash0): re-randomised when a map becomes empty.
 SEED_FIELD = {"swiss": "seed", "classic": "hash0"}
+# Header and table fields that hold an address (dirPtr, buckets, groups_addr, extra...):
+# the text view and the report print them in hex, as Go and Delve print pointers.
+_ADDRESS_SUFFIXES = ("Ptr", "buckets", "_addr", "extra")
+
+
+def is_address_field(name: str) -> bool:
+    return name.endswith(_ADDRESS_SUFFIXES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,14 @@ from typing import Any
 
 from dlvsnap import untrusted
 from dlvsnap.errors import TargetError
-from dlvsnap.model import SLOTS_PER_GROUP, STATE_CHARS, UNKNOWN_CHAR, TextBudget
+from dlvsnap.model import (
+    SEED_FIELD,
+    SLOTS_PER_GROUP,
+    STATE_CHARS,
+    UNKNOWN_CHAR,
+    TextBudget,
+    is_address_field,
+)
 from dlvsnap.render.jsonl import READABLE_VERSIONS, SCHEMA_VERSION
 from dlvsnap.untrusted import Fields, MalformedError, visible
 
@@ -297,13 +304,10 @@ def _safe(v: Any) -> Any:
     raise TypeError(f"{type(v).__name__} in the page's data")
 
 
-# Header and table fields that hold addresses (or seeds): shown in hex, as Go and Delve
-# print pointers.
-_HEX_FIELD = re.compile(r"(Ptr|buckets|_addr|overflow|extra|seed|hash0)$")
-
-
 def _field_text(field: str, v: Any) -> str:
-    if isinstance(v, int) and not isinstance(v, bool) and v > 0 and _HEX_FIELD.search(field):
+    """A header or table field's value: addresses and seeds in hex, as the text view."""
+    hexed = is_address_field(field) or field in SEED_FIELD.values()
+    if isinstance(v, int) and not isinstance(v, bool) and v > 0 and hexed:
         return hex(v)
     return _value_text(v)
 

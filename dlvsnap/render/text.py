@@ -36,6 +36,7 @@ from dlvsnap.model import (
     Slot,
     SlotChange,
     Summary,
+    is_address_field,
     key_to_text,
     set_text_view,
 )
@@ -387,10 +388,7 @@ def _hexish(name: str, v: object) -> str:
     if (
         isinstance(v, int)
         and not isinstance(v, bool)
-        and (
-            name in (*SEED_FIELD.values(), "extra")
-            or (name.endswith(("Ptr", "buckets", "_addr", "overflow")) and v)
-        )
+        and (name in (*SEED_FIELD.values(), "extra") or (is_address_field(name) and v))
     ):
         return f"{v:#x}"
     return _go(v)
