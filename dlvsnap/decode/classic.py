@@ -202,20 +202,24 @@ class ClassicDecoder(BaseDecoder):
         b = self.bsize
         return self._memory(h, s.groups // b, s.overflow // b, s.old // b, warnings)
 
-    def _extra_regions(self, h: dict[str, Any]) -> list[tuple[int, int]]:
-        """What ``_memory`` reads of the header's mapextra (pointer-free buckets only): the
-        mapextra, and each overflow slice's header (sizes come from its cap)."""
+    def _add_extra(self, out: SparseMem, h: dict[str, Any]) -> None:
+        """Add to ``out`` what ``_memory`` reads of the header's mapextra (pointer-free
+        buckets only): the mapextra, and each overflow slice's header (its cap gives the
+        sizes), each read once."""
         extra = int(h["extra"])
         if not extra or self.mt.group_pointers:
-            return []
+            return
         ex = self.layout.struct("mapextra")
         p = self.layout.ptr_size
         try:
-            fields = ex.parse(self.mem.read(extra, ex.size))
+            raw = self.mem.read(extra, ex.size)
+            out.add(extra, raw)
+            fields = ex.parse(raw)
+            for at in (int(fields[n]) for n in ("overflow", "oldoverflow")):
+                if at:
+                    out.add(at, self.mem.read(at, 3 * p))
         except MemoryReadError:
-            return []  # _memory says so
-        slices = [int(fields[n]) for n in ("overflow", "oldoverflow")]
-        return [(extra, ex.size), *((at, 3 * p) for at in slices if at)]
+            return  # _memory says so
 
     def recapture(self, addr: int, prior: MapSnapshot) -> SparseMem | None:
         """Every byte ``reread`` reads after a delete, read raw (the header and the chain),
@@ -234,8 +238,7 @@ class ClassicDecoder(BaseDecoder):
         if self._next(level.reshape(len(chain), -1)).tolist() != [*chain[1:], 0]:
             return None
         out = SparseMem.of(regions, raw)
-        for at, size in self._extra_regions(h):
-            out.add(at, self.mem.read(at, size))
+        self._add_extra(out, h)
         return out
 
     def capture(
@@ -249,8 +252,7 @@ class ClassicDecoder(BaseDecoder):
         if not _probeable(h, known):
             return None
         out = SparseMem({addr: raw_hdr})
-        for at, size in self._extra_regions(h):
-            out.add(at, self.mem.read(at, size))
+        self._add_extra(out, h)
         bucket = hash_of(int(h[SEED_FIELD[self.family]])) & ((1 << int(h["B"])) - 1)
         at, depth = int(h["buckets"]) + bucket * self.bsize, 0
         p = self.layout.ptr_size
