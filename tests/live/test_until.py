@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dlvsnap.delve.client import BreakpointSpec
+from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.errors import ExitCode
 from tests.live.test_interrupt import _children, _running
 from tests.live.test_leaving import _client, _users, running, users_server
@@ -252,28 +252,32 @@ def test_until_with_attach_releases_the_program_running(dlv: str) -> None:
         assert s["final"]["how"] == "named" and s["exit_status"] is None
 
 
+def _watch_in_users_server(
+    port: int, cond: str, until: str
+) -> tuple[DelveClient, list[tuple[int, str, str]], subprocess.CompletedProcess[str]]:
+    """The user's client stops the program at its first checkpoint, then leaves a
+    breakpoint of its own there with ``cond``; dlvsnap watches main.Inventory in that server
+    --until ``until``. The user's client, its breakpoints as they were, and dlvsnap's run."""
+    user = _client(port)
+    first = user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
+    assert not user.command("continue").exited
+    user.clear_breakpoint(first.id)
+    user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint", cond=cond))
+    mine = _users(user)
+    r = run_dlvsnap(
+        "watch", "--json", "--connect", f"127.0.0.1:{port}", "--map", "main.Inventory",
+        "--until", until,
+    )  # fmt: skip
+    return user, mine, r
+
+
 def test_until_with_connect_leaves_the_program_stopped_there() -> None:
     """In the user's server: the program is left stopped at LOCATION, in the goroutine that
     reached it, with the user's breakpoints and none of dlvsnap's. LOCATION is where the
     watched delete returns to: the call ends there, and the watch with it."""
     line = _local_delete_line()
     with users_server(build_fixture("interactive"), "20") as port:
-        user = _client(port)
-        first = user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
-        assert not user.command("continue").exited
-        user.clear_breakpoint(first.id)
-        user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint", cond="round < 0"))
-        mine = _users(user)
-        r = run_dlvsnap(
-            "watch",
-            "--json",
-            "--connect",
-            f"127.0.0.1:{port}",
-            "--map",
-            "main.Inventory",
-            "--until",
-            f"main.go:{line}",
-        )
+        user, mine, r = _watch_in_users_server(port, "round < 0", f"main.go:{line}")
         assert r.returncode == 0, r.stderr
         st = user.state(non_blocking=True)
         assert not st.running and not st.exited
@@ -293,22 +297,7 @@ def test_until_at_a_users_breakpoint_under_connect_ends_where_it_stops() -> None
     stands for it, its condition included (round 2's checkpoint, not round 1's), and is
     left as it was."""
     with users_server(build_fixture("interactive"), "20") as port:
-        user = _client(port)
-        first = user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint"))
-        assert not user.command("continue").exited
-        user.clear_breakpoint(first.id)
-        user.create_breakpoint(BreakpointSpec(function_name="main.checkpoint", cond="round == 2"))
-        mine = _users(user)
-        r = run_dlvsnap(
-            "watch",
-            "--json",
-            "--connect",
-            f"127.0.0.1:{port}",
-            "--map",
-            "main.Inventory",
-            "--until",
-            "main.checkpoint",
-        )
+        user, mine, r = _watch_in_users_server(port, "round == 2", "main.checkpoint")
         assert r.returncode == 0, r.stderr
         round_now = user.eval("round").as_int()
         assert _users(user) == mine
