@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, NoReturn
 import click
 from tabulate import tabulate
 
-from dlvsnap import __version__, install, snapfile
+from dlvsnap import __version__, census, install, snapfile
 from dlvsnap import phases as phasesmod
 from dlvsnap import snap as snapmod
 from dlvsnap.advice import MapFacts, advice
@@ -652,6 +652,97 @@ def _numbered(path: str, n: int) -> str:
     """``path`` with ``n`` before its extension: m.json -> m.2.json (m -> m.2)."""
     p = Path(path)
     return str(p.with_name(f"{p.stem}.{n}{p.suffix}" if p.suffix else f"{p.name}.{n}"))
+
+
+@cli.command("maps", context_settings={"ignore_unknown_options": False})
+@click.argument("target", required=False)
+@click.argument("program_args", nargs=-1, type=click.UNPROCESSED)
+@click.option(
+    "--at",
+    metavar="LOCATION",
+    help="Run the program to LOCATION (file:line or a function) and take the census there. "
+    "Required with a TARGET.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="List the N maps that waste the most (0: all).",
+)
+@click.option(
+    "--min-bytes",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="B",
+    help="List only maps holding at least B bytes.",
+)
+@click.option(
+    "--goroutines/--no-goroutines",
+    default=True,
+    show_default=True,
+    help="Start from every goroutine's frames too, not only from package variables.",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines on stdout (docs/json-schema.md).")
+@_ways_in
+def maps_cmd(
+    target: str | None,
+    program_args: tuple[str, ...],
+    at: str | None,
+    top: int,
+    min_bytes: int,
+    goroutines: bool,
+    as_json: bool,
+    color: bool | None,
+    verbose: bool,
+    **ways: Any,  # the options of _ways_in that _session takes
+) -> None:
+    """A census of the program's maps: every map reachable from package variables and
+    goroutine frames (through pointers, structs, arrays, slices, interfaces and other
+    maps), each once under its shortest path, with live entries, slots, tombstones and
+    the bytes it holds for them, most wasteful first; then the advice for the worst."""
+    if target and not at:
+        raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
+    if at is not None and not target:
+        raise click.UsageError("--at goes with a TARGET to launch")
+    out: IO[str] = sys.stdout
+    text = TextRenderer(out, colour=_colour(out, color))
+    progress = Progress.for_terminal(as_json)
+    with _session(target, program_args, progress=progress, verbose=verbose, **ways) as s:
+        if at:
+            snapmod.check_locations(s, (at,))
+            progress.status(f"running to {at} …")
+            snapmod.run_to(s, at)
+        progress.status("walking the program's memory for maps …")
+        try:
+            c = census.take(s, goroutines=goroutines)
+        finally:
+            progress.clear()
+        _log(
+            verbose,
+            f"read {c.stats.objects:,} objects ({c.stats.bytes_read:,} B) through "
+            f"{s.memory_reader_name} in {sum(c.seconds.values()):.2f} s",
+        )
+        shown = c.shown(top, min_bytes)
+        worst = {m.addr: advice(m.facts) for m in c.worst()}
+        if as_json:
+            for m in shown:
+                click.echo(jsonl.census_map(m, worst.get(m.addr, "")))
+            click.echo(
+                jsonl.census_line(
+                    c,
+                    len(shown),
+                    target=s.target,
+                    pid=s.pid,
+                    source=s.mode,
+                    reader=s.memory_reader_name,
+                )
+            )
+        else:
+            title = f"maps in pid {s.pid}: {s.target.describe()}"
+            said = [(m, worst[m.addr]) for m in c.worst()]
+            text.census_table(title, c, shown, said)
 
 
 @cli.command("diff")

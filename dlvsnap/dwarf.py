@@ -134,7 +134,10 @@ def read_structs(
 
 
 DW_AT_GO_KIND = 0x2900  # Go's DWARF extensions: the type's reflect.Kind,
+DW_AT_GO_KEY = 0x2901  # a map's key type,
+DW_AT_GO_ELEM = 0x2902  # a map's, slice's or chan's element type,
 DW_AT_GO_RUNTIME_TYPE = 0x2904  # and the offset of its runtime type from runtime.types
+_DW_OP_ADDR = 0x03
 _REF_FORMS_CU = (
     "DW_FORM_ref1",
     "DW_FORM_ref2",
@@ -149,7 +152,7 @@ MAX_TYPE_PARTS = 1024
 
 
 @dataclass(frozen=True)
-class _TypeDie:
+class TypeDie:
     """What a type DIE says: enough to describe a Go type (GoType) without the file."""
 
     tag: str
@@ -159,6 +162,18 @@ class _TypeDie:
     target: int  # DW_AT_type, as a .debug_info offset, or -1
     count: int  # arrays: the element count
     members: tuple[tuple[str, int, int], ...]  # structs: name, offset, type DIE
+    elem: int = -1  # maps, slices, chans: DW_AT_go_elem (a DIE offset), or -1
+    key: int = -1  # maps: DW_AT_go_key
+
+
+@dataclass(frozen=True)
+class GlobalVar:
+    """A package variable: its name as Delve spells it (``main.srv``), where the binary
+    puts it (add the load bias for the process's address) and its type DIE."""
+
+    name: str
+    addr: int
+    type: int
 
 
 def _ref(die: Any, attr: Any) -> int:
@@ -170,12 +185,25 @@ class TypeIndex:
     """The binary's type DIEs that describe Go types, read in one walk: by name, by their
     runtime type (DW_AT_go_runtime_type, an offset from runtime.types), and as GoTypes."""
 
-    def __init__(self, dies: dict[int, _TypeDie], by_runtime: dict[int, int], ptr_size: int):
+    def __init__(
+        self,
+        dies: dict[int, TypeDie],
+        by_runtime: dict[int, int],
+        ptr_size: int,
+        variables: tuple[GlobalVar, ...] = (),
+    ):
         self.dies = dies
         self.by_runtime = by_runtime  # runtime type offset -> DIE offset
         self.by_name: dict[str, int] = {}  # name -> runtime type offset (the first DIE's)
+        self.runtime_of: dict[int, int] = {}  # DIE offset -> runtime type offset
         for off, die_off in by_runtime.items():
             self.by_name.setdefault(dies[die_off].name, off)
+            self.runtime_of.setdefault(die_off, off)
+        self.die_by_name: dict[str, int] = {}  # name -> DIE offset (the first named so)
+        for die_off, d in dies.items():
+            if d.name:
+                self.die_by_name.setdefault(d.name, die_off)
+        self.variables = variables  # package variables with a static address
         self.ptr_size = ptr_size
         self._described: dict[int, GoType | None] = {}
 
@@ -235,7 +263,7 @@ def _array_count(subrange: Any) -> int:
     return int(hi.value) + 1 if hi is not None else 0
 
 
-def _kind_of_tag(d: _TypeDie) -> int:
+def _kind_of_tag(d: TypeDie) -> int:
     return {
         "DW_TAG_structure_type": Kind.STRUCT,
         "DW_TAG_array_type": Kind.ARRAY,
@@ -267,16 +295,35 @@ _TYPE_TAGS = frozenset(
 )
 
 
+def _static_addr(die: Any, ptr_size: int) -> int | None:
+    """A variable's address when its location is one DW_OP_addr (a package variable)."""
+    loc = die.attributes.get("DW_AT_location")
+    if loc is None or isinstance(loc.value, int):
+        return None
+    ops = bytes(loc.value)
+    if len(ops) != 1 + ptr_size or ops[0] != _DW_OP_ADDR:
+        return None
+    return int.from_bytes(ops[1:], "little" if die.dwarfinfo.config.little_endian else "big")
+
+
 def read_type_index(path: str | Path) -> TypeIndex:
-    """Every type DIE at the top level of a compile unit (one walk of the DIEs, about 0.5 s
-    for a 2 MB binary: done once per binary, and only when a key needs it)."""
-    dies: dict[int, _TypeDie] = {}
+    """Every type DIE at the top level of a compile unit, and every package variable with
+    a static address (one walk of the DIEs, about 0.5 s for a 2 MB binary: done once per
+    binary, and only when a key or a census needs it)."""
+    dies: dict[int, TypeDie] = {}
     by_runtime: dict[int, int] = {}
+    variables: list[GlobalVar] = []
     ptr_size = 8
     with _dwarf_info(path) as dwarf:
         for cu in dwarf.iter_CUs():
             ptr_size = int(cu["address_size"])
             for die in cu.get_top_DIE().iter_children():
+                if die.tag == "DW_TAG_variable":
+                    t = die.attributes.get("DW_AT_type")
+                    addr = _static_addr(die, ptr_size)
+                    if t is not None and addr is not None:
+                        variables.append(GlobalVar(_name(die), addr, _ref(die, t)))
+                    continue
                 if die.tag not in _TYPE_TAGS:
                     continue
                 attrs: dict[Any, Any] = die.attributes  # Go's own attributes by number
@@ -290,7 +337,7 @@ def read_type_index(path: str | Path) -> TypeIndex:
                     elif c.tag == "DW_TAG_subrange_type":
                         count = _array_count(c)
                 size = attrs.get("DW_AT_byte_size")
-                dies[die.offset] = _TypeDie(
+                dies[die.offset] = TypeDie(
                     die.tag,
                     _name(die),
                     int(size.value) if size is not None else -1,
@@ -298,11 +345,15 @@ def read_type_index(path: str | Path) -> TypeIndex:
                     -1 if t is None else _ref(die, t),
                     count,
                     tuple(members),
+                    *(
+                        -1 if (a := attrs.get(n)) is None else _ref(die, a)
+                        for n in (DW_AT_GO_ELEM, DW_AT_GO_KEY)
+                    ),
                 )
                 rt = attrs.get(DW_AT_GO_RUNTIME_TYPE)
                 if rt is not None:
                     by_runtime.setdefault(int(rt.value), die.offset)
-    return TypeIndex(dies, by_runtime, ptr_size)
+    return TypeIndex(dies, by_runtime, ptr_size, tuple(variables))
 
 
 # DWARF numbers the fast path below reads (DWARF 4 and 5, section 7).

@@ -16,6 +16,8 @@ from dlvsnap.delve.types import (
     Breakpoint,
     DebuggerState,
     Frame,
+    FrameVars,
+    Goroutine,
     LoadConfig,
     Variable,
     Version,
@@ -224,6 +226,26 @@ class DelveClient:
     def stacktrace(self, goroutine: int = CURRENT_GOROUTINE, depth: int = 20) -> list[Frame]:
         out = self._call("Stacktrace", {"Id": goroutine, "Depth": depth, "Full": False})
         return [Frame.from_json(f) for f in out.get("Locations") or ()]
+
+    def goroutines(self, page: int = 1000) -> list[Goroutine]:
+        """Every goroutine (ListGoroutines, page by page)."""
+        out: list[Goroutine] = []
+        start = 0
+        while True:
+            got = self._call("ListGoroutines", {"Start": start, "Count": page})
+            out += [Goroutine.from_json(g) for g in got.get("Goroutines") or ()]
+            start = int(got.get("Nextg", -1))
+            if start <= 0:
+                return out
+
+    def frames_with_vars(self, goroutine: int, depth: int) -> list[FrameVars]:
+        """The goroutine's frames with their locals and arguments, each loaded no deeper
+        than its own address, type and (maps) header (Stacktrace with Full)."""
+        cfg = LoadConfig(max_string_len=0, max_struct_fields=0)
+        out = self._call(
+            "Stacktrace", {"Id": goroutine, "Depth": depth, "Full": True, "Cfg": cfg.to_json()}
+        )
+        return [FrameVars.from_json(f) for f in out.get("Locations") or ()]
 
     def examine_memory(self, address: int, length: int) -> bytes:
         """One ExamineMemory call; ``length`` must not exceed the server's limit."""

@@ -118,6 +118,33 @@ class Frame:
 
 
 @dataclass(frozen=True)
+class FrameVars:
+    """One api.Stackframe of a full stack trace: where, and its variables."""
+
+    frame: Frame
+    variables: tuple[Variable, ...]  # arguments, then locals
+
+    @classmethod
+    def from_json(cls, j: JSON) -> FrameVars:
+        vs = [*(j.get("Arguments") or ()), *(j.get("Locals") or ())]
+        return cls(Frame.from_json(j), tuple(Variable.from_json(v) for v in vs))
+
+
+@dataclass(frozen=True)
+class Goroutine:
+    """One api.Goroutine: its id and where its user code is."""
+
+    id: int
+    user_function: str  # the function of its topmost frame outside the runtime
+
+    @classmethod
+    def from_json(cls, j: JSON) -> Goroutine:
+        loc = j.get("userCurrentLoc") or j.get("currentLoc") or {}
+        fn = Function.from_json(loc.get("function"))
+        return cls(int(j.get("id", 0)), fn.name if fn else "")
+
+
+@dataclass(frozen=True)
 class BreakpointInfo:
     stacktrace: tuple[Frame, ...]
     variables: tuple[Variable, ...]

@@ -4,11 +4,14 @@ on any incompatible change."""
 from __future__ import annotations
 
 import json
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from dlvsnap.model import DeleteEvent, FinalSnapshot, MapSnapshot, Summary, key_to_json
 from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.target import TargetInfo
+
+if TYPE_CHECKING:
+    from dlvsnap.census import Census, MapEntry
 
 SCHEMA_VERSION = 2  # 2: struct, array, pointer and interface keys tagged (Keys), not hex
 READABLE_VERSIONS = (1, 2)  # what `dlvsnap report` reads
@@ -221,3 +224,57 @@ def _final(f: FinalSnapshot) -> dict[str, Any]:
         "tombstones": snap.tombstones if snap else None,
         "memory": snap.memory.to_json() if snap else None,
     }
+
+
+def census_map(m: MapEntry, advice: str = "") -> str:
+    """One map of ``dlvsnap maps --json``."""
+    obj = {
+        "v": SCHEMA_VERSION,
+        "event": "map",
+        "path": m.path,
+        "steps": m.steps,
+        "beyond_len": m.beyond_len,
+        "type": m.type_name,
+        "impl": m.impl,
+        **m.figures.to_json(),
+        "waste_bytes": m.waste,
+        "warnings": list(m.warnings),
+        "advice": advice or None,
+    }
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def census_line(
+    c: Census, shown: int, *, target: TargetInfo, pid: int, source: str, reader: str
+) -> str:
+    """The last line of ``dlvsnap maps --json``: totals, what the walk did, and what it
+    could not follow."""
+    obj = {
+        "v": SCHEMA_VERSION,
+        "event": "census",
+        "go_version": target.go_version,
+        "map_impl": target.map_impl,
+        "pid": pid,
+        "source": source,
+        "reader": reader,
+        "maps": len(c.maps),
+        "shown": shown,
+        "held_bytes": c.held,
+        "needed_bytes": c.needed,
+        "waste_bytes": c.waste,
+        "objects_read": c.stats.objects,
+        "bytes_read": c.stats.bytes_read,
+        "roots": {
+            "package_vars": c.roots.globals,
+            "goroutines": c.roots.goroutines,
+            "frames": c.roots.frames,
+            "locals": c.roots.locals,
+            "skipped": c.roots.skipped,
+        },
+        "unreadable_pointers": c.stats.unreadable,
+        "unknown_interface_types": c.stats.unknown_types,
+        "not_followed": c.stats.not_followed,
+        "undecoded_maps": c.undecoded,
+        "seconds": {k: round(v, 3) for k, v in c.seconds.items()},
+    }
+    return json.dumps(obj, separators=(",", ":"))

@@ -11,7 +11,7 @@ import io
 import re
 import textwrap
 from collections.abc import Callable
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import click
 import numpy as np
@@ -43,6 +43,9 @@ from dlvsnap.model import (
 from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.untrusted import visible
 from dlvsnap.watch.options import exit_words
+
+if TYPE_CHECKING:
+    from dlvsnap.census import Census, MapEntry
 
 # The sequences click.style writes for _c: reset, bold, dim, normal intensity, colours.
 _SGR = re.compile(r"(\x1b\[(?:0|1|2|22|3[0-7]|9[0-7])m)")
@@ -199,6 +202,43 @@ class TextRenderer:
         out += [self._c(ln, bold=True) for ln in textwrap.wrap(verdict(phases), _WRAP)]
         self._write("\n".join(out) + "\n")
         self._advice(advice)
+        self.out.flush()
+
+    def census_table(
+        self, title: str, c: Census, shown: list[MapEntry], advice: list[tuple[MapEntry, str]]
+    ) -> None:
+        """``dlvsnap maps``: one row per map (most waste first), the totals, then the advice
+        for the worst maps."""
+        rows = [
+            [
+                f"{m.waste:,}",
+                f"{m.figures.held:,}",
+                f"{m.figures.live:,}",
+                f"{m.figures.capacity:,}",
+                f"{m.figures.tombstones:,}",
+                visible(m.type_name),
+                visible(m.path) + (" (beyond len)" if m.beyond_len else ""),
+            ]
+            for m in shown
+        ]
+        head = ["waste B", "held B", "live", "slots", "tombstones", "type", "path"]
+        align = (*("right",) * 5, "left", "left")
+        out = [self._c(title, bold=True)]
+        if rows:
+            out.append(
+                tabulate(rows, head, tablefmt="simple", disable_numparse=True, colalign=align)
+            )
+        hidden = len(c.maps) - len(shown)
+        more = f" ({hidden:,} not shown: --top, --min-bytes)" if hidden else ""
+        pct = f" ({c.waste / c.held:.0%} of it)" if c.held else ""
+        out.append(
+            f"{len(c.maps):,} maps{more}: {c.held:,} B held, {c.needed:,} B needed by their "
+            f"live entries, {c.waste:,} B wasted{pct}"
+        )
+        self._write("\n".join(out) + "\n")
+        for m, said in advice:
+            body = "\n".join(textwrap.wrap(said, _WRAP))
+            self._write("\n" + self._c(f"{visible(m.path)}:", bold=True) + "\n" + body + "\n")
         self.out.flush()
 
     def _cell(self, slot: Slot) -> str:

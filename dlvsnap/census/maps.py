@@ -1,0 +1,135 @@
+"""The maps the census meets: each decoded with the layouts ``snap`` uses (the same figures:
+live entries, slots, tombstones, bytes held the allocator's way), and what its live keys
+and values lead to, for the walk to go on. Pure: a MemoryReader, a layout and the
+binary's types; speaks no Delve."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from dlvsnap.advice import MapFacts
+from dlvsnap.census.plan import Plans, Shape
+from dlvsnap.census.walk import Child
+from dlvsnap.decode import Decoder, decode_map_type, make_decoder
+from dlvsnap.errors import DlvsnapError
+from dlvsnap.goversion import Release
+from dlvsnap.layouts import Layout
+from dlvsnap.memory import MemoryReader
+from dlvsnap.model import MapSnapshot, TypeCatalog, gosyntax
+from dlvsnap.phases import Figures
+
+KEY_TEXT = 48  # a key in a path is cut to this many characters
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """One map, decoded."""
+
+    addr: int
+    type_name: str
+    impl: str
+    figures: Figures
+    facts: MapFacts
+    warnings: tuple[str, ...] = ()
+
+
+class MapReader:
+    """Decodes the maps the walk meets (``read``) and keeps what they hold (``seen``)."""
+
+    def __init__(
+        self,
+        mem: MemoryReader,
+        layout: Layout,
+        plans: Plans,
+        *,
+        types_base: int,
+        catalog: TypeCatalog,
+        release: Release,
+        little_endian: bool = True,
+    ) -> None:
+        self.mem = mem
+        self.layout = layout
+        self.plans = plans
+        self.types_base = types_base
+        self.catalog = catalog
+        self.release = release
+        self.order: Callable[[bytes], int] = lambda b: int.from_bytes(
+            b, "little" if little_endian else "big"
+        )
+        self._decoders: dict[int, Decoder | None] = {}
+        self.seen: dict[int, Occupancy] = {}
+        self.failed: dict[int, str] = {}  # header -> why it could not be decoded
+
+    def _decoder(self, die: int) -> Decoder | None:
+        if die not in self._decoders:
+            rt = self.plans.runtime_type(die)
+            dec: Decoder | None = None
+            if rt is not None:
+                try:
+                    mt = decode_map_type(self.layout, self.mem, self.types_base + rt, self.catalog)
+                    dec = make_decoder(self.layout, self.mem, mt, self.catalog)
+                except DlvsnapError:
+                    dec = None
+            self._decoders[die] = dec
+        return self._decoders[die]
+
+    def read(self, addr: int, die: int) -> list[Child]:
+        """Decode the map at ``addr`` (type ``die``); what its live keys and values lead to."""
+        dec = self._decoder(die)
+        if dec is None:
+            self.failed[addr] = f"no runtime type for {self.plans.name(die)}"
+            return []
+        try:
+            snap = dec.snapshot(addr)
+        except DlvsnapError as e:
+            self.failed[addr] = str(e)
+            return []
+        self.seen[addr] = Occupancy(
+            addr,
+            self.plans.name(die),
+            snap.impl,
+            Figures.of(snap),
+            MapFacts.of(snap, self.layout, self.release),
+            snap.warnings,
+        )
+        return self._children(snap, dec, die)
+
+    def _children(self, snap: MapSnapshot, dec: Decoder, die: int) -> list[Child]:
+        key_die, elem_die = self.plans.key_elem(die)
+        walk_key = key_die >= 0 and self.plans.reaches(key_die)
+        walk_elem = elem_die >= 0 and self.plans.reaches(elem_die)
+        if not (walk_key or walk_elem) or snap.count == 0:
+            return []
+        mt = dec.mt
+        per = snap.rows.slots_per_row
+        full = np.flatnonzero(snap.full_mask)
+        out: list[Child] = []
+        elem_is_map = self.plans.shape(elem_die)[0] == Shape.MAP if walk_elem else False
+        ptr = self.layout.ptr_size
+        for pos in full.tolist():
+            row, slot = divmod(pos, per)
+            group = int(snap.rows.addr[row])
+            text = gosyntax(snap.rows.key(pos), KEY_TEXT)
+            try:
+                if walk_elem:
+                    at = group + mt.elems_off + slot * mt.elem_stride
+                    if mt.elem.indirect:
+                        at = self.order(self.mem.read(at, ptr))
+                    if elem_is_map:
+                        header = self.order(self.mem.read(at, ptr))
+                        if header:
+                            out.append(Child(header, elem_die, f"[{text}]", header=True))
+                    elif at:
+                        out.append(Child(at, elem_die, f"[{text}]"))
+                if walk_key:
+                    at = group + mt.keys_off + slot * mt.key_stride
+                    if mt.key.indirect:
+                        at = self.order(self.mem.read(at, ptr))
+                    if at:
+                        out.append(Child(at, key_die, f".key({text})"))
+            except DlvsnapError:
+                continue
+        return out

@@ -1,0 +1,411 @@
+"""The census walk: from the roots, every object that can lead to a map, each read once,
+in order of path length, so each map is met first under its shortest path.
+
+Objects are (address, type, element count). A round takes every object waiting at the
+shortest distance, groups them by type and reads each group in one bulk read
+(``MemoryReader.read_each`` / ``read_many``: one process_vm_readv call per 1,024 objects
+live, slices of one mmap for a core), then follows the words the type's plan names with
+numpy, a column at a time. Distance is the number of steps in the path (each ``.f``,
+``[i]``, ``[KEY]`` and ``.(T)`` is one), so this is Dijkstra with small integer weights:
+an object found again by a shorter path moves to that path before it is read. Maps are
+keyed by their header's address alone, so a map reached by two paths is listed once.
+
+Pure: reads memory through a MemoryReader, types through plan.Plans and a function from
+a runtime type's address to its DWARF type; speaks no Delve.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dlvsnap.census.plan import Edge, Plan, PlanEdge, Plans, Shape
+from dlvsnap.errors import MemoryReadError
+from dlvsnap.memory import MemoryReader
+
+# An object (a slice's backing array, an inline array) larger than this is not read: a
+# word that only looks like a slice (a dead stack slot) must not make the walk read GBs.
+MAX_OBJECT = 256 << 20
+_MAP = -1  # the type slot of a map's key: maps are keyed by header address alone
+
+
+@dataclass(frozen=True)
+class Root:
+    """Where the walk starts: a value of type ``die`` at ``addr`` named ``label``
+    (``main.srv``, ``goroutine 7 main.worker m``); with ``header``, ``addr`` is a map's
+    header itself (a map variable Delve found in a register)."""
+
+    label: str
+    addr: int
+    die: int
+    header: bool = False
+
+
+@dataclass(frozen=True)
+class Child:
+    """What a map's contents lead to: a value of type ``die`` at ``addr``, ``label`` after
+    the map's path (``["abc"]``)."""
+
+    addr: int
+    die: int
+    label: str
+    steps: int = 1
+    header: bool = False  # addr is a map header (a map value held in the map's slot)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A map met by the walk, under its shortest path."""
+
+    addr: int
+    die: int
+    path: str
+    steps: int
+    beyond_len: bool  # the path goes through a slice element past its len (kept by cap)
+
+
+@dataclass
+class Stats:
+    objects: int = 0  # objects read (a slice's backing array counts once)
+    bytes_read: int = 0
+    unreadable: int = 0  # pointers to memory that could not be read
+    unknown_types: int = 0  # interface values whose dynamic type has no DWARF entry
+    roots: int = 0
+    rounds: int = 0
+    not_followed: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Interface words of a batch of rows: type (or itab) words, data words, and whose."""
+
+    types: NDArray[np.uint64]
+    data: NDArray[np.uint64]
+    owner: NDArray[np.int64]
+    index: NDArray[np.int64] | None
+
+
+# a row of a read batch: whose object (owner[i]), its element index (index[i], or None for
+# single objects), and i
+_Row = tuple[NDArray[np.int64], NDArray[np.int64] | None, int]
+
+# expand(addr, die) -> what a map's live keys and values lead to (its decoding is the
+# caller's business: the walk only needs the children)
+Expand = Callable[[int, int], Iterable[Child]]
+
+
+class Walk:
+    def __init__(
+        self,
+        mem: MemoryReader,
+        plans: Plans,
+        type_at: Callable[[int], int | None],
+        expand: Expand,
+        *,
+        little_endian: bool = True,
+    ) -> None:
+        self.mem = mem
+        self.plans = plans
+        self.type_at = type_at  # a runtime type's address -> its DWARF type (None: unknown)
+        self.expand = expand
+        self.ptr = plans.ptr_size
+        self.word = np.dtype(("<" if little_endian else ">") + ("u8" if self.ptr == 8 else "u4"))
+        self.stats = Stats()
+        # the nodes: parallel lists, one entry per object or map found
+        self._addr: list[int] = []
+        self._die: list[int] = []
+        self._count: list[int] = []
+        self._length: list[int] = []  # slices: len (elements past it are kept by cap)
+        self._parent: list[int] = []
+        self._label: list[str] = []
+        self._dist: list[int] = []
+        self._beyond: list[bool] = []
+        self._done: list[bool] = []
+        self._ids: dict[tuple[int, int, int], int] = {}
+        self._queue: list[tuple[int, int]] = []  # (distance, node)
+        self._itab_type: dict[int, int] = {}
+        self.found: list[Found] = []
+
+    # -- nodes ------------------------------------------------------------------------
+
+    def _offer(
+        self,
+        addr: int,
+        die: int,
+        count: int,
+        *,
+        parent: int,
+        label: str,
+        dist: int,
+        length: int = -1,
+        beyond: bool = False,
+    ) -> None:
+        key = (addr, _MAP if die == _MAP else die, count)
+        n = self._ids.get(key)
+        if n is not None:
+            if self._done[n] or self._dist[n] <= dist:
+                return
+            self._dist[n], self._parent[n], self._label[n], self._beyond[n] = (
+                dist,
+                parent,
+                label,
+                beyond,
+            )
+        else:
+            n = len(self._addr)
+            self._ids[key] = n
+            self._addr.append(addr)
+            self._die.append(die)
+            self._count.append(count)
+            self._length.append(length)
+            self._parent.append(parent)
+            self._label.append(label)
+            self._dist.append(dist)
+            self._beyond.append(beyond)
+            self._done.append(False)
+        heapq.heappush(self._queue, (dist, n))
+
+    def _offer_map(self, header: int, die: int, *, parent: int, label: str, dist: int) -> None:
+        key = (header, _MAP, 0)
+        n = self._ids.get(key)
+        beyond = parent >= 0 and self._beyond[parent]
+        if n is not None:
+            if self._done[n] or self._dist[n] <= dist:
+                return
+            self._dist[n], self._parent[n], self._label[n] = dist, parent, label
+            self._die[n], self._beyond[n] = die, beyond
+        else:
+            n = len(self._addr)
+            self._ids[key] = n
+            self._addr.append(header)
+            self._die.append(die)
+            self._count.append(0)
+            self._length.append(-1)
+            self._parent.append(parent)
+            self._label.append(label)
+            self._dist.append(dist)
+            self._beyond.append(beyond)
+            self._done.append(False)
+        heapq.heappush(self._queue, (dist, n))
+
+    def path(self, n: int) -> str:
+        parts: list[str] = []
+        while n >= 0:
+            parts.append(self._label[n])
+            n = self._parent[n]
+        return "".join(reversed(parts))
+
+    # -- the walk ---------------------------------------------------------------------
+
+    def run(self, roots: Iterable[Root]) -> list[Found]:
+        for r in roots:
+            self.stats.roots += 1
+            if r.header:
+                self._offer_map(r.addr, r.die, parent=-1, label=r.label, dist=0)
+            elif self.plans.plan(r.die) is not None:
+                self._offer(r.addr, r.die, 1, parent=-1, label=r.label, dist=0)
+        while self._queue:
+            dist = self._queue[0][0]
+            batch: list[int] = []
+            while self._queue and self._queue[0][0] == dist:
+                _, n = heapq.heappop(self._queue)
+                if not self._done[n] and self._dist[n] == dist:
+                    self._done[n] = True
+                    batch.append(n)
+            self.stats.rounds += 1
+            self._round(batch)
+        return self.found
+
+    def _round(self, batch: list[int]) -> None:
+        groups: dict[int, list[int]] = {}
+        for n in batch:
+            if self._count[n] == 0:  # a map
+                self._map(n)
+            else:
+                groups.setdefault(self._die[n], []).append(n)
+        for die, nodes in groups.items():
+            plan = self.plans.plan(die)
+            if plan is not None and plan.size > 0:
+                self._objects(plan, nodes)
+
+    def _map(self, n: int) -> None:
+        addr, die = self._addr[n], self._die[n]
+        self.found.append(Found(addr, die, self.path(n), self._dist[n], self._beyond[n]))
+        for c in self.expand(addr, die):
+            dist = self._dist[n] + c.steps
+            if c.header:
+                self._offer_map(c.addr, c.die, parent=n, label=c.label, dist=dist)
+            elif self.plans.plan(c.die) is not None:
+                self._offer(
+                    c.addr, c.die, 1, parent=n, label=c.label, dist=dist, beyond=self._beyond[n]
+                )
+
+    def _objects(self, plan: Plan, nodes: list[int]) -> None:
+        """Read every object of one type found at this distance, and follow its edges."""
+        size = plan.size
+        single = [n for n in nodes if self._count[n] == 1]
+        many = [n for n in nodes if self._count[n] > 1 and self._count[n] * size <= MAX_OBJECT]
+        if single:
+            rows, ok = self._read_each(np.array([self._addr[n] for n in single], np.uint64), size)
+            owner = np.array(single, np.int64)[ok]
+            self._follow(plan, rows[ok], owner, None)
+        for n in many:  # a backing array or a large inline array: one read each
+            count = self._count[n]
+            try:
+                raw = self.mem.read(self._addr[n], count * size)
+            except MemoryReadError:
+                self.stats.unreadable += 1
+                continue
+            self.stats.objects += 1
+            self.stats.bytes_read += len(raw)
+            rows = np.frombuffer(raw, np.uint8).reshape(count, size)
+            self._follow(plan, rows, np.full(count, n, np.int64), np.arange(count))
+
+    def _read_each(
+        self, addrs: NDArray[np.uint64], size: int
+    ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+        """``size`` bytes at each address, and which could be read."""
+        n = len(addrs)
+        ok = np.ones(n, np.bool_)
+        try:
+            raw = self.mem.read_each(addrs, size)
+        except MemoryReadError:  # some are not readable: find which
+            raw = bytearray(n * size)
+            for i, a in enumerate(addrs.tolist()):
+                try:
+                    raw[i * size : (i + 1) * size] = self.mem.read(int(a), size)
+                except MemoryReadError:
+                    ok[i] = False
+        self.stats.unreadable += int(n - ok.sum())
+        self.stats.objects += int(ok.sum())
+        self.stats.bytes_read += int(ok.sum()) * size
+        return np.frombuffer(raw, np.uint8).reshape(n, size), ok
+
+    def _words(self, rows: NDArray[np.uint8], off: int) -> NDArray[np.uint64]:
+        return (
+            np.ascontiguousarray(rows[:, off : off + self.ptr])
+            .view(self.word)
+            .ravel()
+            .astype(np.uint64)
+        )
+
+    def _follow(
+        self,
+        plan: Plan,
+        rows: NDArray[np.uint8],
+        owner: NDArray[np.int64],
+        index: NDArray[np.int64] | None,
+    ) -> None:
+        """Follow each edge of ``plan`` in every row (an object, or an element of an
+        array object: ``index`` is then its position)."""
+        if len(rows) == 0:
+            return
+        for e in plan.edges:
+            words = self._words(rows, e.off)
+            live = np.arange(len(rows)) if e.kind == Edge.ARRAY else np.flatnonzero(words)
+            if len(live) == 0:
+                continue
+            if e.kind in (Edge.EFACE, Edge.IFACE):
+                data = self._words(rows, e.off + self.ptr)
+                held = _Held(words, data, owner, index)
+                self._interfaces(e, held, live[data[live] != 0])
+            elif e.kind == Edge.SLICE:
+                lens = self._words(rows, e.off + self.ptr)
+                caps = self._words(rows, e.off + 2 * self.ptr)
+                for i in live.tolist():
+                    cap, length = int(caps[i]), int(lens[i])
+                    if cap > 0 and length <= cap:
+                        self._edge(e, int(words[i]), cap, row=(owner, index, i), length=length)
+            elif e.kind == Edge.ARRAY:
+                for i in live.tolist():
+                    at = self._row_addr(int(owner[i]), index, i, plan.size) + e.off
+                    self._edge(e, at, e.count, row=(owner, index, i), length=e.count)
+            else:
+                for i in live.tolist():
+                    self._edge(e, int(words[i]), 1, row=(owner, index, i))
+
+    def _edge(self, e: PlanEdge, addr: int, count: int, *, row: _Row, length: int = -1) -> None:
+        """What a row's edge ``e`` leads to: ``count`` objects at ``addr``, or a map."""
+        owner, index, i = row
+        n = int(owner[i])
+        at, beyond = self._where(n, index, i)
+        dist = self._dist[n] + e.steps + (1 if index is not None else 0)
+        if e.kind == Edge.MAP:
+            self._offer_map(addr, e.target, parent=n, label=at + e.label, dist=dist)
+        else:
+            self._offer(
+                addr,
+                e.target,
+                count,
+                parent=n,
+                label=at + e.label,
+                dist=dist,
+                length=length,
+                beyond=beyond,
+            )
+
+    def _row_addr(self, n: int, index: NDArray[np.int64] | None, i: int, size: int) -> int:
+        return self._addr[n] + (0 if index is None else int(index[i]) * size)
+
+    def _where(self, n: int, index: NDArray[np.int64] | None, i: int) -> tuple[str, bool]:
+        """The element's part of the path (``[3]``) and whether it is past the slice's len."""
+        beyond = self._beyond[n]
+        if index is None:
+            return "", beyond
+        k = int(index[i])
+        length = self._length[n]
+        return f"[{k}]", beyond or (0 <= length <= k)
+
+    def _interfaces(self, e: PlanEdge, held: _Held, live: NDArray[np.int64]) -> None:
+        """Interface values: the dynamic type from the type word (or the itab's), then the
+        value, in the data word itself (pointer-shaped types) or behind it."""
+        if len(live) == 0:
+            return
+        types = held.types[live]
+        if e.kind == Edge.IFACE:
+            types = self._itab_types(types)
+        for j, i in enumerate(live.tolist()):
+            t = int(types[j])
+            die = self.type_at(t) if t else None
+            if die is None:
+                self.stats.unknown_types += 1
+                continue
+            if not self.plans.reaches(die):
+                continue
+            n = int(held.owner[i])
+            at, beyond = self._where(n, held.index, i)
+            where = {
+                "parent": n,
+                "label": f"{at}{e.label}.({self.plans.name(die)})",
+                "dist": self._dist[n] + e.steps + 1 + (1 if held.index is not None else 0),
+            }
+            value = int(held.data[i])
+            shape, _ = self.plans.shape(die)
+            if not self.plans.direct(die):
+                self._offer(value, die, 1, beyond=beyond, **where)  # type: ignore[arg-type]
+            elif shape == Shape.MAP:
+                self._offer_map(value, die, **where)  # type: ignore[arg-type]
+            elif shape == Shape.POINTER and self.plans.size(target := self.plans.elem(die)) > 0:
+                self._offer(value, target, 1, beyond=beyond, **where)  # type: ignore[arg-type]
+            elif shape != Shape.POINTER:  # a struct or array of one pointer-shaped word
+                self._count_not_followed(f"pointer-shaped {self.plans.name(die)} in an interface")
+
+    def _itab_types(self, itabs: NDArray[np.uint64]) -> NDArray[np.uint64]:
+        """The dynamic types of itabs (abi.ITab.Type: the word after Inter), read once each."""
+        out = np.zeros(len(itabs), np.uint64)
+        want = sorted({int(a) for a in itabs.tolist()} - self._itab_type.keys())
+        if want:
+            rows, ok = self._read_each(np.array(want, np.uint64) + np.uint64(self.ptr), self.ptr)
+            got = self._words(rows, 0)
+            for a, t, good in zip(want, got.tolist(), ok.tolist(), strict=True):
+                self._itab_type[a] = int(t) if good else 0
+        for j, a in enumerate(itabs.tolist()):
+            out[j] = self._itab_type.get(int(a), 0)
+        return out
+
+    def _count_not_followed(self, what: str) -> None:
+        self.stats.not_followed[what] = self.stats.not_followed.get(what, 0) + 1
