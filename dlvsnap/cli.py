@@ -19,11 +19,12 @@ from typing import IO, Any, BinaryIO, NoReturn
 import click
 from tabulate import tabulate
 
-from dlvsnap import __version__, census, install, snapfile
+from dlvsnap import __version__, install, snapfile
 from dlvsnap import phases as phasesmod
 from dlvsnap import snap as snapmod
 from dlvsnap.advice import MapFacts, advice
 from dlvsnap.build import build_package
+from dlvsnap.census.take import take as take_census
 from dlvsnap.decode.types import RecordingTypes
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.delve.rpc import parse_address
@@ -716,7 +717,7 @@ def maps_cmd(
             snapmod.run_to(s, at)
         progress.status("walking the program's memory for maps …")
         try:
-            c = census.take(s, goroutines=goroutines)
+            c = take_census(s, goroutines=goroutines)
         finally:
             progress.clear()
         _log(

@@ -5,9 +5,9 @@ part of the census that needs the debugger, one Stacktrace call per goroutine)."
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from dlvsnap.census.plan import Plans
+from dlvsnap.census.result import RootStats
 from dlvsnap.census.walk import Root
 from dlvsnap.delve.client import DelveClient
 from dlvsnap.delve.types import Variable
@@ -19,18 +19,6 @@ from dlvsnap.kinds import Kind
 # the caller's frame, which is a root.)
 SKIPPED_PACKAGES = ("runtime.", "internal/", "runtime/")
 STACK_DEPTH = 256
-
-
-@dataclass
-class RootStats:
-    globals: int = 0
-    goroutines: int = 0
-    frames: int = 0
-    locals: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, why: str) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + 1
 
 
 def package_roots(plans: Plans, bias: int, stats: RootStats) -> list[Root]:

@@ -11,7 +11,7 @@ from dlvsnap.phases import Figures, Phase, change, verdict
 from dlvsnap.target import TargetInfo
 
 if TYPE_CHECKING:
-    from dlvsnap.census import Census, MapEntry
+    from dlvsnap.census.result import Census, MapEntry
 
 SCHEMA_VERSION = 2  # 2: struct, array, pointer and interface keys tagged (Keys), not hex
 READABLE_VERSIONS = (1, 2)  # what `dlvsnap report` reads

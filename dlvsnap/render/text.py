@@ -45,7 +45,7 @@ from dlvsnap.untrusted import visible
 from dlvsnap.watch.options import exit_words
 
 if TYPE_CHECKING:
-    from dlvsnap.census import Census, MapEntry
+    from dlvsnap.census.result import Census, MapEntry
 
 # The sequences click.style writes for _c: reset, bold, dim, normal intensity, colours.
 _SGR = re.compile(r"(\x1b\[(?:0|1|2|22|3[0-7]|9[0-7])m)")

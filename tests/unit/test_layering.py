@@ -108,6 +108,12 @@ FORBIDDEN = {
     "dlvsnap.watch.options": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
     # the advice is text from decoded facts: it reads and decodes nothing itself
     "dlvsnap.advice": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render", "dlvsnap.decode"),
+    # the census walks and decodes through a MemoryReader: only its roots (and take, which
+    # ties them) ask Delve, so a core is walked as a live process is
+    "dlvsnap.census.plan": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.census.walk": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.census.maps": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
+    "dlvsnap.census.result": ("dlvsnap.delve", "dlvsnap.session", "dlvsnap.render"),
     # the transport never knows what a map is
     "dlvsnap.delve.rpc": ("dlvsnap.model", "dlvsnap.decode", "dlvsnap.layouts"),
     "dlvsnap.delve.client": ("dlvsnap.model", "dlvsnap.decode", "dlvsnap.layouts"),
