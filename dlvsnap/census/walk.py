@@ -30,6 +30,9 @@ from dlvsnap.memory import MemoryReader
 # An object (a slice's backing array, an inline array) larger than this is not read: a
 # word that only looks like a slice (a dead stack slot) must not make the walk read GBs.
 MAX_OBJECT = 256 << 20
+# Where a pointer can point: not the first page, not past user space (the walk meets
+# words that only look like pointers: dead stack slots, torn reads)
+_LOWEST, _HIGHEST = 4096, 1 << 56
 _MAP = -1  # the type slot of a map's key: maps are keyed by header address alone
 
 
@@ -144,6 +147,9 @@ class Walk:
         length: int = -1,
         beyond: bool = False,
     ) -> None:
+        if not _LOWEST <= addr < _HIGHEST:
+            self.stats.unreadable += 1
+            return
         key = (addr, _MAP if die == _MAP else die, count)
         n = self._ids.get(key)
         if n is not None:
@@ -170,6 +176,9 @@ class Walk:
         heapq.heappush(self._queue, (dist, n))
 
     def _offer_map(self, header: int, die: int, *, parent: int, label: str, dist: int) -> None:
+        if not _LOWEST <= header < _HIGHEST:
+            self.stats.unreadable += 1
+            return
         key = (header, _MAP, 0)
         n = self._ids.get(key)
         beyond = parent >= 0 and self._beyond[parent]
