@@ -47,6 +47,7 @@ class Edge(IntEnum):
     EFACE = 4
     IFACE = 5
     ARRAY = 6  # ``count`` inline ``target`` elements, walked as an object of their own
+    NOTE = 7  # a word the walk does not follow (a chan, a func, an unsafe.Pointer): counted
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class PlanEdge:
     count: int = 0  # ARRAY: the element count
 
 
+# what the walk counts and does not follow, by what it is (in a struct that can lead to a map)
+_NOT_FOLLOWED = {
+    Shape.CHAN: "channels (their buffers are not walked)",
+    Shape.FUNC: "func values (closures' captured variables have no type)",
+    Shape.UNSAFE: "unsafe.Pointer words (no type to follow)",
+}
 _SIMPLE_EDGES = {Shape.MAP: Edge.MAP, Shape.EFACE: Edge.EFACE, Shape.IFACE: Edge.IFACE}
 
 
@@ -245,7 +252,10 @@ class Plans:
                 out.append(PlanEdge(off, kind, target, label, steps))
         elif shape == Shape.STRUCT:
             for name, moff, t in d.members:
-                if t >= 0:
+                note = _NOT_FOLLOWED.get(self.shape(t)[0]) if t >= 0 else None
+                if note is not None:
+                    out.append(PlanEdge(off + moff, Edge.NOTE, -1, note, 0))
+                elif t >= 0:
                     self._flatten(
                         t, off + moff, f"{label}.{name}", out=out, steps=steps + 1, depth=depth + 1
                     )

@@ -318,7 +318,11 @@ class Walk:
             live = np.arange(len(rows)) if e.kind == Edge.ARRAY else np.flatnonzero(words)
             if len(live) == 0:
                 continue
-            if e.kind in (Edge.EFACE, Edge.IFACE):
+            if e.kind == Edge.NOTE:
+                self.stats.not_followed[e.label] = self.stats.not_followed.get(e.label, 0) + len(
+                    live
+                )
+            elif e.kind in (Edge.EFACE, Edge.IFACE):
                 data = self._words(rows, e.off + self.ptr)
                 held = _Held(words, data, owner, index)
                 self._interfaces(e, held, live[data[live] != 0])
