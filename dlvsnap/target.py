@@ -24,6 +24,7 @@ from dlvsnap import dwarf
 from dlvsnap.errors import TargetError
 from dlvsnap.goversion import split_version
 from dlvsnap.model import GoType
+from dlvsnap.toolchain import cache_dir
 
 _MACHINES = {
     3: "386",
@@ -186,8 +187,10 @@ class Binary:
     @functools.cached_property
     def type_index(self) -> dwarf.TypeIndex:
         """The DWARF's types by name and by runtime type (dwarf.read_type_index: a walk of
-        every DIE, so done once per binary, when first asked)."""
-        return dwarf.read_type_index(self.path)
+        every DIE, so done once per binary, when first asked; kept in the user's cache,
+        $DLVSNAP_TYPES_CACHE=0 turns that off)."""
+        off = os.environ.get("DLVSNAP_TYPES_CACHE") == "0"
+        return dwarf.cached_type_index(self.path, None if off else cache_dir() / "types")
 
     def runtime_type_offset(self, type_name: str) -> int | None:
         """Where the runtime type of ``type_name`` is, as an offset from runtime.types."""

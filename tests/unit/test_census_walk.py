@@ -181,3 +181,31 @@ def test_a_large_inline_array_is_walked_as_its_own_object() -> None:
     w = _walk(mem)
     (f,) = w.run([Root("main.arr", 0x1000, BIGARR)])
     assert f.path == "main.arr[42].M"
+
+
+def test_the_type_index_cache_round_trips_and_ignores_a_bad_file(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The index kept in the user's cache is the index read (a census of a large binary
+    walks its DWARF once); a cache file that is not one is read around, then replaced."""
+    from dlvsnap import dwarf
+
+    ix = TypeIndex(_index().dies, {RT_MAP: MAP}, 8, (dwarf.GlobalVar("main.g", 0x1000, PT),))
+    calls: list[str] = []
+
+    def read(path: object) -> TypeIndex:
+        calls.append(str(path))
+        return ix
+
+    monkeypatch.setattr(dwarf, "read_type_index", read)
+    prog = tmp_path / "prog"
+    prog.write_bytes(b"not really a binary")
+    cache = tmp_path / "types"
+    first = dwarf.cached_type_index(prog, cache)
+    second = dwarf.cached_type_index(prog, cache)
+    assert len(calls) == 1  # the second came from the cache
+    for got in (first, second):
+        assert got.dies == ix.dies and got.by_runtime == ix.by_runtime
+        assert got.variables == ix.variables and got.die_by_name == ix.die_by_name
+    (kept,) = cache.iterdir()
+    kept.write_bytes(b"\x00garbage")
+    assert dwarf.cached_type_index(prog, cache).dies == ix.dies
+    assert len(calls) == 2
