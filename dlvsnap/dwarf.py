@@ -371,9 +371,9 @@ def _index_data(ix: TypeIndex) -> tuple[Any, ...]:
     return (
         _INDEX_FORMAT,
         ix.ptr_size,
-        {off: dataclasses.astuple(d) for off, d in ix.dies.items()},
+        {off: dataclasses.astuple(_die_of(dataclasses.astuple(d))) for off, d in ix.dies.items()},
         ix.by_runtime,
-        [dataclasses.astuple(v) for v in ix.variables],
+        [(str(v.name), int(v.addr), int(v.type)) for v in ix.variables],
     )
 
 
