@@ -726,7 +726,7 @@ def maps_cmd(
             f"{s.memory_reader_name} in {sum(c.seconds.values()):.2f} s",
         )
         shown = c.shown(top, min_bytes)
-        worst = {m.addr: advice(m.facts) for m in c.worst()}
+        worst = {m.addr: advice(m.facts) for m in c.worst() if m.facts is not None}
         if as_json:
             for m in shown:
                 click.echo(jsonl.census_map(m, worst.get(m.addr, "")))

@@ -12,6 +12,7 @@ import numpy as np
 
 from dlvsnap.advice import MapFacts
 from dlvsnap.census.plan import Plans, Shape
+from dlvsnap.census.result import ADVICE_MIN_WASTE
 from dlvsnap.census.walk import Child
 from dlvsnap.decode import Decoder, decode_map_type, make_decoder
 from dlvsnap.errors import DlvsnapError
@@ -32,7 +33,7 @@ class Occupancy:
     type_name: str
     impl: str
     figures: Figures
-    facts: MapFacts
+    facts: MapFacts | None  # for the advice: only of maps that waste enough to get it
     warnings: tuple[str, ...] = ()
 
 
@@ -59,26 +60,34 @@ class MapReader:
         self.order: Callable[[bytes], int] = lambda b: int.from_bytes(
             b, "little" if little_endian else "big"
         )
-        self._decoders: dict[int, Decoder | None] = {}
+        self._decoders: dict[tuple[int, bool], Decoder | None] = {}
         self.seen: dict[int, Occupancy] = {}
         self.failed: dict[int, str] = {}  # header -> why it could not be decoded
 
-    def _decoder(self, die: int) -> Decoder | None:
-        if die not in self._decoders:
+    def _decoder(self, die: int, keys: bool) -> Decoder | None:
+        """The decoder of maps of type ``die``; ``keys``: one that decodes every key (the
+        census names a map's keys only in the paths of the maps its contents lead to)."""
+        if (die, keys) not in self._decoders:
             rt = self.plans.runtime_type(die)
             dec: Decoder | None = None
             if rt is not None:
                 try:
                     mt = decode_map_type(self.layout, self.mem, self.types_base + rt, self.catalog)
                     dec = make_decoder(self.layout, self.mem, mt, self.catalog)
+                    dec.keys.decode = keys
                 except DlvsnapError:
                     dec = None
-            self._decoders[die] = dec
-        return self._decoders[die]
+            self._decoders[die, keys] = dec
+        return self._decoders[die, keys]
+
+    def _leads_on(self, die: int) -> bool:
+        """Whether a map of this type can lead to more maps (through its keys or values)."""
+        return any(t >= 0 and self.plans.reaches(t) for t in self.plans.key_elem(die))
 
     def read(self, addr: int, die: int) -> list[Child]:
         """Decode the map at ``addr`` (type ``die``); what its live keys and values lead to."""
-        dec = self._decoder(die)
+        leads = self._leads_on(die)
+        dec = self._decoder(die, leads)
         if dec is None:
             self.failed[addr] = f"no runtime type for {self.plans.name(die)}"
             return []
@@ -87,15 +96,14 @@ class MapReader:
         except DlvsnapError as e:
             self.failed[addr] = str(e)
             return []
-        self.seen[addr] = Occupancy(
-            addr,
-            self.plans.name(die),
-            snap.impl,
-            Figures.of(snap),
-            MapFacts.of(snap, self.layout, self.release),
-            snap.warnings,
+        fig = Figures.of(snap)
+        facts = (
+            MapFacts.of(snap, self.layout, self.release) if fig.waste >= ADVICE_MIN_WASTE else None
         )
-        return self._children(snap, dec, die)
+        self.seen[addr] = Occupancy(
+            addr, self.plans.name(die), snap.impl, fig, facts, snap.warnings
+        )
+        return self._children(snap, dec, die) if leads else []
 
     def _children(self, snap: MapSnapshot, dec: Decoder, die: int) -> list[Child]:
         key_die, elem_die = self.plans.key_elem(die)

@@ -36,7 +36,7 @@ class MapEntry:
     type_name: str
     impl: str
     figures: Figures
-    facts: MapFacts
+    facts: MapFacts | None  # for the advice: only of maps wasting ADVICE_MIN_WASTE or more
     beyond_len: bool = False  # the path goes through a slice element past its len
     warnings: tuple[str, ...] = ()
 
@@ -72,4 +72,4 @@ class Census:
 
     def worst(self) -> list[MapEntry]:
         """The maps worth the advice: the most wasteful, if they waste enough to matter."""
-        return [m for m in self.maps[:ADVICE_MAPS] if m.waste >= ADVICE_MIN_WASTE]
+        return [m for m in self.maps[:ADVICE_MAPS] if m.waste >= ADVICE_MIN_WASTE and m.facts]

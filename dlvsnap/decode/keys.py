@@ -72,6 +72,9 @@ class KeyDecoder:
         self.fmt = "<" if little_endian else ">"
         self.ptr_t = pointer_dtype(ptr_size, little_endian)
         self.mem = mem
+        # False: leave keys that are not scalars undecoded (None), reading nothing for
+        # them (a census needs a map's keys only to name the maps its values lead to)
+        self.decode = True
 
     @property
     def slot_bytes(self) -> int:
@@ -121,7 +124,7 @@ class KeyDecoder:
             return view.reshape(-1).astype(dt)  # copies: the groups' bytes can go
         out: NDArray[Any] = np.full(n * nslots, None, dtype=object)
         positions = np.flatnonzero(full)
-        if len(positions) == 0:
+        if len(positions) == 0 or not self.decode:
             return out
         width = self.slot_bytes
         rows, cols = np.divmod(positions, nslots)
