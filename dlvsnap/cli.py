@@ -662,7 +662,7 @@ def _numbered(path: str, n: int) -> str:
     "--at",
     metavar="LOCATION",
     help="Run the program to LOCATION (file:line or a function) and take the census there. "
-    "Required with a TARGET.",
+    "Required with a TARGET; with --attach or --connect, the program runs there first.",
 )
 @click.option(
     "--top",
@@ -705,8 +705,6 @@ def maps_cmd(
     the bytes it holds for them, most wasteful first; then the advice for the worst."""
     if target and not at:
         raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
-    if at is not None and not target:
-        raise click.UsageError("--at goes with a TARGET to launch")
     out: IO[str] = sys.stdout
     text = TextRenderer(out, colour=_colour(out, color))
     progress = Progress.for_terminal(as_json)

@@ -175,13 +175,15 @@ class Walk:
             self._done.append(False)
         heapq.heappush(self._queue, (dist, n))
 
-    def _offer_map(self, header: int, die: int, *, parent: int, label: str, dist: int) -> None:
+    def _offer_map(
+        self, header: int, die: int, *, parent: int, label: str, dist: int, beyond: bool = False
+    ) -> None:
         if not _LOWEST <= header < _HIGHEST:
             self.stats.unreadable += 1
             return
         key = (header, _MAP, 0)
         n = self._ids.get(key)
-        beyond = parent >= 0 and self._beyond[parent]
+        beyond = beyond or (parent >= 0 and self._beyond[parent])
         if n is not None:
             if self._done[n] or self._dist[n] <= dist:
                 return
@@ -348,7 +350,7 @@ class Walk:
         at, beyond = self._where(n, index, i)
         dist = self._dist[n] + e.steps + (1 if index is not None else 0)
         if e.kind == Edge.MAP:
-            self._offer_map(addr, e.target, parent=n, label=at + e.label, dist=dist)
+            self._offer_map(addr, e.target, parent=n, label=at + e.label, dist=dist, beyond=beyond)
         else:
             self._offer(
                 addr,
@@ -401,7 +403,7 @@ class Walk:
             if not self.plans.direct(die):
                 self._offer(value, die, 1, beyond=beyond, **where)  # type: ignore[arg-type]
             elif shape == Shape.MAP:
-                self._offer_map(value, die, **where)  # type: ignore[arg-type]
+                self._offer_map(value, die, beyond=beyond, **where)  # type: ignore[arg-type]
             elif shape == Shape.POINTER and self.plans.size(target := self.plans.elem(die)) > 0:
                 self._offer(value, target, 1, beyond=beyond, **where)  # type: ignore[arg-type]
             elif shape != Shape.POINTER:  # a struct or array of one pointer-shaped word

@@ -1,0 +1,165 @@
+"""`dlvsnap maps` (issue 15) against fixtures/census's own account of its maps: each map of
+package main listed once, under the shortest path the program wrote down, with its len;
+none of the maps it dropped; launched at a stop, and attached to while it runs (released
+afterwards); on a classic and the swiss releases of the CI matrix."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import Variant, build_fixture, dlv_for, run_dlvsnap, variants
+
+pytestmark = pytest.mark.live
+
+VARIANTS = variants()
+ACCOUNT = re.compile(r"^DLVSNAP-CENSUS (\{.*\})$", re.M)
+GOROUTINE = re.compile(r"^goroutine \d+ ")
+
+
+def _records(stdout: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    assert lines and lines[-1]["event"] == "census", stdout[-500:]
+    assert all(x["event"] == "map" for x in lines[:-1])
+    return lines[:-1], lines[-1]
+
+
+def _account(text: str) -> dict[str, Any]:
+    m = ACCOUNT.search(text)
+    assert m, text[-500:]
+    got: dict[str, Any] = json.loads(m[1])
+    return got
+
+
+def _ours(path: str) -> bool:
+    """A map of the fixture's own (package main's variables, its goroutines' frames)."""
+    return path.startswith("main.") or GOROUTINE.sub("", path).startswith("main.")
+
+
+def check_census(
+    maps: list[dict[str, Any]], census: dict[str, Any], account: dict[str, Any]
+) -> None:
+    """The census says what the program says of itself."""
+    by_addr = {int(m["addr"], 16): m for m in maps}
+    assert len(by_addr) == len(maps), "a map listed twice"
+    expected = {int(e["addr"], 16): e for e in account["maps"]}
+    for addr, e in expected.items():
+        m = by_addr.get(addr)
+        assert m is not None, f"not listed: {e}"
+        assert (GOROUTINE.sub("", m["path"]), m["live_entries"]) == (e["path"], e["len"]), (e, m)
+        assert m["type"] == e["type"], (e, m)
+        assert m["beyond_len"] == (e["path"] == "main.queue[2]"), m
+    theirs = [m["path"] for a, m in by_addr.items() if a not in expected]
+    assert not [p for p in theirs if _ours(p)], theirs  # the rest are the standard library's
+    for u in account["unreachable"]:
+        assert int(u, 16) not in by_addr, f"a dropped map is listed: {by_addr[int(u, 16)]}"
+    assert census["maps"] == len(maps) and census["shown"] == len(maps)
+    assert census["held_bytes"] == sum(m["held_bytes"] for m in maps)
+    assert census["undecoded_maps"] == {}
+    # most waste first: the map emptied of 100,000 entries, with the advice
+    first = maps[0]
+    assert first["path"] == "main.drained" and first["live_entries"] == 0
+    assert first["held_bytes"] > 1_000_000 and first["waste_bytes"] == first["held_bytes"]
+    assert str(first["advice"]).startswith("Deleting gave no memory back") or "never shrink" in str(
+        first["advice"]
+    )
+    assert [m["waste_bytes"] for m in maps] == sorted(
+        (m["waste_bytes"] for m in maps), reverse=True
+    )
+
+
+@pytest.mark.parametrize("v", VARIANTS, ids=lambda v: v.id)
+def test_census_of_a_launched_program(v: Variant, tmp_path: Path) -> None:
+    prog = build_fixture("census", variant=v)
+    out = tmp_path / "program.txt"
+    r = run_dlvsnap(
+        "maps", str(prog), "--at", "main.ready", "--json", "--top", "0",
+        "--dlv", dlv_for(v), "--target-output", str(out), timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    maps, census = _records(r.stdout)
+    account = _account(out.read_text())
+    check_census(maps, census, account)
+    assert census["source"] == "launch" and census["reader"] == "proc"
+    graves = next(m for m in maps if m["path"] == "main.cfg.graves")
+    if v.impl == "swiss":
+        assert graves["tombstones"] > 0
+    assert graves["live_entries"] == 224
+
+
+@contextlib.contextmanager
+def running_census(v: Variant, tmp: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """fixtures/census running on its own, its account printed (every map in place)."""
+    out = tmp / "running.txt"
+    with open(out, "wb") as sink:
+        p = subprocess.Popen([str(build_fixture("census", variant=v))], stdout=sink)
+    try:
+        deadline = time.monotonic() + 60
+        while not ACCOUNT.search(out.read_text()) and time.monotonic() < deadline:
+            assert p.poll() is None, out.read_text()
+            time.sleep(0.05)
+        yield p, out
+    finally:
+        p.kill()
+        p.wait(timeout=30)
+
+
+def released(pid: int) -> bool:
+    """Running on its own again: not traced, not stopped."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    tracer = re.search(r"^TracerPid:\s*(\d+)", status, re.M)
+    state = re.search(r"^State:\s*(\S)", status, re.M)
+    return tracer is not None and tracer[1] == "0" and state is not None and state[1] in "SR"
+
+
+@pytest.mark.parametrize("v", VARIANTS[:1] + VARIANTS[-1:], ids=lambda v: v.id)
+def test_census_of_an_attached_program(v: Variant, tmp_path: Path) -> None:
+    with running_census(v, tmp_path) as (p, out):
+        r = run_dlvsnap(
+            "maps", "--attach", str(p.pid), "--json", "--top", "0", "--dlv", dlv_for(v), timeout=300
+        )
+        assert r.returncode == 0, r.stderr
+        maps, census = _records(r.stdout)
+        check_census(maps, census, _account(out.read_text()))
+        assert census["source"] == "attach" and census["pid"] == p.pid
+        deadline = time.monotonic() + 10
+        while not released(p.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert released(p.pid) and p.poll() is None
+
+
+def test_census_text_top_and_min_bytes(tmp_path: Path) -> None:
+    """The table: most waste first, --top and --min-bytes, the totals line, the advice for
+    the map that wastes most."""
+    v = VARIANTS[-1]
+    prog = build_fixture("census", variant=v)
+    r = run_dlvsnap(
+        "maps", str(prog), "--at", "main.ready", "--top", "3", "--min-bytes", "1000",
+        "--dlv", dlv_for(v), "--target-output", str(tmp_path / "out.txt"), timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("maps in pid ") and "go1." in lines[0]
+    rows = lines[3:6]
+    assert rows[0].rstrip().endswith("main.drained"), lines
+    totals = next(ln for ln in lines if " maps (" in ln)
+    assert re.match(r"^\d+ maps \(\d+ not shown: --top, --min-bytes\): [\d,]+ B held", totals), (
+        totals
+    )
+    assert "main.drained:" in lines
+    assert "Go maps never shrink" in " ".join(r.stdout.split())
+
+
+def test_census_usage_errors() -> None:
+    r = run_dlvsnap("maps", "fixtures/census")
+    assert r.returncode == 2 and "--at LOCATION" in r.stderr
+    r = run_dlvsnap("maps", "--attach", "1", "--connect", "127.0.0.1:1")
+    assert r.returncode == 2 and "exactly one of" in r.stderr
