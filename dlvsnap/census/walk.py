@@ -90,6 +90,7 @@ class _Held:
     data: NDArray[np.uint64]
     owner: NDArray[np.int64]
     index: NDArray[np.int64] | None
+    row_size: int  # the size of the rows' type (where each row is: _row_addr)
 
 
 # a row of a read batch: whose object (owner[i]), its element index (index[i], or None for
@@ -326,7 +327,7 @@ class Walk:
                 )
             elif e.kind in (Edge.EFACE, Edge.IFACE):
                 data = self._words(rows, e.off + self.ptr)
-                held = _Held(words, data, owner, index)
+                held = _Held(words, data, owner, index, plan.size)
                 self._interfaces(e, held, live[data[live] != 0])
             elif e.kind == Edge.SLICE:
                 lens = self._words(rows, e.off + self.ptr)
@@ -393,21 +394,20 @@ class Walk:
                 continue
             n = int(held.owner[i])
             at, beyond = self._where(n, held.index, i)
-            where = {
-                "parent": n,
-                "label": f"{at}{e.label}.({self.plans.name(die)})",
-                "dist": self._dist[n] + e.steps + 1 + (1 if held.index is not None else 0),
-            }
+            label = f"{at}{e.label}.({self.plans.name(die)})"
+            dist = self._dist[n] + e.steps + 1 + (1 if held.index is not None else 0)
             value = int(held.data[i])
             shape, _ = self.plans.shape(die)
             if not self.plans.direct(die):
-                self._offer(value, die, 1, beyond=beyond, **where)  # type: ignore[arg-type]
+                self._offer(value, die, 1, parent=n, label=label, dist=dist, beyond=beyond)
             elif shape == Shape.MAP:
-                self._offer_map(value, die, beyond=beyond, **where)  # type: ignore[arg-type]
+                self._offer_map(value, die, parent=n, label=label, dist=dist, beyond=beyond)
             elif shape == Shape.POINTER and self.plans.size(target := self.plans.elem(die)) > 0:
-                self._offer(value, target, 1, beyond=beyond, **where)  # type: ignore[arg-type]
-            elif shape != Shape.POINTER:  # a struct or array of one pointer-shaped word
-                self._count_not_followed(f"pointer-shaped {self.plans.name(die)} in an interface")
+                self._offer(value, target, 1, parent=n, label=label, dist=dist, beyond=beyond)
+            elif shape != Shape.POINTER:  # a struct or array of one pointer-shaped word: it
+                # is in the data word itself, so it is read there
+                word = self._row_addr(n, held.index, i, held.row_size) + e.off + self.ptr
+                self._offer(word, die, 1, parent=n, label=label, dist=dist, beyond=beyond)
 
     def _itab_types(self, itabs: NDArray[np.uint64]) -> NDArray[np.uint64]:
         """The dynamic types of itabs (abi.ITab.Type: the word after Inter), read once each."""
@@ -421,6 +421,3 @@ class Walk:
         for j, a in enumerate(itabs.tolist()):
             out[j] = self._itab_type.get(int(a), 0)
         return out
-
-    def _count_not_followed(self, what: str) -> None:
-        self.stats.not_followed[what] = self.stats.not_followed.get(what, 0) + 1

@@ -12,21 +12,10 @@ from dlvsnap.dwarf import TypeDie, TypeIndex
 from dlvsnap.kinds import Kind
 from dlvsnap.memory import SparseMem
 
-INT, STRING, MAP, T, PT, ST, ANY, EFACE, NAMES, ARR, BIGARR = (
-    1,
-    2,
-    10,
-    20,
-    21,
-    22,
-    30,
-    31,
-    40,
-    50,
-    51,
-)
+INT, STRING, MAP, T, PT, ST, ANY, EFACE = 1, 2, 10, 20, 21, 22, 30, 31
+NAMES, ARR, BIGARR, W = 40, 50, 51, 60  # DIE offsets
 BASE = 0x100000  # runtime.types
-RT_MAP, RT_PT, RT_T = 0x100, 0x200, 0x300
+RT_MAP, RT_PT, RT_T, RT_W = 0x100, 0x200, 0x300, 0x400
 
 
 def _index() -> TypeIndex:
@@ -66,8 +55,10 @@ def _index() -> TypeIndex:
         ),
         ARR: TypeDie("DW_TAG_array_type", "[2]map[int]int", 16, Kind.ARRAY, MAP, 2, ()),
         BIGARR: TypeDie("DW_TAG_array_type", "[100]*main.T", 800, Kind.ARRAY, PT, 100, ()),
+        # one map-shaped field: an interface holds it in its data word
+        W: TypeDie("DW_TAG_structure_type", "main.W", 8, Kind.STRUCT, -1, 0, (("M", 0, MAP),)),
     }
-    return TypeIndex(dies, {RT_MAP: MAP, RT_PT: PT, RT_T: T}, 8)
+    return TypeIndex(dies, {RT_MAP: MAP, RT_PT: PT, RT_T: T, RT_W: W}, 8)
 
 
 def _t(
@@ -209,3 +200,11 @@ def test_the_type_index_cache_round_trips_and_ignores_a_bad_file(tmp_path, monke
     kept.write_bytes(b"\x00garbage")
     assert dwarf.cached_type_index(prog, cache).dies == ix.dies
     assert len(calls) == 2
+
+
+def test_a_pointer_shaped_struct_in_an_interface_is_read_in_its_data_word() -> None:
+    """struct{ M map[int]int } is direct: the interface's data word is the struct itself."""
+    mem = SparseMem({0x1000: _t(a=(BASE + RT_W, 0x9000))})
+    w = _walk(mem)
+    (f,) = w.run([Root("main.t", 0x1000, T)])
+    assert (f.path, f.addr, f.steps) == ("main.t.A.(main.W).M", 0x9000, 3)
