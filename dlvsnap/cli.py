@@ -20,6 +20,7 @@ import click
 from tabulate import tabulate
 
 from dlvsnap import __version__, install, snapfile
+from dlvsnap import dump as dumpmod
 from dlvsnap import phases as phasesmod
 from dlvsnap import snap as snapmod
 from dlvsnap.advice import MapFacts, advice
@@ -28,6 +29,7 @@ from dlvsnap.census.take import take as take_census
 from dlvsnap.decode.types import RecordingTypes
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.delve.rpc import parse_address
+from dlvsnap.delve.types import DumpState
 from dlvsnap.diff import diff
 from dlvsnap.errors import (
     AddressError,
@@ -102,6 +104,7 @@ def _session(
     *,
     connect: str | None,
     attach: int | None,
+    core: tuple[str, str] | None,
     binary: str | None,
     dlv_path: str | None,
     go_path: str | None,
@@ -110,12 +113,14 @@ def _session(
     verbose: bool,
     progress: Progress,
 ) -> Iterator[Session]:
-    """The three ways in: launch TARGET, attach to a PID, or connect to a Delve server;
-    the program's output goes to ``target_output`` (default: dlvsnap's stderr)."""
-    ways = sum(x is not None for x in (target, connect, attach))
+    """The four ways in: launch TARGET, attach to a PID, connect to a Delve server, or open
+    a core file; the program's output goes to ``target_output`` (default: dlvsnap's stderr)."""
+    ways = sum(x is not None for x in (target, connect, attach, core))
     if ways != 1:
-        raise click.UsageError("give exactly one of TARGET, --connect HOST:PORT, --attach PID")
-    if (connect or attach) and program_args:
+        raise click.UsageError(
+            "give exactly one of TARGET, --connect HOST:PORT, --attach PID, --core CORE BINARY"
+        )
+    if (connect or attach or core) and program_args:
         raise click.UsageError("program arguments only go with a TARGET to launch")
     with contextlib.ExitStack() as stack:
         sink = stack.enter_context(_output_sink(target_output))
@@ -135,6 +140,10 @@ def _session(
             progress.status(f"attaching to {attach} …")
             s = stack.enter_context(Session.attach(dlv_path, attach, sink, reader))
             _log(verbose, f"dlv attach {attach} with {s.dlv_path}")
+        elif core is not None:
+            progress.status(f"opening the core file {core[0]} …")
+            s = stack.enter_context(Session.core(dlv_path, core[0], core[1], reader, sink))
+            _log(verbose, f"dlv core {core[1]} {core[0]} with {s.dlv_path}, pid {s.pid}")
         else:
             assert target is not None
             path = stack.enter_context(_binary_for(target, go_path, verbose, progress))
@@ -193,10 +202,16 @@ def _run_watch(
     return summary
 
 
-def _check_end(opts: WatchOptions, kill: bool, *, launch: bool) -> None:
+def _check_end(opts: WatchOptions, kill: bool, *, launch: bool, core: bool = False) -> None:
     """--until names a place; --kill goes with a launched program whose watch may end
-    before it does (exit 2)."""
+    before it does; no watch of a core file, which cannot run (exit 2)."""
     ctx = click.get_current_context()
+    if core:
+        raise click.UsageError(
+            "--core: a core file cannot run, and watch runs the program (snap --core reads "
+            "a map in it)",
+            ctx=ctx,
+        )
     if opts.until is not None and not opts.until.strip():
         raise click.UsageError("--until needs a LOCATION (FILE:LINE or a function)", ctx=ctx)
     if kill and not launch:
@@ -208,6 +223,19 @@ def _check_end(opts: WatchOptions, kill: bool, *, launch: bool) -> None:
     if kill and opts.max_events is None and opts.until is None:
         raise click.UsageError(
             "--kill goes with --max-events or --until (a watch that ends before the program)",
+            ctx=ctx,
+        )
+
+
+def _check_stops(target: str | None, at: tuple[str, ...], *, core: bool) -> None:
+    """snap, maps: a TARGET is run to --at; a core file cannot run to anything (exit 2)."""
+    ctx = click.get_current_context()
+    if target and not at:
+        raise click.UsageError("with a TARGET, say where to stop: --at LOCATION", ctx=ctx)
+    if core and at:
+        raise click.UsageError(
+            "--core: a core file cannot run, and --at runs the program (--core reads it where "
+            "it stopped)",
             ctx=ctx,
         )
 
@@ -233,7 +261,7 @@ def _check_address(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
-    """The options of the three ways in, shared by watch and snap."""
+    """The options of the four ways in, shared by watch and snap."""
     for opt in reversed(
         [
             click.option(
@@ -249,6 +277,14 @@ def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
                 type=click.IntRange(min=1),
                 metavar="PID",
                 help="Attach to a running program; it is released (left running) at the end.",
+            ),
+            click.option(
+                "--core",
+                nargs=2,
+                type=click.Path(exists=True, dir_okay=False),
+                metavar="CORE BINARY",
+                help="A core file of the program and the executable it ran (`dlvsnap dump`, "
+                "Delve's dump, a kernel core): read where it stopped; nothing runs.",
             ),
             click.option(
                 "--binary",
@@ -276,8 +312,8 @@ def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
                 type=click.Choice(["auto", "proc", "delve"]),
                 default="auto",
                 show_default=True,
-                help="How memory is read: /proc/PID/mem (local, fast), Delve's ExamineMemory, "
-                "or the first that works.",
+                help="How memory is read: /proc/PID/mem (local, fast; with --core: the core "
+                "file), Delve's ExamineMemory, or the first that works.",
             ),
             click.option(
                 "--color/--no-color",
@@ -434,7 +470,7 @@ def watch(
         until=until,
     )
     _check_choice(opts)
-    _check_end(opts, kill, launch=target is not None)
+    _check_end(opts, kill, launch=target is not None, core=ways.get("core") is not None)
 
     had_event: set[str] = set()  # the maps (their names in events) that had one
     shown = ", ".join(opts.exprs) if opts.also else opts.shown
@@ -558,10 +594,10 @@ def snap(
 ) -> None:
     """One snapshot of a map, as a layout view: the verdict (bytes held vs needed), header,
     tables, every group/bucket with each slot's state and key. The program is TARGET run to
-    --at LOCATION, a running program (--attach PID), or wherever a Delve server's program
-    is stopped (--connect). Several --at: a phase table of one process, one row per stop."""
-    if target and not at:
-        raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
+    --at LOCATION, a running program (--attach PID), wherever a Delve server's program
+    is stopped (--connect), or a core file (--core CORE BINARY, see `dlvsnap dump`).
+    Several --at: a phase table of one process, one row per stop."""
+    _check_stops(target, at, core=ways.get("core") is not None)
     out: IO[str] = sys.stdout
     text = TextRenderer(out, colour=_colour(out, color))
     progress = Progress.for_terminal(as_json)
@@ -703,8 +739,7 @@ def maps_cmd(
     goroutine frames (through pointers, structs, arrays, slices, interfaces and other
     maps), each once under its shortest path, with live entries, slots, tombstones and
     the bytes it holds for them, most wasteful first; then the advice for the worst."""
-    if target and not at:
-        raise click.UsageError("with a TARGET, say where to stop: --at LOCATION")
+    _check_stops(target, (at,) if at else (), core=ways.get("core") is not None)
     out: IO[str] = sys.stdout
     text = TextRenderer(out, colour=_colour(out, color))
     progress = Progress.for_terminal(as_json)
@@ -742,6 +777,88 @@ def maps_cmd(
             title = f"maps in pid {s.pid}: {s.target.describe()}"
             said = [(m, worst[m.addr]) for m in c.worst()]
             text.census_table(title, c, shown, said)
+
+
+@cli.command("dump")
+@click.argument("pid", type=click.IntRange(min=1), required=False)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="CORE",
+    help="The core file to write (with --connect: a path on the server's machine).",
+)
+@click.option(
+    "--connect",
+    metavar="HOST:PORT",
+    callback=_check_address,
+    help="The program a headless Delve server has stopped (it is left stopped).",
+)
+@click.option(
+    "--binary",
+    metavar="PATH",
+    help="With --connect: the program's executable, when /proc/PID/exe is not readable.",
+)
+@click.option("--dlv", "dlv_path", metavar="PATH", help="Delve binary (as for watch and snap).")
+@click.option("-v", "--verbose", is_flag=True, help="Say what dlvsnap does.")
+def dump_cmd(
+    pid: int | None,
+    output: str,
+    connect: str | None,
+    binary: str | None,
+    dlv_path: str | None,
+    verbose: bool,
+) -> None:
+    """Write a core file of a running program (PID: attached, stopped while Delve writes
+    the core, then released, running) or of the program a Delve server has stopped
+    (--connect). Read it with `dlvsnap snap --core CORE BINARY --map EXPR`."""
+    if (pid is None) == (connect is None):
+        raise click.UsageError("give exactly one of PID, --connect HOST:PORT")
+    dest = output
+    if connect is None:  # dlvsnap's own Delve writes it, here
+        dest = os.path.abspath(output)
+        parent = os.path.dirname(dest)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            raise click.FileError(output, hint=f"cannot write in {parent}")
+    progress = Progress.for_terminal(False)
+    who = f"pid {pid}" if pid is not None else f"the program behind {connect}"
+
+    started: list[bool] = []
+
+    def on_progress(st: DumpState) -> None:
+        if not started:
+            started.append(True)
+            _log(verbose, f"Delve is writing the core of {who} to {dest}")
+        if st.mem_total:
+            done = f"{st.mem_done / 1e6:,.1f} of {st.mem_total / 1e6:,.1f} MB"
+            progress.status(f"dumping {who} to {output}: {done} …", force=False)
+
+    with _session(
+        None,
+        (),
+        connect=connect,
+        attach=pid,
+        core=None,
+        binary=binary,
+        dlv_path=dlv_path,
+        go_path=None,
+        target_output=None,
+        reader="auto",
+        verbose=verbose,
+        progress=progress,
+    ) as s:
+        progress.status(f"dumping {who} to {output} …")
+        try:
+            done = dumpmod.dump(s, dest, on_progress)
+        finally:
+            progress.clear()
+        left = "released, running" if s.mode == "attach" else "left stopped"
+    where = " on the server's machine" if connect is not None else ""
+    st = done.state
+    click.echo(
+        f"wrote {output}{where}: {st.mem_total:,} bytes of memory, {st.threads_total} threads, "
+        f"in {done.seconds:.2f} s; pid {s.pid} {left}"
+    )
 
 
 @cli.command("diff")

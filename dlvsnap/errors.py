@@ -42,6 +42,12 @@ class UsageError(DlvsnapError):
     exit_code = ExitCode.USAGE
 
 
+class CoreCannotRunError(UsageError):
+    """Something that would run the program (a breakpoint, a continue, a watch) asked of a
+    core file: Delve refuses it ("can not continue execution of core process", "cannot
+    write a breakpoint to a core file"), and dlvsnap says why in its own words."""
+
+
 class MapResolutionError(DlvsnapError):
     exit_code = ExitCode.MAP
 

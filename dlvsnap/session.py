@@ -15,6 +15,11 @@
   stopped, with only the user's breakpoints, on every exit path (a second connection on
   Ctrl-C/SIGTERM, the guardian after a SIGKILL), and closes its connection. A single-client
   server that answers is used, and ends with dlvsnap's connection (README).
+* ``core``: dlvsnap runs ``dlv core BINARY CORE`` (single client) for goroutines, frames,
+  variables and types, and reads memory from the core file itself (coremem.py). Nothing
+  runs: what would run the program (a breakpoint, a continue) is a CoreCannotRunError. At
+  the end dlv is stopped; no process of the program is touched (the core's pid may be a
+  live process's, even the very one dumped).
 
 dlvsnap's breakpoints carry a name with the session's prefix: that is how they are told
 from the user's, in a stop and in clean-up, by this process or the guardian.
@@ -31,6 +36,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from dlvsnap.coremem import CoreMem
 from dlvsnap.delve import release
 from dlvsnap.delve.client import CURRENT_GOROUTINE, BreakpointSpec, DelveClient, exited_with
 from dlvsnap.delve.guardian import Guardian
@@ -39,6 +45,7 @@ from dlvsnap.delve.memory import DelveMem
 from dlvsnap.delve.rpc import JsonRpcConnection, parse_address
 from dlvsnap.delve.types import Breakpoint, Version
 from dlvsnap.errors import (
+    CoreCannotRunError,
     DelveError,
     DelveRefusedError,
     DlvsnapError,
@@ -46,6 +53,7 @@ from dlvsnap.errors import (
     ProgramExitedError,
     RPCError,
     TargetError,
+    UsageError,
     attach_permission_error,
 )
 from dlvsnap.memory import MemoryReader, ProcMem
@@ -75,12 +83,13 @@ class Session:
         guardian: Guardian | None = None,
         single_client: bool = False,
     ) -> None:
-        self.mode = mode  # "launch" | "attach" | "connect"
+        self.mode = mode  # "launch" | "attach" | "connect" | "core"
         # connect: dlvsnap is the server's one client; the session ends when it disconnects
         self.single_client = single_client
         self.dlv = dlv
         self.dlv_path = dlv_path
         self.reader_choice = reader  # "auto" | "proc" | "delve"
+        self.core_mem: CoreMem | None = None  # core: the core file's memory
         self.client = client
         self.target = target
         self.version = version
@@ -220,6 +229,42 @@ class Session:
             raise
 
     @classmethod
+    def core(
+        cls,
+        dlv_path: str | None,
+        core: str | Path,
+        binary: str | Path,
+        reader: str = "auto",
+        sink: BinaryIO | None = None,
+    ) -> Session:
+        """``dlv core BINARY CORE``: the program as the core file holds it, stopped for
+        good. Memory is read from the core file (``reader`` "auto"), or through Delve
+        ("delve", to compare); "proc" is a UsageError (no process to read). A file that
+        is not an ELF core, or not one of ``binary``, is a TargetError before Delve starts."""
+        if reader == "proc":
+            raise UsageError(
+                "--reader proc reads a running program's /proc/PID/mem: a core is read from "
+                "its file (auto) or through Delve (delve)"
+            )
+        mem = CoreMem(core, binary)
+        try:
+            info = identify(binary)
+            s = cls._start(
+                dlv_path,
+                info,
+                ["core", str(binary), str(core)],
+                args=[],
+                sink=sink,
+                reader=reader,
+                mode="core",
+            )
+        except BaseException:
+            mem.close()
+            raise
+        s.core_mem = mem
+        return s
+
+    @classmethod
     def _start(
         cls,
         dlv_path: str | None,
@@ -290,10 +335,20 @@ class Session:
         except DelveError:
             return None
 
+    def check_can_run(self, what: str = "run the program") -> None:
+        """CoreCannotRunError when the program cannot run: a core file (``what`` is what
+        was asked of it)."""
+        if self.mode == "core":
+            raise CoreCannotRunError(
+                f"cannot {what}: the program is a core file, which cannot run; snap reads "
+                "a map in it where it stopped"
+            )
+
     def run_to_end(self) -> int:
         """Run the program, with none of dlvsnap's breakpoints and watchpoints left, until
         it exits (a stop of Delve's own on the way, an unrecovered panic's, is continued
         too); its exit status. Ctrl-C meanwhile ends the session as at any other time."""
+        self.check_can_run()
         self.clear_owned_breakpoints()
         while True:
             try:
@@ -306,11 +361,14 @@ class Session:
                 return st.exit_status
 
     def memory(self, probe_addr: int, probe_size: int) -> MemoryReader:
-        """The memory reader for this session, chosen once: with "auto", /proc/PID/mem when it
-        is readable and agrees with Delve on a probe, else ExamineMemory."""
+        """The memory reader for this session, chosen once: with "auto", /proc/PID/mem (a
+        core: the core file) when it is readable and agrees with Delve on a probe, else
+        ExamineMemory."""
         if self._reader is None:
             if self.reader_choice == "delve":
                 self._reader = DelveMem(self.client)
+            elif self.core_mem is not None:
+                self._reader = _checked(self.core_mem, self.client, probe_addr, probe_size)
             elif self.reader_choice == "proc":
                 self._reader = ProcMem(self.pid)
             else:
@@ -331,10 +389,12 @@ class Session:
         if self._closed:
             return
         self._closed = True
-        if isinstance(self._reader, ProcMem):
-            self._reader.close()
+        self._close_readers()
         if self.mode == "launch":
             self._close_launched(interrupted)
+            return
+        if self.mode == "core":
+            self._close_core(interrupted)
             return
         # attach, connect: leave the program stopped without dlvsnap's breakpoints, and
         # (attach) detached, running. On Ctrl-C the connection may be mid-call: a new one.
@@ -361,6 +421,12 @@ class Session:
                 self.dlv.wait_exit(10.0)  # a released dlv exits on its own
                 if released:
                     self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
+
+    def _close_readers(self) -> None:
+        if isinstance(self._reader, ProcMem):
+            self._reader.close()
+        if self.core_mem is not None:
+            self.core_mem.close()
 
     def _second_client(self) -> DelveClient:
         c = DelveClient(
@@ -395,6 +461,17 @@ class Session:
         self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
         self._kill_target()
 
+    def _close_core(self, interrupted: bool) -> None:
+        """dlv gone; nothing else: the core's pid is not a process of this session's."""
+        conn = self.client.conn
+        assert self.dlv is not None
+        if not interrupted and not conn.closed:
+            with contextlib.suppress(DlvsnapError, OSError):
+                self.client.detach(kill=False)
+        conn.close()  # a single-client Delve exits when its client leaves
+        self.dlv.wait_exit(5.0)
+        self.dlv.terminate()  # no-op for a dlv that exited; joins the output drains
+
     def _kill_target(self) -> None:
         if self.pid <= 0:
             return
@@ -419,6 +496,7 @@ class Session:
 
     def create_breakpoint(self, spec: BreakpointSpec) -> Breakpoint:
         """A breakpoint of dlvsnap's: named with the session's prefix (see ``owns``)."""
+        self.check_can_run("set a breakpoint")
         name = f"{self.bp_prefix}{next(self._bp_names)}"
         return self.client.create_breakpoint(dataclasses.replace(spec, name=name))
 
@@ -436,6 +514,7 @@ class Session:
         its creation and the amend that names it leaves nothing the clean-up misses. An
         address on ``goroutine``'s stack makes a stack watchpoint: Delve moves it when the
         stack is copied and removes it when the goroutine's topmost frame returns."""
+        self.check_can_run("set a watchpoint")
         self._check_debug_registers()
         expr = release.watch_expr(addr, ctype, self.bp_prefix)
         wp = self.client.create_watchpoint(expr, goroutine)
@@ -513,6 +592,17 @@ def _choose_reader(client: DelveClient, pid: int, probe_addr: int, probe_size: i
         proc.close()
         return delve
     return proc
+
+
+def _checked(core: CoreMem, client: DelveClient, probe_addr: int, probe_size: int) -> MemoryReader:
+    """The core file's reader when it agrees with Delve's reading of the core on a probe;
+    else Delve's."""
+    delve = DelveMem(client)
+    try:
+        same = core.read(probe_addr, probe_size) == delve.read(probe_addr, probe_size)
+    except MemoryReadError:
+        same = False
+    return core if same else delve
 
 
 def _exe_of(pid: int) -> str:

@@ -22,7 +22,7 @@ from dlvsnap.kinds import Kind
 from dlvsnap.memory import RecordingMem
 from dlvsnap.model import Location, MapSnapshot
 from dlvsnap.session import Session
-from dlvsnap.target import DwarfTypes, binary, process_id
+from dlvsnap.target import DwarfTypes, ProcessId, binary, process_id
 from dlvsnap.verify import choose_layout
 
 _TYPES_BASE = ("runtime.types", "type:*")
@@ -111,8 +111,16 @@ def save(
         regions=mem.regions,
         types=types.seen,
         location=location,
-        process=process_id(s.pid) if s.pid > 0 else None,
+        process=_process(s),
     )
+
+
+def _process(s: Session) -> ProcessId | None:
+    """The process a snapshot is of: a core's pid only (a live process with that pid now
+    may be another one, or the one dumped, running on: /proc cannot tell which)."""
+    if s.pid <= 0:
+        return None
+    return ProcessId(s.pid) if s.mode == "core" else process_id(s.pid)
 
 
 def _addresses(s: Session, location: str) -> tuple[int, ...]:

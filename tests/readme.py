@@ -39,6 +39,7 @@ COVERED: dict[str, list[str]] = {
     "snap": [LIVE + "test_snap_examples", LIVE + "test_connect_examples"],
     "phases": [LIVE + "test_phases_example"],
     "connect": [LIVE + "test_connect_examples"],
+    "core": ["tests/live/test_core.py::test_readme_core_examples"],
     "api": ["tests/live/test_interactive.py::test_readme_python_example_runs"],
     "report": [LIVE + "test_report_example"],
     "layouts-verify": [LIVE + "test_layouts_verify_example"],

@@ -15,6 +15,7 @@ from dlvsnap.delve.types import (
     JSON,
     Breakpoint,
     DebuggerState,
+    DumpState,
     Frame,
     FrameVars,
     Goroutine,
@@ -22,7 +23,7 @@ from dlvsnap.delve.types import (
     Variable,
     Version,
 )
-from dlvsnap.errors import RPCError
+from dlvsnap.errors import CoreCannotRunError, RPCError
 
 CURRENT_GOROUTINE = -1  # EvalScope.GoroutineID: the selected goroutine (0 is a bug)
 
@@ -31,6 +32,12 @@ _EXITED = re.compile(r"\bProcess \d+ has exited with status (-?\d+)")
 
 # api.WatchType: 1 read, 2 write (CreateWatchpoint)
 _WATCH_WRITE = 2
+
+# What Delve answers on a core file to a request that would run the program (or write to it).
+_CORE_REFUSALS = (
+    "can not continue execution of core process",
+    "cannot write a breakpoint to a core file",
+)
 
 # ExamineMemory's limit per call: 65,536 bytes on current Delve (1,000 on Delve 1.20).
 EXAMINE_MEMORY_LIMIT = 1 << 16
@@ -87,7 +94,16 @@ class DelveClient:
         self.examine_limit = EXAMINE_MEMORY_LIMIT
 
     def _call(self, method: str, params: JSON | None = None, timeout: float | None = -1.0) -> JSON:
-        return self.conn.call(method, params or {}, self.timeout if timeout == -1.0 else timeout)
+        try:
+            return self.conn.call(
+                method, params or {}, self.timeout if timeout == -1.0 else timeout
+            )
+        except RPCError as e:
+            if any(r in e.message for r in _CORE_REFUSALS):
+                raise CoreCannotRunError(
+                    f"the program is a core file, which cannot run ({method}: {e.message})"
+                ) from None
+            raise
 
     # -- session ---------------------------------------------------------------------------
     def set_api_version(self, version: int = 2) -> None:
@@ -269,3 +285,20 @@ class DelveClient:
             parts.append(chunk)
             off += n
         return b"".join(parts)
+
+    # -- core dumps ------------------------------------------------------------------------
+    def dump_start(self, destination: str) -> DumpState:
+        """Start writing a core of the (stopped) program to ``destination``, a path on the
+        server's machine. Delve holds the target until the dump ends: poll with
+        ``dump_wait``, which does not wait for it."""
+        return DumpState.from_json(self._call("DumpStart", {"Destination": destination})["State"])
+
+    def dump_wait(self, wait_ms: int) -> DumpState:
+        """The dump's state once it ends or ``wait_ms`` milliseconds have passed (0: now)."""
+        out = self._call("DumpWait", {"Wait": wait_ms}, timeout=self.timeout + wait_ms / 1000)
+        return DumpState.from_json(out["State"])
+
+    def dump_cancel(self) -> None:
+        """Ask the dump in progress to stop (between two 1 MiB chunks); ``dump_wait`` says
+        when it has."""
+        self._call("DumpCancel")

@@ -289,3 +289,30 @@ class Version:
         says ``1.27.2-dev``: still (1, 27, 2))."""
         m = _DELVE_RELEASE.match(self.short)
         return tuple(int(x) for x in m.groups()) if m else ()
+
+
+@dataclass(frozen=True)
+class DumpState:
+    """api.DumpState: a core dump in progress (DumpStart, DumpWait). It is over when
+    ``dumping`` is false, and succeeded only if ``all_done`` and no ``err`` (a cancelled
+    dump ends with neither)."""
+
+    dumping: bool
+    all_done: bool
+    threads_done: int
+    threads_total: int
+    mem_done: int
+    mem_total: int
+    err: str
+
+    @classmethod
+    def from_json(cls, j: JSON) -> DumpState:
+        return cls(
+            dumping=bool(j.get("Dumping", False)),
+            all_done=bool(j.get("AllDone", False)),
+            threads_done=int(j.get("ThreadsDone", 0)),
+            threads_total=int(j.get("ThreadsTotal", 0)),
+            mem_done=int(j.get("MemDone", 0)),
+            mem_total=int(j.get("MemTotal", 0)),
+            err=str(j.get("Err") or ""),
+        )

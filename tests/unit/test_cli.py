@@ -98,7 +98,8 @@ def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
         (("diff", "a", "b", "c"), "got unexpected extra argument (c) (dlvsnap diff --help)"),
         (
             ("snap", "--map", "m"),
-            "give exactly one of TARGET, --connect HOST:PORT, --attach PID (dlvsnap snap --help)",
+            "give exactly one of TARGET, --connect HOST:PORT, --attach PID, --core CORE BINARY"
+            " (dlvsnap snap --help)",
         ),
         (("watch", "/no/such/prog", "--map", "m"), "invalid value for TARGET: /no/such/prog: no"),
         (
