@@ -163,3 +163,32 @@ def test_census_usage_errors() -> None:
     assert r.returncode == 2 and "--at LOCATION" in r.stderr
     r = run_dlvsnap("maps", "--attach", "1", "--connect", "127.0.0.1:1")
     assert r.returncode == 2 and "exactly one of" in r.stderr
+
+
+@pytest.mark.parametrize("v", VARIANTS[:1] + VARIANTS[-1:], ids=lambda v: v.id)
+def test_census_of_a_core_is_the_census_of_the_stop(v: Variant, tmp_path: Path) -> None:
+    """A core written at a stop (Delve's dump) gives the census taken live at that stop:
+    the same maps, paths and figures, read from the core file's segments."""
+    from dlvsnap import snap as snapmod
+    from dlvsnap.census.take import take
+    from dlvsnap.dump import dump
+    from dlvsnap.session import Session
+
+    prog = build_fixture("census", variant=v)
+    core = tmp_path / "census.core"
+    out = tmp_path / "program.txt"
+    with open(out, "wb") as sink, Session.launch(dlv_for(v), prog, [], sink=sink) as s:
+        snapmod.run_to(s, "main.ready")
+        live = take(s)
+        dump(s, str(core))
+    r = run_dlvsnap(
+        "maps", "--core", str(core), str(prog), "--json", "--top", "0", "--dlv", dlv_for(v),
+        timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    maps, census = _records(r.stdout)
+    assert census["source"] == "core" and census["reader"] == "core"
+    check_census(maps, census, _account(out.read_text()))
+    assert [(m["path"], int(m["addr"], 16), m["live_entries"], m["held_bytes"]) for m in maps] == [
+        (m.path, m.addr, m.figures.live, m.figures.held) for m in live.maps
+    ]

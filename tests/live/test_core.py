@@ -293,8 +293,8 @@ def a_core(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Varian
         (
             ("snap", "--core", "{core}", "{prog}", "--map", "main.Inventory", "--at", "main.main"),
             ExitCode.USAGE,
-            "--core: a core file cannot run, and --at runs the program (snap --core reads it "
-            "where it stopped) (dlvsnap snap --help)",
+            "--core: a core file cannot run, and --at runs the program (--core reads it where "
+            "it stopped) (dlvsnap snap --help)",
         ),
         (
             ("snap", "--core", "{core}", "{prog}", "--map", "m", "--reader", "proc"),
