@@ -40,6 +40,8 @@ COVERED: dict[str, list[str]] = {
     "phases": [LIVE + "test_phases_example"],
     "connect": [LIVE + "test_connect_examples"],
     "core": ["tests/live/test_core.py::test_readme_core_examples"],
+    "census": [LIVE + "test_census_example"],
+    "census-output": [LIVE + "test_census_example"],
     "api": ["tests/live/test_interactive.py::test_readme_python_example_runs"],
     "report": [LIVE + "test_report_example"],
     "layouts-verify": [LIVE + "test_layouts_verify_example"],

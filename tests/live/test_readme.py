@@ -462,3 +462,56 @@ def test_cheat_sheet_examples(tmp_path: Path) -> None:
             assert [d["key_present"] for d in deletes] == [o.present for o in oracle], key
         else:
             assert [d["key"] for d in deletes] == expected, key
+
+
+# -- maps: the production workflow ------------------------------------------------------------
+
+
+def test_census_example(wd: Path) -> None:
+    """The README's workflow on fixtures/census: built as its first line says (as the wd
+    fixture builds `./prog`) and started (by the test, to stop it at the end), then a
+    census of it attached, a core, the census of the core and a snapshot from it. The
+    census prints what the README shows but for the pid and the figures the hash seed
+    moves (tombstones; tables, so bytes)."""
+    build, *cmds = readme.block("census").commands
+    assert build == "go build -C fixtures -gcflags=all='-N -l' -o ../census ./census && ./census &"
+    # `fixtures` here is a link to the checkout's: built as `./prog` is (the wd fixture)
+    shutil.copy(build_fixture("census"), wd / "census")
+    out = wd / "census.txt"
+    with open(out, "wb") as sink:
+        prog = subprocess.Popen([str(wd / "census")], cwd=wd, stdout=sink)
+    try:
+        deadline = time.monotonic() + 60
+        while "DLVSNAP-CENSUS" not in out.read_text():
+            assert prog.poll() is None and time.monotonic() < deadline, out.read_text()
+            time.sleep(0.05)
+        said = []
+        for cmd in cmds:
+            r = run(cmd.replace("12345", str(prog.pid)), wd)
+            assert r.returncode == 0, (cmd, r.stderr)
+            said.append(r.stdout)
+        assert prog.poll() is None  # released, running
+    finally:
+        prog.kill()
+        prog.wait(timeout=30)
+
+    def shape(text: str) -> list[str]:
+        lines = []
+        for raw in text.strip().splitlines():
+            line = re.sub(r"pid \d+", "pid _", raw)
+            line = re.sub(r"go1\.\d+\.\d+", "go1._", line)
+            line = re.sub(r"\d[\d,]*", "_", line)  # every figure: only the words are kept
+            if not set(line) <= {"-", " "}:
+                lines.append(" ".join(line.split()))
+        return lines
+
+    table, _, advice = said[0].partition("\n\n")
+    shown_table, _, shown_advice = "\n".join(readme.block("census-output").output).partition("\n\n")
+    assert shape(table) == shape(shown_table)
+    assert " ".join(shape(advice)) == " ".join(shape(shown_advice))
+    assert said[1].startswith("wrote census.core: ") and said[1].rstrip().endswith(
+        "released, running"
+    )
+    rows = said[2].splitlines()
+    assert rows[3].rstrip().endswith("main.drained") and " (95 not shown: " in said[2]
+    assert said[3].startswith("main.drained (map[int]int) at 0x")
