@@ -295,15 +295,16 @@ class TextRenderer:
     @staticmethod
     def _holds(s: MapSnapshot) -> str:
         m = s.memory
+        parts = m.structural or m  # counts of groups by their types' sizes, not the allocator's
         if s.impl == "classic":
             nb = 1 << int(s.header["B"]) if m.groups else 0
             where = f"{nb:,} bucket{'s' if nb != 1 else ''}"
-            if m.overflow:
-                where += f" + {m.overflow // s.map_type.group_size} overflow"
+            if parts.overflow:
+                where += f" + {parts.overflow // s.map_type.group_size} overflow"
             if m.old:
                 where += " + old buckets (growing)"
         elif s.n_tables:
-            n_groups = m.groups // s.map_type.group_size
+            n_groups = parts.groups // s.map_type.group_size
             plural = "s" if s.n_tables != 1 else ""
             where = f"{s.n_tables:,} table{plural} / {n_groups:,} groups"
         else:

@@ -515,3 +515,8 @@ def test_census_example(wd: Path) -> None:
     rows = said[2].splitlines()
     assert rows[3].rstrip().endswith("main.drained") and " (95 not shown: " in said[2]
     assert said[3].startswith("main.drained (map[int]int) at 0x")
+    # the groups it holds, counted (not its bytes over a group's size: the allocator rounds)
+    groups = re.search(r"in [\d,]+ tables / ([\d,]+) groups for 0 live entries", said[3])
+    slots = re.search(r"^slots: ([\d,]+) ", said[3], re.M)
+    assert groups and slots, said[3]
+    assert int(groups[1].replace(",", "")) * 8 == int(slots[1].replace(",", ""))
