@@ -11,8 +11,12 @@ point + stepOut, no memory read); Delve's own Eval load of the map. dlvsnap: a s
 output, per-delete time on a small and a large map. Watchpoint mode (issue 13): the churn
 phase of fixtures/churn (deletes of maps nobody watches, timed by the program itself) bare,
 under Delve alone, and watched in each mode; watched deletes per second in that mode next
-to bare stop pairs and to bare watchpoint traps. Prints a table with ratios; --json writes
-the figures. Targets are in issues 4 and 13 and README "Performance".
+to bare stop pairs and to bare watchpoint traps. Census (issue 15, --census): every map of
+fixtures/censusbench (10,000 maps among 100,000 objects) by `dlvsnap.census.take`, live and
+from a core file, next to what Delve alone can do: ListPackageVars, then a deep Eval of
+each package variable of main (with the number of maps it actually returned), and a deep
+ListLocalVars in main's frames. Prints a table with ratios; --json writes the figures.
+Targets are in issues 4, 13 and 15 and README "Performance".
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ import argparse
 import functools
 import io
 import json
+import math
 import platform
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -36,17 +42,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import orjson  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from dlvsnap.build import DEBUG_GCFLAGS, build_cached  # noqa: E402
 from dlvsnap.decode import decode_map_type, make_decoder  # noqa: E402
 from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
 from dlvsnap.delve.memory import DelveMem  # noqa: E402
-from dlvsnap.delve.types import LoadConfig  # noqa: E402
+from dlvsnap.delve.types import JSON, LoadConfig  # noqa: E402
+from dlvsnap.kinds import Kind  # noqa: E402
 from dlvsnap.memory import ProcMem, RecordingMem  # noqa: E402
 from dlvsnap.model import DeleteEvent  # noqa: E402
 from dlvsnap.render import jsonl  # noqa: E402
 from dlvsnap.session import Session  # noqa: E402
+from dlvsnap.snap import run_to  # noqa: E402
 from dlvsnap.toolchain import Variant, pick_dlv  # noqa: E402
 from dlvsnap.verify import choose_layout  # noqa: E402
 from dlvsnap.watch import DEFAULT_OPS, MapWatch, Note, WatchOptions, ops_regex  # noqa: E402
@@ -288,6 +297,12 @@ def _spread(xs: list[float], fmt: str = ".2f", unit: str = "x") -> str:
     return f"{min(xs):{fmt}}{unit} to {max(xs):{fmt}}{unit}"
 
 
+def _counts(xs: list[float]) -> str:
+    """Counts from several runs: one number when they agree, else their range."""
+    lo, hi = int(min(xs)), int(max(xs))
+    return f"{lo:,}" if lo == hi else f"{lo:,} to {hi:,}"
+
+
 # fixtures/churn: N deletes of a 64-entry map in main (timed by the program: this line), N/4
 # in each of two other goroutines meanwhile; W deletes of the package map `main.watched`
 # (keys 0..2W-1), one before the churn, W-1 after, every one on a non-empty map (so each
@@ -475,12 +490,281 @@ def _bare_traps(b: Bench, n: int, deletes: int) -> float:
     return (traps[-1] - traps[0]) / max(len(traps) - 1, 1) * 4
 
 
+# fixtures/censusbench: this line, then a call of main.ready (where the census is taken)
+CENSUS_RE = re.compile(rb"^DLVSNAP-CENSUS-BENCH maps=(\d+) objects=(\d+)", re.M)
+# Delve's deep load, the census baseline: every pointer followed, every field, element and
+# entry loaded. A pointer costs Delve no recursion level; a struct's fields, a slice's
+# elements and a map's entries one each. Past the limit a struct comes back without its
+# fields, a map with its header address and len but no entries. The deepest maps of
+# fixtures/censusbench are fields of the nodes 11 levels down its trees: MaxVariableRecurse
+# 10 returns 900 fewer of the forest's 3,000 maps, 11 every map the package variables reach
+# (measured), 12 every entry of those maps too. A graph without cycles loads no more with
+# a higher limit; each cycle makes a load grow with it.
+CENSUS_RECURSE = 12
+CENSUS_DEEP = LoadConfig(
+    follow_pointers=True,
+    max_variable_recurse=CENSUS_RECURSE,
+    max_string_len=64,  # Delve's own default: strings are not what the census is after
+    max_array_values=1 << 20,  # over every slice's cap and map's len (20,000 at most)
+    max_struct_fields=-1,
+)
+# One deep Eval's reply: main.cache's is 64 MB, at dlvsnap's usual MAX_REPLY
+CENSUS_MAX_REPLY = 1 << 30
+CENSUS_CALL_TIMEOUT = 1800.0  # one deep load (the largest takes tens of seconds)
+
+
+def _census_made(out: io.BytesIO, what: str) -> tuple[int, int]:
+    """(maps, objects) fixtures/censusbench says it made. Its line comes through Delve's
+    output drain, which may deliver it a little after the stop at main.ready."""
+    deadline = time.monotonic() + 10.0
+    while (m := CENSUS_RE.search(out.getvalue())) is None:
+        if time.monotonic() > deadline:
+            tail = out.getvalue()[-500:].decode(errors="replace")
+            raise RuntimeError(f"{what}: no DLVSNAP-CENSUS-BENCH line in its output: {tail!r}")
+        time.sleep(0.05)
+    return int(m.group(1)), int(m.group(2))
+
+
+def _census_stop(b: Bench, prog: Path, what: str) -> tuple[Session, tuple[int, int]]:
+    """fixtures/censusbench launched and run to main.ready (the caller closes the session);
+    the (maps, objects) it says it made."""
+    out = io.BytesIO()
+    s = Session.launch(b.dlv(), prog, [], sink=out)
+    try:
+        run_to(s, "main.ready")
+        return s, _census_made(out, what)
+    except BaseException:
+        s.close()
+        raise
+
+
+def _map_headers(variables: list[JSON], seen: set[int]) -> int:
+    """Add the header address of every non-nil map in Delve's Variable trees to ``seen``;
+    the number of Variables in the trees."""
+    stack = list(variables)
+    n = 0
+    while stack:
+        v = stack.pop()
+        n += 1
+        if v.get("kind") == Kind.MAP and v.get("base"):
+            seen.add(int(v["base"]))
+        stack.extend(v.get("children") or ())
+    return n
+
+
+def _peak_rss_mb(pid: int) -> float:
+    """The peak resident set of process ``pid`` (VmHWM), in MB; 0 when unreadable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6
+    except OSError:
+        pass
+    return 0.0
+
+
+def census_baseline(b: Bench, prog: Path) -> dict[str, float]:
+    """What a user can do today with Delve alone, on fixtures/censusbench stopped at
+    main.ready: ListPackageVars of main, then a deep Eval (CENSUS_DEEP) of each package
+    variable, timed (RPCs and their JSON decoding only), with the number of distinct maps
+    the replies hold (an honest baseline says whether it found them); then the same deep
+    load of the locals and arguments of every frame of package main in every goroutine
+    (`goroutines`, then `locals -v` and `args -v` frame by frame). Runtime frames are left
+    out: their locals reach the runtime's own structures (measured on one runtime.gopark
+    frame: 160 s, 1.3 million Variables, dlv past 16 GB of RSS)."""
+    s, (made_maps, made_objects) = _census_stop(b, prog, "census baseline")
+    with s:
+        conn = s.client.conn
+        conn.max_reply = max(conn.max_reply, CENSUS_MAX_REPLY)
+        cfg = CENSUS_DEEP.to_json()
+        seen: set[int] = set()
+        nvars = nbytes = 0
+        took = 0.0
+        t0 = time.perf_counter()
+        names = s.client.list_package_vars(r"^main\.")
+        took += time.perf_counter() - t0
+        for name in names:
+            scope = {"GoroutineID": -1, "Frame": 0, "DeferredCall": 0}
+            t0 = time.perf_counter()
+            reply = conn.call(
+                "Eval", {"Scope": scope, "Expr": name, "Cfg": cfg}, CENSUS_CALL_TIMEOUT
+            )
+            took += time.perf_counter() - t0
+            nvars += _map_headers([reply["Variable"]], seen)
+            nbytes += len(orjson.dumps(reply))
+        eval_maps = len(seen)
+        rss_eval = _peak_rss_mb(s.dlv.proc.pid) if s.dlv else 0.0
+        locals_took = 0.0
+        t0 = time.perf_counter()
+        goroutines = conn.call("ListGoroutines", {"Start": 0, "Count": 0}, 60.0)["Goroutines"]
+        frames = [(g["id"], s.client.stacktrace(g["id"], 100)) for g in goroutines]
+        locals_took += time.perf_counter() - t0
+        for gid, stack in frames:
+            for i, f in enumerate(stack):
+                if not f.function.startswith("main."):
+                    continue
+                scope = {"GoroutineID": gid, "Frame": i, "DeferredCall": 0}
+                for method, key in (("ListLocalVars", "Variables"), ("ListFunctionArgs", "Args")):
+                    t0 = time.perf_counter()
+                    reply = conn.call(method, {"Scope": scope, "Cfg": cfg}, CENSUS_CALL_TIMEOUT)
+                    locals_took += time.perf_counter() - t0
+                    nvars += _map_headers(list(reply.get(key) or ()), seen)
+        return {
+            "made_maps": made_maps,
+            "made_objects": made_objects,
+            "package_vars": len(names),
+            "eval_s": took,
+            "eval_maps": eval_maps,
+            "eval_reply_mb": nbytes / 1e6,
+            "dlv_peak_rss_eval_mb": rss_eval,
+            "locals_s": locals_took,
+            "maps_with_locals": len(seen),
+            "variables": nvars,
+            "dlv_peak_rss_mb": _peak_rss_mb(s.dlv.proc.pid) if s.dlv else 0.0,
+        }
+
+
+def _census_take() -> Callable[[Session], Any] | None:
+    """dlvsnap.census.take (issue 15), or None while it is not written."""
+    try:
+        from dlvsnap.census import take  # noqa: PLC0415 (not there before issue 15)
+    except ImportError:
+        return None
+    return take
+
+
+def _census_live(b: Bench, prog: Path, take: Callable[[Session], Any]) -> dict[str, float]:
+    """`dlvsnap.census.take` on fixtures/censusbench stopped at main.ready: seconds, maps."""
+    s, _ = _census_stop(b, prog, "census")
+    with s:
+        t0 = time.perf_counter()
+        census = take(s)
+        return {"s": time.perf_counter() - t0, "maps": len(census.maps)}
+
+
+def _dump_core(s: Session, path: Path) -> float:
+    """Delve writes the stopped program's core to ``path`` (DumpStart, then DumpWait until
+    it is done, research §1); the seconds it took."""
+    conn = s.client.conn
+    t0 = time.perf_counter()
+    st = conn.call("DumpStart", {"Destination": str(path)}, 60.0)["State"]
+    while st.get("Dumping"):
+        st = conn.call("DumpWait", {"Wait": 1000}, 60.0)["State"]
+    if not st.get("AllDone") or st.get("Err"):
+        raise RuntimeError(f"Delve's core dump to {path} failed: {st.get('Err') or st}")
+    return time.perf_counter() - t0
+
+
+def _census_core(b: Bench, prog: Path, take: Callable[[Session], Any]) -> dict[str, float]:
+    """The census from a core of fixtures/censusbench at main.ready (written by Delve):
+    seconds (the census on the core, the core opened), maps; the dump's time and size."""
+    open_core = Session.core  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory(prefix="dlvsnap-bench-") as tmp:
+        path = Path(tmp) / "censusbench.core"
+        s, _ = _census_stop(b, prog, "census core")
+        with s:
+            dump = _dump_core(s, path)
+        with open_core(b.dlv(), path, prog) as cs:
+            t0 = time.perf_counter()
+            census = take(cs)
+            took = time.perf_counter() - t0
+        return {
+            "s": took,
+            "maps": len(census.maps),
+            "dump_s": dump,
+            "core_mb": path.stat().st_size / 1e6,
+        }
+
+
+def census_bench(b: Bench, rounds: int) -> None:
+    """Rows: the census of fixtures/censusbench by dlvsnap (live, and from a core file)
+    next to Delve's deep loads (census_baseline), ``rounds`` rounds, each one run of each,
+    back to back, in reversed order every other round. Before issue 15's API is there
+    (dlvsnap.census.take, Session.core), the baseline's figures alone."""
+    median = statistics.median
+    prog = b.prog("censusbench")
+    take = _census_take()
+    runs: dict[str, Callable[[], dict[str, float]]] = {
+        "baseline": functools.partial(census_baseline, b, prog)
+    }
+    if take is not None:
+        runs["live"] = functools.partial(_census_live, b, prog, take)
+        if hasattr(Session, "core"):
+            runs["core"] = functools.partial(_census_core, b, prog, take)
+    got: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
+    for i in range(rounds):
+        for k in list(runs)[:: -1 if i % 2 else 1]:
+            got[k].append(runs[k]())
+    b.extra["census"] = got
+    base = got["baseline"]
+    made, objects = int(base[0]["made_maps"]), int(base[0]["made_objects"])
+    eval_s = [r["eval_s"] for r in base]
+    both_s = [r["eval_s"] + r["locals_s"] for r in base]
+    seen = f"{_counts([r['eval_maps'] for r in base])} of the {made:,} maps"
+    if min(r["eval_maps"] for r in base) < made:
+        seen += " (the rest are in main.worker's frame: no package variable reaches them)"
+    said = (
+        f"Delve's loads returned {seen}; {median(r['variables'] for r in base):,.0f} Variables, "
+        f"{median(r['eval_reply_mb'] for r in base):,.0f} MB of JSON, dlv peak RSS "
+        f"{median(r['dlv_peak_rss_mb'] for r in base):,.0f} MB; with main's frames' locals "
+        f"too: {median(both_s):.1f} s, {_counts([r['maps_with_locals'] for r in base])}"
+        " maps"
+    )
+    label = f"fixtures/censusbench, {made:,} maps among {objects:,} objects"
+    baseline = f"Delve: ListPackageVars + deep Eval (MaxVariableRecurse {CENSUS_RECURSE})"
+    for kind, measure in (("live", "map census, live"), ("core", "map census from a core file")):
+        if kind not in got:
+            print(
+                f"bench: {measure}: no dlvsnap figure (dlvsnap.census.take or Session.core is "
+                "not there yet)",
+                file=sys.stderr,
+            )
+            b.rows.append(
+                Row(
+                    f"{measure}, {label}",
+                    baseline,
+                    median(eval_s),
+                    math.nan,
+                    "s",
+                    "report",
+                    f"no dlvsnap figure yet; {said}",
+                )
+            )
+            continue
+        ours = got[kind]
+        ratios = [o["s"] / e for o, e in zip(ours, eval_s, strict=True)]
+        extra = ""
+        if kind == "core":
+            extra = (
+                f"; the dump: {median(o['dump_s'] for o in ours):.2f} s, "
+                f"{median(o['core_mb'] for o in ours):,.0f} MB (not in the figure); the "
+                "baseline is Delve's on the live program"
+            )
+        b.rows.append(
+            Row(
+                f"{measure}, {label} ({rounds} paired runs)",
+                baseline,
+                median(eval_s),
+                median(o["s"] for o in ours),
+                "s",
+                "report",
+                f"dlvsnap listed {_counts([o['maps'] for o in ours])} maps{extra}; " + said,
+                paired=ratios,
+            )
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--quick", action="store_true", help="smaller maps (a smoke test)")
     ap.add_argument("--go", default="1.26", help="Go release of the swiss target")
     ap.add_argument("--classic-go", default="1.22.10", help="Go release of the classic target")
+    ap.add_argument(
+        "--census",
+        action="store_true",
+        help="the map census rows only (issue 15; in the default run too)",
+    )
     args = ap.parse_args()
     big = 100_000 if args.quick else 1_000_000
     results: dict[str, Any] = {
@@ -491,44 +775,47 @@ def main() -> None:
     }
     for v in (Variant(args.go), Variant(args.classic_go)):
         b = Bench(v)
-        print(f"bench: {v.id} ...", file=sys.stderr, flush=True)
-        snapshot_bench(b, 100_000 if not args.quick else 10_000, eval_load=True)
-        snapshot_bench(b, big, eval_load=False)
-        bare, watched = stop_pair_bench(b, 1000, 100 if args.quick else 300)
-        runs = b.extra["stop_pairs_1000"]
-        ratios = [w and bb / w for bb, w in zip(runs["bare_s"], runs["watched_s"], strict=True)]
-        b.rows.append(
-            Row(
-                f"watched deletes/s, 1,000-entry map ({len(ratios)} paired runs)",
-                "bare Delve stop pairs",
-                1 / bare,
-                1 / watched,
-                "/s",
-                ">= 0.8x (stretch 1.0x)",
-                f"median of the pairs' ratios; pair by pair {min(ratios):.2f}x to "
-                f"{max(ratios):.2f}x; ratio of the medians {bare / watched:.2f}x",
-                paired=ratios,
+        if not args.census:
+            print(f"bench: {v.id} ...", file=sys.stderr, flush=True)
+            snapshot_bench(b, 100_000 if not args.quick else 10_000, eval_load=True)
+            snapshot_bench(b, big, eval_load=False)
+            bare, watched = stop_pair_bench(b, 1000, 100 if args.quick else 300)
+            runs = b.extra["stop_pairs_1000"]
+            ratios = [w and bb / w for bb, w in zip(runs["bare_s"], runs["watched_s"], strict=True)]
+            b.rows.append(
+                Row(
+                    f"watched deletes/s, 1,000-entry map ({len(ratios)} paired runs)",
+                    "bare Delve stop pairs",
+                    1 / bare,
+                    1 / watched,
+                    "/s",
+                    ">= 0.8x (stretch 1.0x)",
+                    f"median of the pairs' ratios; pair by pair {min(ratios):.2f}x to "
+                    f"{max(ratios):.2f}x; ratio of the medians {bare / watched:.2f}x",
+                    paired=ratios,
+                )
             )
-        )
-        _, watched_big = stop_pair_bench(b, big, 30, rounds=3)
-        b.rows.append(
-            Row(
-                f"per-delete time, {big:,} vs 1,000 entries",
-                "dlvsnap on 1,000",
-                watched,
-                watched_big,
-                "s",
-                "<= 2x",
+            _, watched_big = stop_pair_bench(b, big, 30, rounds=3)
+            b.rows.append(
+                Row(
+                    f"per-delete time, {big:,} vs 1,000 entries",
+                    "dlvsnap on 1,000",
+                    watched,
+                    watched_big,
+                    "s",
+                    "<= 2x",
+                )
             )
-        )
-        print(f"bench: {v.id} watchpoint mode ...", file=sys.stderr, flush=True)
-        bare_churn = churn_bench(b, big, rounds=5)
-        churn_breakpoints_bench(b, 2_000 if args.quick else 20_000, big, bare_churn, rounds=3)
-        watchpoint_pair_bench(b, 1000, 100 if args.quick else 300)
+            print(f"bench: {v.id} watchpoint mode ...", file=sys.stderr, flush=True)
+            bare_churn = churn_bench(b, big, rounds=5)
+            churn_breakpoints_bench(b, 2_000 if args.quick else 20_000, big, bare_churn, rounds=3)
+            watchpoint_pair_bench(b, 1000, 100 if args.quick else 300)
+        print(f"bench: {v.id} census ...", file=sys.stderr, flush=True)
+        census_bench(b, 1 if args.quick else 3)
         results["benches"].append(
             {
                 "go": v.id,
-                "rows": [{**r.__dict__, "ratio": r.ratio()} for r in b.rows],
+                "rows": [_finite({**r.__dict__, "ratio": r.ratio()}) for r in b.rows],
                 "extra": b.extra,
             }
         )
@@ -537,15 +824,20 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
 
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for --json: a figure not measured (NaN) is null, which JSON has."""
+    return {k: None if isinstance(x, float) and math.isnan(x) else x for k, x in row.items()}
+
+
 def _print(v: Variant, rows: list[Row]) -> None:
     table = [
         [
             r.measure,
             r.baseline,
             f"{r.baseline_value:,.4g}",
-            f"{r.dlvsnap_value:,.4g}",
+            "-" if math.isnan(r.dlvsnap_value) else f"{r.dlvsnap_value:,.4g}",
             r.unit,
-            f"{r.ratio():.3g}x",
+            "-" if math.isnan(r.ratio()) else f"{r.ratio():.3g}x",
             r.target,
             r.ratio_note,
         ]
