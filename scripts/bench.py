@@ -626,10 +626,8 @@ def census_baseline(b: Bench, prog: Path) -> dict[str, float]:
 
 def _census_take() -> Callable[[Session], Any] | None:
     """dlvsnap.census.take (issue 15), or None while it is not written."""
-    try:
-        from dlvsnap.census import take  # noqa: PLC0415 (not there before issue 15)
-    except ImportError:
-        return None
+    from dlvsnap.census.take import take  # noqa: PLC0415
+
     return take
 
 

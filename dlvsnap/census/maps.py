@@ -14,7 +14,7 @@ from dlvsnap.advice import MapFacts
 from dlvsnap.census.plan import Plans, Shape
 from dlvsnap.census.result import ADVICE_MIN_WASTE
 from dlvsnap.census.walk import Child
-from dlvsnap.decode import Decoder, decode_map_type, make_decoder
+from dlvsnap.decode import Decoder, SwissDecoder, decode_map_type, make_decoder
 from dlvsnap.errors import DlvsnapError
 from dlvsnap.goversion import Release
 from dlvsnap.layouts import Layout
@@ -23,6 +23,7 @@ from dlvsnap.model import MapSnapshot, TypeCatalog, gosyntax
 from dlvsnap.phases import Figures
 
 KEY_TEXT = 48  # a key in a path is cut to this many characters
+BATCH_MIN = 8  # maps of one type met together are read in bulk from this many on
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,45 @@ class MapReader:
     def _leads_on(self, die: int) -> bool:
         """Whether a map of this type can lead to more maps (through its keys or values)."""
         return any(t >= 0 and self.plans.reaches(t) for t in self.plans.key_elem(die))
+
+    def read_all(self, maps: list[tuple[int, int]]) -> list[list[Child]]:
+        """``read`` of each (header, type) of ``maps``; the small maps of a type whose keys
+        and values lead nowhere read together (SwissDecoder.small_maps: a few bulk reads
+        for thousands of maps), the rest one by one."""
+        out: list[list[Child]] = [[] for _ in maps]
+        by_type: dict[int, list[int]] = {}
+        for i, (_, die) in enumerate(maps):
+            by_type.setdefault(die, []).append(i)
+        for die, idxs in by_type.items():
+            rest = idxs
+            if len(idxs) >= BATCH_MIN and not self._leads_on(die):
+                dec = self._decoder(die, False)
+                if isinstance(dec, SwissDecoder):
+                    rest = self._small(dec, die, [maps[i][0] for i in idxs], idxs)
+            for i in rest:
+                out[i] = self.read(*maps[i])
+        return out
+
+    def _small(self, dec: SwissDecoder, die: int, addrs: list[int], idxs: list[int]) -> list[int]:
+        """The small maps among ``addrs`` read in bulk; the positions left to ``read``."""
+        try:
+            got = dec.small_maps(np.array(addrs, dtype=np.uint64))
+        except DlvsnapError:
+            return idxs  # one of them is unreadable: each on its own says which
+        name, rest = self.plans.name(die), []
+        for j, (addr, i) in enumerate(zip(addrs, idxs, strict=True)):
+            m = got.memory[j]
+            if m is None:
+                rest.append(i)
+                continue
+            fig = Figures(
+                int(got.used[j]), int(got.slots[j]), int(got.tombstones[j]), m.held, m.needed, addr
+            )
+            if fig.waste >= ADVICE_MIN_WASTE:  # never for a small map, but the advice needs facts
+                rest.append(i)
+                continue
+            self.seen[addr] = Occupancy(addr, name, "swiss", fig, None)
+        return rest
 
     def read(self, addr: int, die: int) -> list[Child]:
         """Decode the map at ``addr`` (type ``die``); what its live keys and values lead to."""

@@ -44,7 +44,7 @@ def take(s: Session, *, goroutines: bool = True) -> Census:
     def type_at(addr: int) -> int | None:
         return index.by_runtime.get(addr - base) if addr >= base else None
 
-    walk = Walk(mem, plans, type_at, reader.read, little_endian=s.target.little_endian)
+    walk = Walk(mem, plans, type_at, reader.read_all, little_endian=s.target.little_endian)
     found = walk.run(roots)
     t2 = time.perf_counter()
     entries = [

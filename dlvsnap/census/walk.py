@@ -97,9 +97,10 @@ class _Held:
 # single objects), and i
 _Row = tuple[NDArray[np.int64], NDArray[np.int64] | None, int]
 
-# expand(addr, die) -> what a map's live keys and values lead to (its decoding is the
-# caller's business: the walk only needs the children)
-Expand = Callable[[int, int], Iterable[Child]]
+# expand([(header, map type), ...]) -> for each map, what its live keys and values lead to
+# (the maps' decoding is the caller's business: the walk only needs the children); all the
+# maps met at one distance are asked for at once, so that they can be read in bulk
+Expand = Callable[[list[tuple[int, int]]], list[list[Child]]]
 
 
 class Walk:
@@ -234,20 +235,27 @@ class Walk:
 
     def _round(self, batch: list[int]) -> None:
         groups: dict[int, list[int]] = {}
+        maps = [n for n in batch if self._count[n] == 0]
+        if maps:
+            self._maps(maps)
         for n in batch:
-            if self._count[n] == 0:  # a map
-                self._map(n)
-            else:
+            if self._count[n] != 0:
                 groups.setdefault(self._die[n], []).append(n)
         for die, nodes in groups.items():
             plan = self.plans.plan(die)
             if plan is not None and plan.size > 0:
                 self._objects(plan, nodes)
 
-    def _map(self, n: int) -> None:
-        addr, die = self._addr[n], self._die[n]
-        self.found.append(Found(addr, die, self.path(n), self._dist[n], self._beyond[n]))
-        for c in self.expand(addr, die):
+    def _maps(self, nodes: list[int]) -> None:
+        for n in nodes:
+            addr, die = self._addr[n], self._die[n]
+            self.found.append(Found(addr, die, self.path(n), self._dist[n], self._beyond[n]))
+        children = self.expand([(self._addr[n], self._die[n]) for n in nodes])
+        for n, kids in zip(nodes, children, strict=True):
+            self._map_children(n, kids)
+
+    def _map_children(self, n: int, children: Iterable[Child]) -> None:
+        for c in children:
             dist = self._dist[n] + c.steps
             if c.header:
                 self._offer_map(c.addr, c.die, parent=n, label=c.label, dist=dist)

@@ -53,6 +53,18 @@ def ctrl_state(byte: int, layout: Layout) -> str:
     return f"invalid(0x{byte:02x})"
 
 
+@dataclasses.dataclass(frozen=True)
+class SmallMaps:
+    """``SwissDecoder.small_maps``: per map asked for, whether it was read (``ok``), and
+    then its live entries, slots, tombstones (deleted slots) and Memory."""
+
+    ok: NDArray[np.bool_]
+    used: NDArray[np.int64]
+    slots: NDArray[np.int64]
+    tombstones: NDArray[np.int64]
+    memory: list[Memory | None]
+
+
 class SwissDecoder(BaseDecoder):
     family = "swiss"
 
@@ -166,6 +178,45 @@ class SwissDecoder(BaseDecoder):
             addr.astype(np.uint64),
             ctrl_flat,
             keys,
+        )
+
+    def small_maps(self, addrs: NDArray[np.uint64]) -> SmallMaps:
+        """Many maps of this type at once, for a census: the headers in one bulk read, then
+        the one group of each small map (no directory) in another; the figures ``snapshot``
+        would give for each small map whose group agrees with its header (``ok``). The
+        others (tables, a header and group that disagree) need ``snapshot``. A
+        MemoryReadError when any of them cannot be read."""
+        hs, gs, n = self.layout.struct("Map"), self.mt.group_size, len(addrs)
+        h = np.frombuffer(self.mem.read_each(addrs, hs.size), dtype=hs.dtype)
+        used = h["used"].astype(np.int64)
+        dir_ptr = h["dirPtr"].astype(np.uint64)
+        grouped = (h["dirLen"] == 0) & (dir_ptr != 0) & (used <= self.nslots)
+        ctrl = np.full((n, 8), self.empty_byte, dtype=np.uint8)
+        idx = np.flatnonzero(grouped)
+        if len(idx):
+            raw = self.mem.read_each(dir_ptr[idx], gs)
+            words = np.frombuffer(raw, dtype=np.uint8).reshape(len(idx), gs)[:, :8]
+            ctrl[idx] = words if self.layout.little_endian else words[:, ::-1]
+        full = np.count_nonzero(ctrl < 0x80, axis=1)
+        ok = (grouped & (full == used)) | ((h["dirLen"] == 0) & (dir_ptr == 0) & (used == 0))
+        held: dict[tuple[bool, int], Memory] = {}
+        memory: list[Memory | None] = []
+        empty = _Dir(
+            np.zeros(0, dtype=np.int64), np.zeros(0, dtype=self.layout.struct("table").dtype), []
+        )
+        for good, g, u in zip(ok.tolist(), grouped.tolist(), used.tolist(), strict=True):
+            if not good:
+                memory.append(None)
+                continue
+            if (g, u) not in held:
+                held[g, u] = self._memory({"dirLen": 0, "dirPtr": int(g), "used": u}, empty)
+            memory.append(held[g, u])
+        return SmallMaps(
+            ok=ok,
+            used=used,
+            slots=np.where(grouped, self.nslots, 0),
+            tombstones=np.count_nonzero(ctrl == self.layout.const("ctrl_deleted"), axis=1),
+            memory=memory,
         )
 
     # -- snapshots ---------------------------------------------------------------------------

@@ -192,3 +192,40 @@ def test_census_of_a_core_is_the_census_of_the_stop(v: Variant, tmp_path: Path) 
     assert [(m["path"], int(m["addr"], 16), m["live_entries"], m["held_bytes"]) for m in maps] == [
         (m.path, m.addr, m.figures.live, m.figures.held) for m in live.maps
     ]
+
+
+@pytest.mark.parametrize("v", [x for x in VARIANTS if x.impl == "swiss"][:1], ids=lambda v: v.id)
+def test_small_maps_read_in_bulk_have_snaps_figures(
+    v: Variant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The census reads the small maps of a type in bulk (SwissDecoder.small_maps): each
+    map's figures are those of its own snapshot, as `snap` takes it."""
+    import os
+
+    from dlvsnap import snap as snapmod
+    from dlvsnap.census.take import take
+    from dlvsnap.decode.swiss import SmallMaps, SwissDecoder
+    from dlvsnap.phases import Figures
+    from dlvsnap.session import Session
+
+    read_in_bulk: list[int] = []
+    small_maps = SwissDecoder.small_maps
+
+    def counting(self: SwissDecoder, addrs: Any) -> SmallMaps:
+        got = small_maps(self, addrs)
+        read_in_bulk.extend(a for a, ok in zip(addrs.tolist(), got.ok.tolist(), strict=True) if ok)
+        return got
+
+    monkeypatch.setattr(SwissDecoder, "small_maps", counting)
+    prog = build_fixture("census", variant=v)
+    with open(os.devnull, "wb") as sink, Session.launch(dlv_for(v), prog, [], sink=sink) as s:
+        snapmod.run_to(s, "main.ready")
+        c = take(s)
+        for m in c.maps:
+            ref = snapmod.MapRef(
+                m.path, m.addr, snapmod.type_descriptor(s, m.type_name), m.type_name, 1, 0
+            )
+            snap, _, _ = snapmod.snapshot(s, ref)
+            assert m.figures == Figures.of(snap), m.path
+    assert len(read_in_bulk) >= 53  # main.shelves[0..52] at least
+    assert set(read_in_bulk) <= {m.addr for m in c.maps}

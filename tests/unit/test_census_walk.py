@@ -69,7 +69,11 @@ def _t(
 
 def _walk(mem: SparseMem, expand=lambda addr, die: []) -> Walk:  # type: ignore[no-untyped-def]
     plans = Plans(_index())
-    return Walk(mem, plans, lambda a: plans.index.by_runtime.get(a - BASE), expand)
+
+    def each(maps: list[tuple[int, int]]) -> list[list[Child]]:
+        return [list(expand(addr, die)) for addr, die in maps]
+
+    return Walk(mem, plans, lambda a: plans.index.by_runtime.get(a - BASE), each)
 
 
 def test_each_map_once_under_its_shortest_path() -> None:
