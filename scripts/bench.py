@@ -46,10 +46,12 @@ import orjson  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from dlvsnap.build import DEBUG_GCFLAGS, build_cached  # noqa: E402
+from dlvsnap.census.take import take as take_census  # noqa: E402
 from dlvsnap.decode import decode_map_type, make_decoder  # noqa: E402
 from dlvsnap.delve.client import BreakpointSpec  # noqa: E402
 from dlvsnap.delve.memory import DelveMem  # noqa: E402
 from dlvsnap.delve.types import JSON, LoadConfig  # noqa: E402
+from dlvsnap.dump import dump as dump_core  # noqa: E402
 from dlvsnap.kinds import Kind  # noqa: E402
 from dlvsnap.memory import ProcMem, RecordingMem  # noqa: E402
 from dlvsnap.model import DeleteEvent  # noqa: E402
@@ -624,77 +626,54 @@ def census_baseline(b: Bench, prog: Path) -> dict[str, float]:
         }
 
 
-def _census_take() -> Callable[[Session], Any] | None:
-    """dlvsnap.census.take (issue 15), or None while it is not written."""
-    from dlvsnap.census.take import take  # noqa: PLC0415
-
-    return take
-
-
-def _census_live(b: Bench, prog: Path, take: Callable[[Session], Any]) -> dict[str, float]:
-    """`dlvsnap.census.take` on fixtures/censusbench stopped at main.ready: seconds, maps."""
+def _census_live(b: Bench, prog: Path) -> dict[str, float]:
+    """dlvsnap's census (dlvsnap.census.take) of fixtures/censusbench stopped at main.ready:
+    seconds, maps."""
     s, _ = _census_stop(b, prog, "census")
     with s:
         t0 = time.perf_counter()
-        census = take(s)
+        census = take_census(s)
         return {"s": time.perf_counter() - t0, "maps": len(census.maps)}
 
 
-def _dump_core(s: Session, path: Path) -> float:
-    """Delve writes the stopped program's core to ``path`` (DumpStart, then DumpWait until
-    it is done, research §1); the seconds it took."""
-    conn = s.client.conn
-    t0 = time.perf_counter()
-    st = conn.call("DumpStart", {"Destination": str(path)}, 60.0)["State"]
-    while st.get("Dumping"):
-        st = conn.call("DumpWait", {"Wait": 1000}, 60.0)["State"]
-    if not st.get("AllDone") or st.get("Err"):
-        raise RuntimeError(f"Delve's core dump to {path} failed: {st.get('Err') or st}")
-    return time.perf_counter() - t0
-
-
-def _census_core(b: Bench, prog: Path, take: Callable[[Session], Any]) -> dict[str, float]:
-    """The census from a core of fixtures/censusbench at main.ready (written by Delve):
-    seconds (the census on the core, the core opened), maps; the dump's time and size."""
-    open_core = Session.core  # type: ignore[attr-defined]
+def _census_core(b: Bench, prog: Path) -> dict[str, float]:
+    """The census from a core of fixtures/censusbench at main.ready, written by Delve
+    (dlvsnap.dump): seconds (the census on the core, the core opened), maps; the dump's
+    time and size."""
     with tempfile.TemporaryDirectory(prefix="dlvsnap-bench-") as tmp:
         path = Path(tmp) / "censusbench.core"
         s, _ = _census_stop(b, prog, "census core")
         with s:
-            dump = _dump_core(s, path)
-        with open_core(b.dlv(), path, prog) as cs:
+            dumped = dump_core(s, str(path))
+        with Session.core(b.dlv(), str(path), str(prog)) as cs:
             t0 = time.perf_counter()
-            census = take(cs)
+            census = take_census(cs)
             took = time.perf_counter() - t0
         return {
             "s": took,
             "maps": len(census.maps),
-            "dump_s": dump,
+            "dump_s": dumped.seconds,
             "core_mb": path.stat().st_size / 1e6,
         }
 
 
 def census_bench(b: Bench, rounds: int) -> None:
-    """Rows: the census of fixtures/censusbench by dlvsnap (live, and from a core file)
-    next to Delve's deep loads (census_baseline), ``rounds`` rounds, each one run of each,
-    back to back, in reversed order every other round. Before issue 15's API is there
-    (dlvsnap.census.take, Session.core), the baseline's figures alone."""
+    """Rows (issue 15): the census of fixtures/censusbench by dlvsnap, live, next to Delve's
+    deep loads (census_baseline); and from a core file next to the live census. ``rounds``
+    rounds, each one run of each, back to back, in reversed order every other round."""
     median = statistics.median
     prog = b.prog("censusbench")
-    take = _census_take()
     runs: dict[str, Callable[[], dict[str, float]]] = {
-        "baseline": functools.partial(census_baseline, b, prog)
+        "baseline": functools.partial(census_baseline, b, prog),
+        "live": functools.partial(_census_live, b, prog),
+        "core": functools.partial(_census_core, b, prog),
     }
-    if take is not None:
-        runs["live"] = functools.partial(_census_live, b, prog, take)
-        if hasattr(Session, "core"):
-            runs["core"] = functools.partial(_census_core, b, prog, take)
     got: dict[str, list[dict[str, float]]] = {k: [] for k in runs}
     for i in range(rounds):
         for k in list(runs)[:: -1 if i % 2 else 1]:
             got[k].append(runs[k]())
     b.extra["census"] = got
-    base = got["baseline"]
+    base, live, core = got["baseline"], got["live"], got["core"]
     made, objects = int(base[0]["made_maps"]), int(base[0]["made_objects"])
     eval_s = [r["eval_s"] for r in base]
     both_s = [r["eval_s"] + r["locals_s"] for r in base]
@@ -709,47 +688,36 @@ def census_bench(b: Bench, rounds: int) -> None:
         " maps"
     )
     label = f"fixtures/censusbench, {made:,} maps among {objects:,} objects"
-    baseline = f"Delve: ListPackageVars + deep Eval (MaxVariableRecurse {CENSUS_RECURSE})"
-    for kind, measure in (("live", "map census, live"), ("core", "map census from a core file")):
-        if kind not in got:
-            print(
-                f"bench: {measure}: no dlvsnap figure (dlvsnap.census.take or Session.core is "
-                "not there yet)",
-                file=sys.stderr,
-            )
-            b.rows.append(
-                Row(
-                    f"{measure}, {label}",
-                    baseline,
-                    median(eval_s),
-                    math.nan,
-                    "s",
-                    "report",
-                    f"no dlvsnap figure yet; {said}",
-                )
-            )
-            continue
-        ours = got[kind]
-        ratios = [o["s"] / e for o, e in zip(ours, eval_s, strict=True)]
-        extra = ""
-        if kind == "core":
-            extra = (
-                f"; the dump: {median(o['dump_s'] for o in ours):.2f} s, "
-                f"{median(o['core_mb'] for o in ours):,.0f} MB (not in the figure); the "
-                "baseline is Delve's on the live program"
-            )
-        b.rows.append(
-            Row(
-                f"{measure}, {label} ({rounds} paired runs)",
-                baseline,
-                median(eval_s),
-                median(o["s"] for o in ours),
-                "s",
-                "report",
-                f"dlvsnap listed {_counts([o['maps'] for o in ours])} maps{extra}; " + said,
-                paired=ratios,
-            )
+    live_s = [o["s"] for o in live]
+    b.rows.append(
+        Row(
+            f"map census, live, {label} ({rounds} paired runs)",
+            f"Delve: ListPackageVars + deep Eval (MaxVariableRecurse {CENSUS_RECURSE})",
+            median(eval_s),
+            median(live_s),
+            "s",
+            "<= 10 s and <= 0.05x (20x faster)",
+            f"dlvsnap listed {_counts([o['maps'] for o in live])} maps, in "
+            f"{_spread(live_s, '.2f', ' s')}; " + said,
+            paired=[o / e for o, e in zip(live_s, eval_s, strict=True)],
         )
+    )
+    core_s = [o["s"] for o in core]
+    b.rows.append(
+        Row(
+            f"map census from a core file, {label} ({rounds} paired runs)",
+            "dlvsnap's live census (the row above)",
+            median(live_s),
+            median(core_s),
+            "s",
+            "<= 1.0x",
+            f"dlvsnap listed {_counts([o['maps'] for o in core])} maps, in "
+            f"{_spread(core_s, '.2f', ' s')}; the dump (not in the figure): "
+            f"{median(o['dump_s'] for o in core):.2f} s, "
+            f"{median(o['core_mb'] for o in core):,.0f} MB",
+            paired=[c / lv for c, lv in zip(core_s, live_s, strict=True)],
+        )
+    )
 
 
 def main() -> None:
