@@ -14,7 +14,13 @@ from dlvsnap.advice import MapFacts
 from dlvsnap.census.plan import Plans, Shape
 from dlvsnap.census.result import ADVICE_MIN_WASTE
 from dlvsnap.census.walk import Child
-from dlvsnap.decode import Decoder, SwissDecoder, decode_map_type, make_decoder
+from dlvsnap.decode import (
+    ClassicDecoder,
+    Decoder,
+    SwissDecoder,
+    decode_map_type,
+    make_decoder,
+)
 from dlvsnap.errors import DlvsnapError
 from dlvsnap.goversion import Release
 from dlvsnap.layouts import Layout
@@ -87,8 +93,8 @@ class MapReader:
 
     def read_all(self, maps: list[tuple[int, int]]) -> list[list[Child]]:
         """``read`` of each (header, type) of ``maps``; the small maps of a type whose keys
-        and values lead nowhere read together (SwissDecoder.small_maps: a few bulk reads
-        for thousands of maps), the rest one by one."""
+        and values lead nowhere read together (the decoders' ``small_maps``: a few bulk
+        reads for thousands of maps), the rest one by one."""
         out: list[list[Child]] = [[] for _ in maps]
         by_type: dict[int, list[int]] = {}
         for i, (_, die) in enumerate(maps):
@@ -97,13 +103,15 @@ class MapReader:
             rest = idxs
             if len(idxs) >= BATCH_MIN and not self._leads_on(die):
                 dec = self._decoder(die, False)
-                if isinstance(dec, SwissDecoder):
+                if isinstance(dec, (SwissDecoder, ClassicDecoder)):
                     rest = self._small(dec, die, [maps[i][0] for i in idxs], idxs)
             for i in rest:
                 out[i] = self.read(*maps[i])
         return out
 
-    def _small(self, dec: SwissDecoder, die: int, addrs: list[int], idxs: list[int]) -> list[int]:
+    def _small(
+        self, dec: SwissDecoder | ClassicDecoder, die: int, addrs: list[int], idxs: list[int]
+    ) -> list[int]:
         """The small maps among ``addrs`` read in bulk; the positions left to ``read``."""
         try:
             got = dec.small_maps(np.array(addrs, dtype=np.uint64))
@@ -121,7 +129,7 @@ class MapReader:
             if fig.waste >= ADVICE_MIN_WASTE:  # never for a small map, but the advice needs facts
                 rest.append(i)
                 continue
-            self.seen[addr] = Occupancy(addr, name, "swiss", fig, None)
+            self.seen[addr] = Occupancy(addr, name, dec.family, fig, None)
         return rest
 
     def read(self, addr: int, die: int) -> list[Child]:

@@ -8,6 +8,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Self
 
+import numpy as np
+from numpy.typing import NDArray
+
 from dlvsnap.alloc import Allocator, allocator_for
 from dlvsnap.decode.keys import KeyDecoder
 from dlvsnap.errors import LayoutError
@@ -79,3 +82,16 @@ class BaseDecoder:
         other.keys = copy.copy(self.keys)
         other.keys.mem = mem
         return other
+
+
+@dataclass(frozen=True)
+class SmallMaps:
+    """A decoder's ``small_maps`` (a census reads many small maps in bulk): per map asked
+    for, whether it was read (``ok``), and then its live entries, slots, tombstones (swiss:
+    deleted slots; classic: emptyOne slots, as phases.Figures counts them) and Memory."""
+
+    ok: NDArray[np.bool_]
+    used: NDArray[np.int64]
+    slots: NDArray[np.int64]
+    tombstones: NDArray[np.int64]
+    memory: list[Memory | None]

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dlvsnap.decode.base import BaseDecoder
+from dlvsnap.decode.base import BaseDecoder, SmallMaps
 from dlvsnap.errors import LayoutError, MemoryReadError
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader, SparseMem
@@ -88,6 +88,55 @@ class ClassicDecoder(BaseDecoder):
                 f"map at {addr:#x}: B = {h['B']}: not an hmap under layout {self.layout.name}"
             )
         return h
+
+    def small_maps(self, addrs: NDArray[np.uint64]) -> SmallMaps:
+        """Many maps of this type at once, for a census: the hmaps in one bulk read, then
+        the bucket arrays of the small ones (B < 4: no preallocated overflow buckets), one
+        bulk read per B; the figures ``snapshot`` would give for each small map that is
+        not growing, has no mapextra nor overflow bucket, and whose tophash bytes agree
+        with its count (``ok``). The others need ``snapshot``. A MemoryReadError when any
+        of them cannot be read."""
+        lay, n = self.layout, len(addrs)
+        hs = lay.struct("hmap")
+        h = np.frombuffer(self.mem.read_each(addrs, hs.size), dtype=hs.dtype)
+        count = h["count"].astype(np.int64)
+        b = h["B"].astype(np.int64)
+        buckets = h["buckets"].astype(np.uint64)
+        simple = (h["oldbuckets"] == 0) & (h["extra"] == 0) & (h["noverflow"] == 0) & (b < 4)
+        ok = simple & (buckets == 0) & (count == 0)
+        full = np.zeros(n, dtype=np.int64)
+        ones = np.zeros(n, dtype=np.int64)
+        for bb in np.unique(b[simple & (buckets != 0)]).tolist():
+            idx = np.flatnonzero(simple & (buckets != 0) & (b == bb))
+            nb = 1 << bb
+            raw = self.mem.read_each(buckets[idx], nb * self.bsize)
+            level = np.frombuffer(raw, dtype=np.uint8).reshape(len(idx) * nb, self.bsize)
+            chained = (self._next(level) != 0).reshape(len(idx), nb).any(axis=1)
+            top = level[:, : self.nslots].reshape(len(idx), nb * self.nslots)
+            full[idx] = np.count_nonzero(top >= self.min_top, axis=1)
+            ones[idx] = np.count_nonzero(top == lay.const("empty_one"), axis=1)
+            ok[idx] = ~chained & (full[idx] == count[idx])
+        memory: list[Memory | None] = []
+        held: dict[tuple[int, int], Memory] = {}
+        for good, bb, has, c in zip(
+            ok.tolist(), b.tolist(), (buckets != 0).tolist(), count.tolist(), strict=True
+        ):
+            if not good:
+                memory.append(None)
+                continue
+            key = (bb if has else -1, c)
+            if key not in held:
+                held[key] = self._memory(
+                    {"extra": 0, "count": c}, (1 << bb) if has else 0, 0, 0, []
+                )
+            memory.append(held[key])
+        return SmallMaps(
+            ok=ok,
+            used=count,
+            slots=np.where(buckets != 0, (1 << b) * self.nslots, 0),
+            tombstones=ones,
+            memory=memory,
+        )
 
     # -- snapshots ---------------------------------------------------------------------------
     def snapshot(self, addr: int, *, max_slots: int | None = None) -> MapSnapshot:

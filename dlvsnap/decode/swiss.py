@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from dlvsnap.decode.base import BaseDecoder
+from dlvsnap.decode.base import BaseDecoder, SmallMaps
 from dlvsnap.errors import LayoutError
 from dlvsnap.layouts import Layout
 from dlvsnap.memory import MemoryReader, SparseMem
@@ -51,18 +51,6 @@ def ctrl_state(byte: int, layout: Layout) -> str:
     if byte == layout.const("ctrl_deleted"):
         return DELETED
     return f"invalid(0x{byte:02x})"
-
-
-@dataclasses.dataclass(frozen=True)
-class SmallMaps:
-    """``SwissDecoder.small_maps``: per map asked for, whether it was read (``ok``), and
-    then its live entries, slots, tombstones (deleted slots) and Memory."""
-
-    ok: NDArray[np.bool_]
-    used: NDArray[np.int64]
-    slots: NDArray[np.int64]
-    tombstones: NDArray[np.int64]
-    memory: list[Memory | None]
 
 
 class SwissDecoder(BaseDecoder):
