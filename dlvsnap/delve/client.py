@@ -17,14 +17,16 @@ from dlvsnap.delve.types import (
     DebuggerState,
     DumpState,
     Frame,
-    FrameVars,
     Goroutine,
     LoadConfig,
     Variable,
+    VarRef,
     Version,
 )
 from dlvsnap.errors import CoreCannotRunError, RPCError
 
+# requests in flight at once when many calls are pipelined (DelveClient._calls)
+PIPELINE = 16
 CURRENT_GOROUTINE = -1  # EvalScope.GoroutineID: the selected goroutine (0 is a bug)
 
 # What Delve answers State (and most requests) with once the program has exited.
@@ -243,6 +245,22 @@ class DelveClient:
         out = self._call("Stacktrace", {"Id": goroutine, "Depth": depth, "Full": False})
         return [Frame.from_json(f) for f in out.get("Locations") or ()]
 
+    def _calls(self, method: str, params: list[JSON], window: int = PIPELINE) -> list[JSON]:
+        """One call per item of ``params``, pipelined: up to ``window`` requests in flight
+        (Delve answers its synchronous calls in order, one after the other; the next
+        request is waiting when it is done, and no round trip is spent in between). A
+        window, not everything at once: Delve stops reading requests while it cannot
+        write an answer we have not read yet."""
+        out: list[JSON] = []
+        sent: list[int] = []
+        for p in params:
+            sent.append(self.conn.send(method, p))
+            if len(sent) - len(out) >= window:
+                out.append(self.conn.wait(sent[len(out)], method, self.timeout))
+        while len(out) < len(sent):
+            out.append(self.conn.wait(sent[len(out)], method, self.timeout))
+        return out
+
     def goroutines(self, page: int = 1000) -> list[Goroutine]:
         """Every goroutine (ListGoroutines, page by page)."""
         out: list[Goroutine] = []
@@ -254,14 +272,27 @@ class DelveClient:
             if start <= 0:
                 return out
 
-    def frames_with_vars(self, goroutine: int, depth: int) -> list[FrameVars]:
-        """The goroutine's frames with their locals and arguments, each loaded no deeper
-        than its own address, type and (maps) header (Stacktrace with Full)."""
-        cfg = LoadConfig(max_string_len=0, max_struct_fields=0)
-        out = self._call(
-            "Stacktrace", {"Id": goroutine, "Depth": depth, "Full": True, "Cfg": cfg.to_json()}
-        )
-        return [FrameVars.from_json(f) for f in out.get("Locations") or ()]
+    def stacktraces(self, goroutines: list[int], depth: int) -> list[list[Frame]]:
+        """The frames of each goroutine (Stacktrace, pipelined)."""
+        params: list[JSON] = [{"Id": g, "Depth": depth, "Full": False} for g in goroutines]
+        return [
+            [Frame.from_json(f) for f in got.get("Locations") or ()]
+            for got in self._calls("Stacktrace", params)
+        ]
+
+    def frame_vars(self, scopes: list[tuple[int, int]]) -> list[list[VarRef]]:
+        """The arguments and locals of each (goroutine, frame), each loaded no deeper than
+        its own address, type and (maps) header (ListFunctionArgs and ListLocalVars,
+        pipelined)."""
+        cfg = LoadConfig(max_string_len=0, max_struct_fields=0).to_json()
+        params: list[JSON] = [{"Scope": _scope(g, f), "Cfg": cfg} for g, f in scopes]
+        args = self._calls("ListFunctionArgs", params)
+        local = self._calls("ListLocalVars", params)
+        return [
+            [VarRef.from_json(v) for v in (a.get("Args") or ())]
+            + [VarRef.from_json(v) for v in (lv.get("Variables") or ())]
+            for a, lv in zip(args, local, strict=True)
+        ]
 
     def examine_memory(self, address: int, length: int) -> bytes:
         """One ExamineMemory call; ``length`` must not exceed the server's limit."""

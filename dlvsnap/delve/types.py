@@ -118,16 +118,29 @@ class Frame:
 
 
 @dataclass(frozen=True)
-class FrameVars:
-    """One api.Stackframe of a full stack trace: where, and its variables."""
+class VarRef:
+    """An api.Variable's identity only (its children and value are not parsed): what a
+    census needs of a root."""
 
-    frame: Frame
-    variables: tuple[Variable, ...]  # arguments, then locals
+    name: str
+    addr: int
+    type: str
+    real_type: str
+    kind: int
+    base: int
+    unreadable: str
 
     @classmethod
-    def from_json(cls, j: JSON) -> FrameVars:
-        vs = [*(j.get("Arguments") or ()), *(j.get("Locals") or ())]
-        return cls(Frame.from_json(j), tuple(Variable.from_json(v) for v in vs))
+    def from_json(cls, j: JSON) -> VarRef:
+        return cls(
+            name=j.get("name", ""),
+            addr=int(j.get("addr", 0)),
+            type=j.get("type", ""),
+            real_type=j.get("realType", ""),
+            kind=int(j.get("kind", 0)),
+            base=int(j.get("base", 0)),
+            unreadable=j.get("unreadable", ""),
+        )
 
 
 @dataclass(frozen=True)
