@@ -328,3 +328,31 @@ def test_a_stop_lists_every_thread_at_a_breakpoint() -> None:
     hits = st.threads_at_breakpoints()
     assert [(t.id, t.goroutine_id) for t in hits] == [(1, 7), (3, 9)]
     assert st.current_goroutine_id == 7 and len(st.threads) == 3
+
+
+def test_pipelined_calls_keep_their_order_and_a_window() -> None:
+    """A census asks for every goroutine's frames, then the variables of the program's own
+    frames, pipelined: answers come back to the right request, in order, however many
+    (more than the window), and a refusal is the refused call's error."""
+    from dlvsnap.delve.client import PIPELINE
+
+    def answer(method: str, p: dict[str, Any]) -> dict[str, Any]:
+        if method == "Stacktrace":
+            fn = {"name": f"main.f{p['Id']}"}
+            return {"Locations": [{"pc": p["Id"], "function": fn, "file": "m.go", "line": 1}]}
+        scope = p["Scope"]
+        assert p["Cfg"]["MaxStructFields"] == 0  # identities only
+        v = {"name": f"{method}{scope['GoroutineID']}", "addr": scope["Frame"], "type": "int"}
+        return {"Args": [v]} if method == "ListFunctionArgs" else {"Variables": [v, v]}
+
+    with fake_delve(answer) as fake:
+        c = _client(fake)
+        ids = list(range(1, 3 * PIPELINE + 2))
+        frames = c.stacktraces(ids, 10)
+        assert [f[0].function for f in frames] == [f"main.f{i}" for i in ids]
+        got = c.frame_vars([(g, 7) for g in ids])
+        assert [[v.name for v in vs] for vs in got] == [
+            [f"ListFunctionArgs{g}", f"ListLocalVars{g}", f"ListLocalVars{g}"] for g in ids
+        ]
+        assert all(v.addr == 7 for vs in got for v in vs)
+        assert fake.methods().count("Stacktrace") == len(ids)
