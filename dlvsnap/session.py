@@ -13,8 +13,10 @@
 * ``connect``: a headless Delve someone else started with ``--accept-multiclient`` (their
   client may be connected too). dlvsnap never kills or detaches the target; it leaves it
   stopped, with only the user's breakpoints, on every exit path (a second connection on
-  Ctrl-C/SIGTERM, the guardian after a SIGKILL), and closes its connection. A single-client
-  server that answers is used, and ends with dlvsnap's connection (README).
+  Ctrl-C/SIGTERM, the guardian after a SIGKILL), and closes its connection; except that a
+  program dlvsnap never resumed, and found running at the end, is the other client's to
+  stop (``_may_halt``). A single-client server that answers is used, and ends with
+  dlvsnap's connection (README).
 * ``core``: dlvsnap runs ``dlv core BINARY CORE`` (single client) for goroutines, frames,
   variables and types, and reads memory from the core file itself (coremem.py). Nothing
   runs: what would run the program (a breakpoint, a continue) is a CoreCannotRunError. At
@@ -99,6 +101,7 @@ class Session:
         # the names of dlvsnap's breakpoints: created by dlvsnap, removed by dlvsnap
         self.bp_prefix = f"dlvsnap{os.getpid()}x{next(_SESSIONS)}n"
         self._bp_names = itertools.count(1)
+        self._created = False  # whether dlvsnap set a breakpoint or watchpoint of its own
         self._bias: int | None = None
         self.guardian = guardian  # attach, connect: releases the program if dlvsnap cannot
         if guardian is not None and client.conn.port:
@@ -446,9 +449,19 @@ class Session:
                 pid=self.pid,
                 detach=self.mode == "attach",
                 settle=self.mode == "attach" or self.single_client,
+                halt=self._may_halt(),
             )
         finally:
             c.conn.close()
+
+    def _may_halt(self) -> bool:
+        """Whether leaving may halt a running program: always one dlvsnap launched or
+        attached to; in someone else's server only when dlvsnap resumed the program or set
+        breakpoints of its own. A program dlvsnap never resumed runs because another client
+        resumed it (an editor's continue): a halt then fights that client, and under a DAP
+        client (VS Code) it does not even return (Delve's DAP continue resumes after a halt
+        it did not ask for, and holds the target until its own stop: docs/editors.md)."""
+        return self.mode != "connect" or self.client.resumed or self._created
 
     def _close_launched(self, interrupted: bool) -> None:
         conn = self.client.conn
@@ -498,6 +511,7 @@ class Session:
         """A breakpoint of dlvsnap's: named with the session's prefix (see ``owns``)."""
         self.check_can_run("set a breakpoint")
         name = f"{self.bp_prefix}{next(self._bp_names)}"
+        self._created = True
         return self.client.create_breakpoint(dataclasses.replace(spec, name=name))
 
     def create_watchpoint(
@@ -517,6 +531,7 @@ class Session:
         self.check_can_run("set a watchpoint")
         self._check_debug_registers()
         expr = release.watch_expr(addr, ctype, self.bp_prefix)
+        self._created = True
         wp = self.client.create_watchpoint(expr, goroutine)
         raw = dict(wp.raw)
         raw["name"] = f"{self.bp_prefix}{next(self._bp_names)}"

@@ -89,11 +89,18 @@ def _scope(goroutine: int, frame: int) -> JSON:
     return {"GoroutineID": goroutine, "Frame": frame, "DeferredCall": 0}
 
 
+# Commands that never set the program running.
+_NOT_RESUMING = frozenset({"halt", "switchGoroutine", "switchThread"})
+
+
 class DelveClient:
     def __init__(self, conn: JsonRpcConnection, default_timeout: float = 60.0) -> None:
         self.conn = conn
         self.timeout = default_timeout
         self.examine_limit = EXAMINE_MEMORY_LIMIT
+        # whether this client ever resumed the program (continue, stepOut...): one it never
+        # resumed runs, if it runs, because another client of the server resumed it
+        self.resumed = False
 
     def _call(self, method: str, params: JSON | None = None, timeout: float | None = -1.0) -> JSON:
         try:
@@ -159,10 +166,12 @@ class DelveClient:
     def command(self, name: str, timeout: float | None = None, **extra: Any) -> DebuggerState:
         """Run a DebuggerCommand (``continue``, ``stepOut``, ``halt``...); blocks until stop."""
         params: JSON = {"name": name, **extra}
+        self.resumed |= name not in _NOT_RESUMING
         return DebuggerState.from_json(self._call("Command", params, timeout=timeout)["State"])
 
     def send_command(self, name: str) -> int:
         """Send a command without waiting (used for ``halt`` while a continue is pending)."""
+        self.resumed |= name not in _NOT_RESUMING
         return self.conn.send("Command", {"name": name})
 
     def command_reply(self, req_id: int, timeout: float | None = None) -> DebuggerState:

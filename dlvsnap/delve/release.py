@@ -115,13 +115,22 @@ def settle_signals(client: DelveClient, pid: int, timeout: float = 10.0) -> None
 
 
 def release(
-    client: DelveClient, prefix: str, *, pid: int, detach: bool, settle: bool = False
+    client: DelveClient,
+    prefix: str,
+    *,
+    pid: int,
+    detach: bool,
+    settle: bool = False,
+    halt: bool = True,
 ) -> None:
     """Stop the program and remove dlvsnap's breakpoints. ``settle`` (implied by
     ``detach``): no SIGTRAP left pending, for a program that will be detached. ``detach``:
     hand the program back to itself (Detach without kill; a server dlvsnap started then
-    exits)."""
-    st = stop(client)
+    exits). ``halt`` False (dlvsnap neither resumed the program nor set anything): a
+    program found running is left to the client that resumed it, untouched."""
+    st = stop(client) if halt else client.state(non_blocking=True)
+    if st.running and not halt:
+        return
     clear_breakpoints(client, prefix)  # after an exit too: a restart would set them again
     if st.exited:
         return
