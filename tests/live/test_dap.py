@@ -436,3 +436,29 @@ def test_a_halt_during_the_editors_continue_does_not_return(v: Variant) -> None:
         # the editor's pause still stops it
         stop.dap.pause(stop.thread_id)
         assert stop.dap.wait_event("stopped")["body"]["reason"] == "pause"
+
+
+@pytest.mark.parametrize("v", _one_per_delve(), ids=lambda v: v.id)
+def test_maps_at_the_editors_breakpoint_leaves_the_editor_in_charge(v: Variant) -> None:
+    """`maps --connect` where the editor stopped fixtures/census (its breakpoint on
+    main.ready): the census the program gives of itself, and the editor's session as it
+    was (no Command sent, no event, same stack and breakpoints); the editor's Pause and
+    continue go on working afterwards."""
+    from tests.live.test_census import _account, _records, check_census
+
+    prog = build_fixture("census", variant=v)
+    with editor_stopped_at("main.ready", prog, dlv_for(v)) as stop:
+        before = stop.session()
+        r = run_beside(stop, "maps", "--json", "--top", "0")
+        assert r.returncode == 0, r.stderr
+        maps, census = _records(r.stdout)
+        stop.server.wait_for("DLVSNAP-CENSUS ")
+        check_census(maps, census, _account("".join(stop.server.lines)))
+        assert census["source"] == "connect"
+        stop.assert_untouched(before)
+        # the editor still drives: its continue runs the program (which sleeps for good),
+        # and its Pause stops it again
+        stop.dap.continue_(stop.thread_id)
+        stop.dap.pause(stop.thread_id)
+        ev = stop.dap.wait_event("stopped", timeout=60)
+        assert ev["body"]["reason"] == "pause", ev
