@@ -118,14 +118,17 @@ class MapReader:
         except DlvsnapError:
             return idxs  # one of them is unreadable: each on its own says which
         name, rest = self.plans.name(die), []
+        sums: dict[int, tuple[int, int]] = {}  # the maps share a few Memory objects
+        used, slots, tombs = got.used.tolist(), got.slots.tolist(), got.tombstones.tolist()
         for j, (addr, i) in enumerate(zip(addrs, idxs, strict=True)):
             m = got.memory[j]
             if m is None:
                 rest.append(i)
                 continue
-            fig = Figures(
-                int(got.used[j]), int(got.slots[j]), int(got.tombstones[j]), m.held, m.needed, addr
-            )
+            if id(m) not in sums:
+                sums[id(m)] = (m.held, m.needed)
+            held, needed = sums[id(m)]
+            fig = Figures(used[j], slots[j], tombs[j], held, needed, addr)
             if fig.waste >= ADVICE_MIN_WASTE:  # never for a small map, but the advice needs facts
                 rest.append(i)
                 continue

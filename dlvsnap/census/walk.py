@@ -16,7 +16,6 @@ a runtime type's address to its DWARF type; speaks no Delve.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -131,7 +130,8 @@ class Walk:
         self._beyond: list[bool] = []
         self._done: list[bool] = []
         self._ids: dict[tuple[int, int, int], int] = {}
-        self._queue: list[tuple[int, int]] = []  # (distance, node)
+        # nodes waiting, by distance (distances are small integers: a bucket queue)
+        self._queue: dict[int, list[int]] = {}
         self._itab_type: dict[int, int] = {}
         self.found: list[Found] = []
 
@@ -175,7 +175,7 @@ class Walk:
             self._dist.append(dist)
             self._beyond.append(beyond)
             self._done.append(False)
-        heapq.heappush(self._queue, (dist, n))
+        self._queue.setdefault(dist, []).append(n)
 
     def _offer_map(
         self, header: int, die: int, *, parent: int, label: str, dist: int, beyond: bool = False
@@ -203,7 +203,7 @@ class Walk:
             self._dist.append(dist)
             self._beyond.append(beyond)
             self._done.append(False)
-        heapq.heappush(self._queue, (dist, n))
+        self._queue.setdefault(dist, []).append(n)
 
     def path(self, n: int) -> str:
         parts: list[str] = []
@@ -222,10 +222,9 @@ class Walk:
             elif self.plans.plan(r.die) is not None:
                 self._offer(r.addr, r.die, 1, parent=-1, label=r.label, dist=0)
         while self._queue:
-            dist = self._queue[0][0]
+            dist = min(self._queue)
             batch: list[int] = []
-            while self._queue and self._queue[0][0] == dist:
-                _, n = heapq.heappop(self._queue)
+            for n in self._queue.pop(dist):  # in the order they were found
                 if not self._done[n] and self._dist[n] == dist:
                     self._done[n] = True
                     batch.append(n)
