@@ -152,7 +152,7 @@ class Walk:
         if not _LOWEST <= addr < _HIGHEST:
             self.stats.unreadable += 1
             return
-        key = (addr, _MAP if die == _MAP else die, count)
+        key = (addr, die, count)
         n = self._ids.get(key)
         if n is not None:
             if self._done[n] or self._dist[n] <= dist:
@@ -336,20 +336,62 @@ class Walk:
                 data = self._words(rows, e.off + self.ptr)
                 held = _Held(words, data, owner, index, plan.size)
                 self._interfaces(e, held, live[data[live] != 0])
-            elif e.kind == Edge.SLICE:
-                lens = self._words(rows, e.off + self.ptr)
-                caps = self._words(rows, e.off + 2 * self.ptr)
-                for i in live.tolist():
-                    cap, length = int(caps[i]), int(lens[i])
-                    if cap > 0 and length <= cap:
-                        self._edge(e, int(words[i]), cap, row=(owner, index, i), length=length)
-            elif e.kind == Edge.ARRAY:
-                for i in live.tolist():
-                    at = self._row_addr(int(owner[i]), index, i, plan.size) + e.off
-                    self._edge(e, at, e.count, row=(owner, index, i), length=e.count)
+            elif e.kind in (Edge.SLICE, Edge.ARRAY):
+                self._runs(e, plan, rows, live, row=(owner, index, 0))
+            elif index is None:  # pointers and maps of single objects: the common case
+                self._singles(e, words, owner, live)
             else:
                 for i in live.tolist():
                     self._edge(e, int(words[i]), 1, row=(owner, index, i))
+
+    def _runs(
+        self,
+        e: PlanEdge,
+        plan: Plan,
+        rows: NDArray[np.uint8],
+        live: NDArray[np.int64],
+        *,
+        row: _Row,
+    ) -> None:
+        """Slices (their backing arrays, up to cap) and large inline arrays: objects of
+        many elements."""
+        owner, index, _ = row
+        if e.kind == Edge.ARRAY:
+            for i in live.tolist():
+                at = self._row_addr(int(owner[i]), index, i, plan.size) + e.off
+                self._edge(e, at, e.count, row=(owner, index, i), length=e.count)
+            return
+        words = self._words(rows, e.off)
+        lens = self._words(rows, e.off + self.ptr)
+        caps = self._words(rows, e.off + 2 * self.ptr)
+        for i in live.tolist():
+            cap, length = int(caps[i]), int(lens[i])
+            if cap > 0 and length <= cap:
+                self._edge(e, int(words[i]), cap, row=(owner, index, i), length=length)
+
+    def _singles(
+        self,
+        e: PlanEdge,
+        words: NDArray[np.uint64],
+        owner: NDArray[np.int64],
+        live: NDArray[np.int64],
+    ) -> None:
+        """``_edge`` for the rows of single objects (no element index), in one loop."""
+        dists, beyonds = self._dist, self._beyond
+        targets, owners = words[live].tolist(), owner[live].tolist()
+        if e.kind == Edge.MAP:
+            for addr, n in zip(targets, owners, strict=True):
+                self._offer_map(
+                    addr, e.target, parent=n, label=e.label, dist=dists[n] + e.steps,
+                    beyond=beyonds[n],
+                )  # fmt: skip
+            return
+        offer = self._offer
+        for addr, n in zip(targets, owners, strict=True):
+            offer(
+                addr, e.target, 1, parent=n, label=e.label, dist=dists[n] + e.steps,
+                beyond=beyonds[n],
+            )  # fmt: skip
 
     def _edge(self, e: PlanEdge, addr: int, count: int, *, row: _Row, length: int = -1) -> None:
         """What a row's edge ``e`` leads to: ``count`` objects at ``addr``, or a map."""
