@@ -11,6 +11,9 @@ from dlvsnap.phases import Figures
 
 @dataclass
 class RootStats:
+    """Where the census started: package variables and goroutines looked at, frames and
+    locals that became roots, and the variables left out, by why."""
+
     globals: int = 0
     goroutines: int = 0
     frames: int = 0

@@ -149,43 +149,35 @@ class Walk:
         length: int = -1,
         beyond: bool = False,
     ) -> None:
+        """``count`` objects of type ``die`` at ``addr``, ``dist`` steps away by ``parent``."""
         if not _LOWEST <= addr < _HIGHEST:
             self.stats.unreadable += 1
             return
-        key = (addr, die, count)
-        n = self._ids.get(key)
-        if n is not None:
-            if self._done[n] or self._dist[n] <= dist:
-                return
-            self._dist[n], self._parent[n], self._label[n], self._beyond[n] = (
-                dist,
-                parent,
-                label,
-                beyond,
-            )
-        else:
-            n = len(self._addr)
-            self._ids[key] = n
-            self._addr.append(addr)
-            self._die.append(die)
-            self._count.append(count)
-            self._length.append(length)
-            self._parent.append(parent)
-            self._label.append(label)
-            self._dist.append(dist)
-            self._beyond.append(beyond)
-            self._done.append(False)
-        self._queue.setdefault(dist, []).append(n)
+        self._place((addr, die, count), die, parent, label, dist, length=length, beyond=beyond)
 
     def _offer_map(
         self, header: int, die: int, *, parent: int, label: str, dist: int, beyond: bool = False
     ) -> None:
+        """The map at ``header`` (keyed by its header alone: listed once however reached)."""
         if not _LOWEST <= header < _HIGHEST:
             self.stats.unreadable += 1
             return
-        key = (header, _MAP, 0)
-        n = self._ids.get(key)
         beyond = beyond or (parent >= 0 and self._beyond[parent])
+        self._place((header, _MAP, 0), die, parent, label, dist, length=-1, beyond=beyond)
+
+    def _place(
+        self,
+        key: tuple[int, int, int],
+        die: int,
+        parent: int,
+        label: str,
+        dist: int,
+        *,
+        length: int,
+        beyond: bool,
+    ) -> None:
+        """A node, new or found again by a shorter path (else nothing), queued at ``dist``."""
+        n = self._ids.get(key)
         if n is not None:
             if self._done[n] or self._dist[n] <= dist:
                 return
@@ -194,10 +186,10 @@ class Walk:
         else:
             n = len(self._addr)
             self._ids[key] = n
-            self._addr.append(header)
+            self._addr.append(key[0])
             self._die.append(die)
-            self._count.append(0)
-            self._length.append(-1)
+            self._count.append(key[2])
+            self._length.append(length)
             self._parent.append(parent)
             self._label.append(label)
             self._dist.append(dist)
