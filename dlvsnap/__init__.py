@@ -1,9 +1,10 @@
 """dlvsnap: see what a Go map does in memory when you delete from it.
 
-The Python API (see README "Python API"): ``launch``, ``attach``, ``connect`` give a
-Debugger; ``Debugger.map(expr).snapshot()``, ``Debugger.watch(m)``; ``load`` reads a saved
-snapshot; ``compare`` diffs two snapshots. They are imported on first use, so that light
-modules (``dlvsnap.toolchain``, used by scripts/toolchains with a bare Python) stay light.
+The Python API (see README "Python API"): ``launch``, ``attach``, ``connect``, ``core``
+give a Debugger; ``Debugger.map(expr).snapshot()``, ``Debugger.watch(m)``,
+``Debugger.maps()`` (a census); ``load`` reads a saved snapshot; ``compare`` diffs two
+snapshots. They are imported on first use, so that light modules (``dlvsnap.toolchain``,
+used by scripts/toolchains with a bare Python) stay light.
 """
 
 from __future__ import annotations
@@ -20,12 +21,23 @@ __all__ = [
     "attach",
     "compare",
     "connect",
+    "core",
     "launch",
     "load",
 ]
 
 if TYPE_CHECKING:
-    from dlvsnap.api import Debugger, MapHandle, Watch, attach, compare, connect, launch, load
+    from dlvsnap.api import (
+        Debugger,
+        MapHandle,
+        Watch,
+        attach,
+        compare,
+        connect,
+        core,
+        launch,
+        load,
+    )
 
 
 def __getattr__(name: str) -> Any:

@@ -27,6 +27,8 @@ from typing import BinaryIO, TypeVar
 from dlvsnap import snap as snapmod
 from dlvsnap import snapfile
 from dlvsnap.build import build_package
+from dlvsnap.census.result import Census
+from dlvsnap.census.take import take
 from dlvsnap.delve.client import CURRENT_GOROUTINE
 from dlvsnap.diff import diff
 from dlvsnap.errors import DlvsnapError, ProgramExitedError
@@ -183,6 +185,14 @@ class Debugger:
         )
         return MapHandle(self, ref)
 
+    def maps(self, *, goroutines: bool = True) -> Census:
+        """A census of the program's maps where it is stopped (``dlvsnap maps``): every
+        map reachable from package variables (and, with ``goroutines``, the goroutines'
+        frames), each once under its shortest path, most waste first (``Census.maps``)."""
+        return self._alive(
+            "take a census of the maps", lambda: take(self.session, goroutines=goroutines)
+        )
+
     def watch(
         self,
         m: MapHandle | str | Sequence[MapHandle | str] | None = None,
@@ -281,6 +291,13 @@ def connect(address: str, *, binary: str | None = None, reader: str = "auto") ->
     """A headless Delve started with --accept-multiclient; closing leaves the program and
     the server as they are (dlvsnap's own breakpoints are removed)."""
     return Debugger(Session.connect(address, binary, reader))
+
+
+def core(core: str | Path, binary: str | Path, *, dlv: str | None = None) -> Debugger:
+    """A core file of the program and the executable it ran (``dlvsnap dump``, Delve's
+    ``dump``, a kernel core): ``map()`` and ``maps()`` read it where it stopped; nothing
+    runs (``run_to`` and ``watch`` raise CoreCannotRunError)."""
+    return Debugger(Session.core(dlv, core, binary))
 
 
 def load(path: str | Path) -> SavedSnapshot:

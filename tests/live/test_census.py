@@ -232,3 +232,34 @@ def test_small_maps_read_in_bulk_have_snaps_figures(
             assert m.figures == Figures.of(snap), m.path
     assert len(read_in_bulk) >= 53  # main.shelves[0..52] at least
     assert set(read_in_bulk) <= {m.addr for m in c.maps}
+
+
+def test_the_python_api_takes_a_census_live_and_of_a_core(tmp_path: Path) -> None:
+    """`Debugger.maps()` on a launched program and on a core of it (`dlvsnap.core`): the
+    fixture's maps, the same from both; a core cannot run."""
+    import dlvsnap
+    from dlvsnap.dump import dump
+    from dlvsnap.errors import CoreCannotRunError
+
+    v = VARIANTS[-1]
+    prog = build_fixture("census", variant=v)
+    core = tmp_path / "census.core"
+    out = tmp_path / "program.txt"
+    with open(out, "wb") as sink, dlvsnap.launch(prog, dlv=dlv_for(v), output=sink) as dbg:
+        dbg.run_to("main.ready")
+        live = dbg.maps()
+        dump(dbg.session, str(core))
+    account = _account(out.read_text())
+    with dlvsnap.core(core, prog, dlv=dlv_for(v)) as dbg:
+        from_core = dbg.maps(goroutines=False)
+        assert dbg.map("main.drained").snapshot().count == 0
+        with pytest.raises(CoreCannotRunError):
+            dbg.run_to("main.main")
+    ours = {e["path"]: e["len"] for e in account["maps"]}
+    got = {GOROUTINE.sub("", m.path): m.figures.live for m in live.maps if _ours(m.path)}
+    assert got == ours
+    # without the goroutines' frames: every map but those only a frame holds
+    framed = {"main.main mine", "main.worker local", "main.worker sess.cache"}
+    assert {m.path: m.figures.live for m in from_core.maps if _ours(m.path)} == {
+        p: n for p, n in ours.items() if p not in framed
+    } | {'main.srv.sessions["bob"].cache': 2}
