@@ -66,6 +66,13 @@ _NOT_FOLLOWED = {
     Shape.FUNC: "func values (closures' captured variables have no type)",
     Shape.UNSAFE: "unsafe.Pointer words (no type to follow)",
 }
+# sync/atomic.Pointer[T]: followed as a *T (its unsafe.Pointer word says nothing of T)
+_ATOMIC_POINTER = "sync/atomic.Pointer["
+# internal/sync's HashTrieMap (sync.Map from Go 1.24): a node is an entry or an indirect
+# node as a flag in it says, which a type-by-type walk does not follow
+_SYNC_NODE = "internal/sync.node["
+_HASH_TRIE = "internal/sync.HashTrieMap["
+_NOT_FOLLOWED_NODE = "sync.Map entries of Go 1.24+ (a HashTrieMap's nodes)"
 _SIMPLE_EDGES = {Shape.MAP: Edge.MAP, Shape.EFACE: Edge.EFACE, Shape.IFACE: Edge.IFACE}
 
 
@@ -209,6 +216,8 @@ class Plans:
         d = self.index.dies.get(off)
         if shape in (Shape.MAP, Shape.EFACE, Shape.IFACE):
             r = True
+        elif shape == Shape.STRUCT and d is not None and d.name.startswith(_HASH_TRIE):
+            r = True  # not walked, but counted (_flatten)
         elif shape == Shape.POINTER:
             r = self.reaches(d.target) if d is not None else False
         elif shape in (Shape.SLICE, Shape.ARRAY):
@@ -250,6 +259,11 @@ class Plans:
             if self.size(target) > 0:
                 kind = Edge.POINTER if shape == Shape.POINTER else Edge.SLICE
                 out.append(PlanEdge(off, kind, target, label, steps))
+        elif shape == Shape.STRUCT and d.name.startswith(_HASH_TRIE):
+            root = next((o for n, o, _ in d.members if n == "root"), 0)
+            out.append(PlanEdge(off + root, Edge.NOTE, -1, _NOT_FOLLOWED_NODE, 0))
+        elif shape == Shape.STRUCT and d.name.startswith(_ATOMIC_POINTER):
+            self._atomic_pointer(d, off, label, out=out, steps=steps)
         elif shape == Shape.STRUCT:
             for name, moff, t in d.members:
                 note = _NOT_FOLLOWED.get(self.shape(t)[0]) if t >= 0 else None
@@ -261,6 +275,31 @@ class Plans:
                     )
         elif shape == Shape.ARRAY:
             self._flatten_array(d, off, label, out=out, steps=steps, depth=depth)
+
+    def _atomic_pointer(
+        self, d: TypeDie, off: int, label: str, *, out: list[PlanEdge], steps: int
+    ) -> None:
+        """sync/atomic.Pointer[T]: its word ``v`` is an unsafe.Pointer that points to a T
+        (the type says so in its ``_ [0]*T`` field), so it is followed as a *T; the path
+        reads as Go writes it, ``.Load()``."""
+        v = next((o for n, o, _ in d.members if n == "v"), None)
+        marker = next((t for n, _, t in d.members if n == "_" and self._is_elem_pointer(t)), -1)
+        if v is None or marker < 0:
+            return
+        target = self.index.dies[self.index.dies[marker].target].target  # [0]*T -> *T -> T
+        name = self.name(target)
+        if name.startswith(_SYNC_NODE):
+            out.append(PlanEdge(off + v, Edge.NOTE, -1, _NOT_FOLLOWED_NODE, 0))
+        elif self.reaches(target) and self.size(target) > 0:
+            out.append(PlanEdge(off + v, Edge.POINTER, target, f"{label}.Load()", steps + 1))
+
+    def _is_elem_pointer(self, die: int) -> bool:
+        """Whether ``die`` is a [0]*T (atomic.Pointer's marker of T)."""
+        d = self.index.dies.get(die)
+        if d is None or d.tag != "DW_TAG_array_type":
+            return False
+        p = self.index.dies.get(d.target)
+        return p is not None and p.tag == "DW_TAG_pointer_type" and p.target >= 0
 
     def _flatten_array(
         self, d: TypeDie, off: int, label: str, *, out: list[PlanEdge], steps: int, depth: int

@@ -258,8 +258,10 @@ class Walk:
     def _objects(self, plan: Plan, nodes: list[int]) -> None:
         """Read every object of one type found at this distance, and follow its edges."""
         size = plan.size
-        single = [n for n in nodes if self._count[n] == 1]
-        many = [n for n in nodes if self._count[n] > 1 and self._count[n] * size <= MAX_OBJECT]
+        # a slice's backing array or an inline array is walked element by element (its
+        # elements named [i]) even with one element; an object found by a pointer is one
+        single = [n for n in nodes if self._length[n] < 0]
+        many = [n for n in nodes if self._length[n] >= 0 and self._count[n] * size <= MAX_OBJECT]
         if single:
             rows, ok = self._read_each(np.array([self._addr[n] for n in single], np.uint64), size)
             owner = np.array(single, np.int64)[ok]

@@ -14,6 +14,7 @@ from dlvsnap.memory import SparseMem
 
 INT, STRING, MAP, T, PT, ST, ANY, EFACE = 1, 2, 10, 20, 21, 22, 30, 31
 NAMES, ARR, BIGARR, W = 40, 50, 51, 60  # DIE offsets
+ATOMIC, MARK, PPT, UNSAFE, SMAP = 70, 71, 72, 73, 74
 BASE = 0x100000  # runtime.types
 RT_MAP, RT_PT, RT_T, RT_W = 0x100, 0x200, 0x300, 0x400
 
@@ -57,6 +58,19 @@ def _index() -> TypeIndex:
         BIGARR: TypeDie("DW_TAG_array_type", "[100]*main.T", 800, Kind.ARRAY, PT, 100, ()),
         # one map-shaped field: an interface holds it in its data word
         W: TypeDie("DW_TAG_structure_type", "main.W", 8, Kind.STRUCT, -1, 0, (("M", 0, MAP),)),
+        # sync/atomic.Pointer[main.T]: {_ [0]*T; v unsafe.Pointer}
+        ATOMIC: TypeDie(
+            "DW_TAG_structure_type",
+            "sync/atomic.Pointer[main.T]",
+            8,
+            Kind.STRUCT,
+            -1,
+            0,
+            (("_", 0, MARK), ("v", 0, UNSAFE)),
+        ),
+        MARK: TypeDie("DW_TAG_array_type", "[0]*main.T", 0, Kind.ARRAY, PT, 0, ()),
+        UNSAFE: TypeDie("DW_TAG_pointer_type", "unsafe.Pointer", 8, Kind.UNSAFE_POINTER, -1, 0, ()),
+        SMAP: TypeDie("DW_TAG_structure_type", "[]map[int]int", 24, Kind.SLICE, -1, 0, (), MAP),
     }
     return TypeIndex(dies, {RT_MAP: MAP, RT_PT: PT, RT_T: T, RT_W: W}, 8)
 
@@ -212,3 +226,17 @@ def test_a_pointer_shaped_struct_in_an_interface_is_read_in_its_data_word() -> N
     w = _walk(mem)
     (f,) = w.run([Root("main.t", 0x1000, T)])
     assert (f.path, f.addr, f.steps) == ("main.t.A.(main.W).M", 0x9000, 3)
+
+
+def test_an_atomic_pointer_is_followed_as_the_pointer_its_type_names() -> None:
+    mem = SparseMem({0x1000: struct.pack("<Q", 0x3000), 0x3000: _t(m=0x9000)})
+    w = _walk(mem)
+    (f,) = w.run([Root("main.cur", 0x1000, ATOMIC)])
+    assert (f.path, f.steps) == ("main.cur.Load().M", 2)
+
+
+def test_a_slice_of_one_element_is_still_indexed() -> None:
+    mem = SparseMem({0x1000: struct.pack("<3Q", 0x2000, 1, 1), 0x2000: struct.pack("<Q", 0x9000)})
+    w = _walk(mem)
+    (f,) = w.run([Root("main.solo", 0x1000, SMAP)])
+    assert (f.path, f.steps, f.beyond_len) == ("main.solo[0]", 1, False)
