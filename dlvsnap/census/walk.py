@@ -3,9 +3,9 @@ in order of path length, so each map is met first under its shortest path.
 
 Objects are (address, type, element count). A round takes every object waiting at the
 shortest distance, groups them by type and reads each group in one bulk read
-(``MemoryReader.read_each`` / ``read_many``: one process_vm_readv call per 1,024 objects
-live, slices of one mmap for a core), then follows the words the type's plan names with
-numpy, a column at a time. Distance is the number of steps in the path (each ``.f``,
+(``MemoryReader.read_each``: one process_vm_readv call per 1,024 objects live, slices of
+one mmap for a core; a backing array in one read), then follows the words the type's plan
+names with numpy, a column at a time. Distance is the number of steps in the path (each ``.f``,
 ``[i]``, ``[KEY]`` and ``.(T)`` is one), so this is Dijkstra with small integer weights:
 an object found again by a shorter path moves to that path before it is read. Maps are
 keyed by their header's address alone, so a map reached by two paths is listed once.
@@ -123,7 +123,10 @@ class Walk:
         self._addr: list[int] = []
         self._die: list[int] = []
         self._count: list[int] = []
-        self._length: list[int] = []  # slices: len (elements past it are kept by cap)
+        # -1: one object (found by a pointer); else an array object whose elements are
+        # walked as [i]: a slice's backing array (its len: the rest is kept by its cap) or
+        # an inline array (its count)
+        self._length: list[int] = []
         self._parent: list[int] = []
         self._label: list[str] = []
         self._dist: list[int] = []

@@ -120,3 +120,28 @@ def test_a_forgotten_place_is_still_escaped_on_the_way_out() -> None:
         r._write(f"{r._c('ok', fg='green')} raw \x1b[7m\u202e\n")
         assert raw_controls(out.getvalue(), colour) == []
         assert r"raw \x1b[7m\u202e" in out.getvalue()
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_the_census_table_shows_keys_in_paths_inertly(colour: bool) -> None:
+    """A map's path holds the program's keys (`main.m["…"]`) and its type's name: neither
+    reaches the terminal raw."""
+    from dlvsnap.census.result import Census, MapEntry, RootStats
+    from dlvsnap.census.walk import Stats
+    from dlvsnap.phases import Figures
+
+    entry = MapEntry(
+        f'main.m["{EVIL}"].cache\nfake row',
+        3,
+        0xC000010000,
+        f"map[string]main.{EVIL}",
+        "swiss",
+        Figures(1, 8, 0, 256, 16, 0xC000010000),
+        None,
+    )
+    c = Census([entry], Stats(), RootStats())
+    out = io.StringIO()
+    TextRenderer(out, colour=colour).census_table(f"maps in {EVIL}", c, [entry], [(entry, EVIL)])
+    text = out.getvalue()
+    assert raw_controls(text, colour) == []
+    assert "fake row" in text and not any(ln.startswith("fake row") for ln in text.splitlines())
