@@ -263,3 +263,47 @@ def test_the_python_api_takes_a_census_live_and_of_a_core(tmp_path: Path) -> Non
     assert {m.path: m.figures.live for m in from_core.maps if _ours(m.path)} == {
         p: n for p, n in ours.items() if p not in framed
     } | {'main.srv.sessions["bob"].cache': 2}
+
+
+REALPROG_MAPS = {  # fixtures/realcode/realprog at its first churn(): every map 3 x 12 entries
+    "main.main c.cache.items": 36,  # github.com/patrickmn/go-cache
+    "main.main l.lru.items": 36,  # github.com/hashicorp/golang-lru/v2
+    "main.Registry": 36,
+    "main.main s.byID": 36,
+    "main.main q": 36,  # url.Values
+    "main.main h": 36,  # http.Header
+    "main.main g.m": 36,
+    "main.main outer": 2,
+    'main.main outer["a"]': 36,
+    'main.main outer["b"]': 36,
+    "main.main w.base.inner.counts": 36,
+    **{f"main.main shards[{i}]": 9 for i in range(4)},
+}
+
+
+@pytest.mark.parametrize("optimized", [False, True], ids=["debug", "optimised"])
+def test_census_of_third_party_code(optimized: bool) -> None:
+    """Maps of code nobody here wrote (a go-cache, a generic LRU, url.Values, http.Header)
+    in fixtures/realcode/realprog. The optimised build keeps fewer of main's locals (the
+    rest are counted as skipped); the caches' maps are found in both."""
+    from dlvsnap.build import DEBUG_GCFLAGS, build_cached
+    from tests.support import FIXTURES, go_toolchain
+
+    prog = build_cached(
+        FIXTURES / "realcode",
+        "realprog",
+        go_toolchain(),
+        gcflags="" if optimized else DEBUG_GCFLAGS,
+    )
+    r = run_dlvsnap("maps", str(prog), "--at", "main.churn", "--json", "--top", "0", timeout=300)
+    assert r.returncode == 0, r.stderr
+    maps, census = _records(r.stdout)
+    got = {GOROUTINE.sub("", m["path"]): m["live_entries"] for m in maps if _ours(m["path"])}
+    if not optimized:
+        assert got == REALPROG_MAPS
+    else:
+        kept = {p: n for p, n in got.items() if p in REALPROG_MAPS}
+        assert kept == {p: REALPROG_MAPS[p] for p in kept} and kept == got
+        for p in ("main.main c.cache.items", "main.main l.lru.items", "main.Registry"):
+            assert got[p] == 36, got
+        assert census["undecoded_maps"] == {}
