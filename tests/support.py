@@ -13,10 +13,12 @@ fail a test that lacks its marker, so that none slips into the fast tier.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -237,3 +239,27 @@ def run_watch(
     events = [json.loads(ln) for ln in p.stdout.splitlines() if ln.strip()]
     target_out = out_file.read_text(errors="replace") if out_file.exists() else ""
     return WatchRun(p.returncode, events, p.stdout, p.stderr, target_out)
+
+
+def stop_users_server(server: subprocess.Popen[bytes], prog: Path) -> None:
+    """End a user's `dlv exec` server the tests started, and the program it launched: SIGTERM
+    (Delve then kills its target), SIGKILL after 10 s; then the program itself if it is
+    still there (a Delve that is SIGKILLed leaves its target running, detached)."""
+    children = []
+    for task in Path(f"/proc/{server.pid}/task").glob("*"):
+        with contextlib.suppress(OSError, ValueError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    server.terminate()
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+    for pid in children:
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue  # gone
+        if os.path.realpath(exe.removesuffix(" (deleted)")) == os.path.realpath(prog):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -31,7 +31,15 @@ from dlvsnap.dump import dump
 from dlvsnap.errors import CoreCannotRunError, ExitCode
 from dlvsnap.session import Session
 from tests import readme
-from tests.support import ROOT, Variant, build_fixture, dlv_for, run_dlvsnap, variants
+from tests.support import (
+    ROOT,
+    Variant,
+    build_fixture,
+    dlv_for,
+    run_dlvsnap,
+    stop_users_server,
+    variants,
+)
 
 pytestmark = pytest.mark.live
 
@@ -241,12 +249,7 @@ def users_server(prog: Path, v: Variant) -> Iterator[tuple[str, DelveClient]]:
     finally:
         if user is not None:
             user.conn.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=30)
+        stop_users_server(proc, prog)
 
 
 def test_dump_connect_writes_on_the_server_and_leaves_the_program_stopped(

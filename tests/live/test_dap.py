@@ -42,7 +42,14 @@ from dlvsnap.delve.rpc import JsonRpcConnection
 from dlvsnap.errors import ExitCode, RPCTimeoutError
 from dlvsnap.toolchain import Variant, delve_for
 from tests.dap import DapClient
-from tests.support import FIXTURES, build_fixture, dlv_for, run_dlvsnap, variants
+from tests.support import (
+    FIXTURES,
+    build_fixture,
+    dlv_for,
+    run_dlvsnap,
+    stop_users_server,
+    variants,
+)
 
 pytestmark = pytest.mark.live
 
@@ -161,8 +168,7 @@ def users_server(prog: Path, dlv: str, *args: str) -> Iterator[UsersServer]:
         del server.lines[:]  # from here on: what the program prints
         yield server
     finally:
-        proc.kill()  # the server and, with it, the program it launched
-        proc.wait(timeout=30)
+        stop_users_server(proc, prog)
 
 
 @dataclass

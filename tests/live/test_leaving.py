@@ -29,7 +29,7 @@ import pytest
 
 from dlvsnap.delve.client import BreakpointSpec, DelveClient
 from dlvsnap.delve.rpc import JsonRpcConnection
-from tests.support import FIXTURES, build_fixture, dlv_binary, run_dlvsnap
+from tests.support import FIXTURES, build_fixture, dlv_binary, run_dlvsnap, stop_users_server
 
 pytestmark = pytest.mark.live
 
@@ -160,8 +160,7 @@ def users_server(prog: Path, *args: str, multiclient: bool = True) -> Iterator[i
         threading.Thread(target=server.stdout.read, daemon=True).start()  # drain
         yield int(m.group(1))
     finally:
-        server.kill()
-        server.wait(timeout=30)
+        stop_users_server(server, prog)
 
 
 def _client(port: int) -> DelveClient:
