@@ -261,7 +261,7 @@ def _check_address(ctx: click.Context, param: click.Parameter, value: str | None
 
 
 def _ways_in(f: Callable[..., None]) -> Callable[..., None]:
-    """The options of the four ways in, shared by watch and snap."""
+    """The options of the four ways in, shared by watch, snap and maps."""
     for opt in reversed(
         [
             click.option(
