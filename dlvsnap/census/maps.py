@@ -5,15 +5,15 @@ binary's types; speaks no Delve."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dlvsnap.advice import MapFacts
 from dlvsnap.census.plan import Plans, Shape
 from dlvsnap.census.result import ADVICE_MIN_WASTE
-from dlvsnap.census.walk import Child
+from dlvsnap.census.walk import Child, read_rows
 from dlvsnap.decode import (
     ClassicDecoder,
     Decoder,
@@ -56,7 +56,6 @@ class MapReader:
         types_base: int,
         catalog: TypeCatalog,
         release: Release,
-        little_endian: bool = True,
     ) -> None:
         self.mem = mem
         self.layout = layout
@@ -64,9 +63,6 @@ class MapReader:
         self.types_base = types_base
         self.catalog = catalog
         self.release = release
-        self.order: Callable[[bytes], int] = lambda b: int.from_bytes(
-            b, "little" if little_endian else "big"
-        )
         self._decoders: dict[tuple[int, bool], Decoder | None] = {}
         self.seen: dict[int, Occupancy] = {}
         self.failed: dict[int, str] = {}  # header -> why it could not be decoded
@@ -157,38 +153,49 @@ class MapReader:
         return self._children(snap, dec, die) if leads else []
 
     def _children(self, snap: MapSnapshot, dec: Decoder, die: int) -> list[Child]:
+        """What the live slots' values (and keys) lead to, named by their keys; the words
+        behind them (indirect values, map headers) read in bulk. A slot whose words cannot
+        be read leads nowhere."""
         key_die, elem_die = self.plans.key_elem(die)
         walk_key = key_die >= 0 and self.plans.reaches(key_die)
         walk_elem = elem_die >= 0 and self.plans.reaches(elem_die)
         if not (walk_key or walk_elem) or snap.count == 0:
             return []
         mt = dec.mt
-        per = snap.rows.slots_per_row
         full = np.flatnonzero(snap.full_mask)
+        row, slot = np.divmod(full, snap.rows.slots_per_row)
+        group = snap.rows.addr[row].astype(np.uint64)
+        slot = slot.astype(np.uint64)
+        ok = np.ones(len(full), np.bool_)
+        header = walk_elem and self.plans.shape(elem_die)[0] == Shape.MAP
+        elem = key = np.zeros(len(full), np.uint64)
+        if walk_elem:
+            elem = (group + slot * np.uint64(mt.elem_stride) + np.uint64(mt.elems_off)).astype(
+                np.uint64
+            )
+            if mt.elem.indirect:
+                elem = self._words(elem, ok)
+            if header:
+                elem = self._words(elem, ok)  # the maps held in the slots: their headers
+        if walk_key:
+            key = (group + slot * np.uint64(mt.key_stride) + np.uint64(mt.keys_off)).astype(
+                np.uint64
+            )
+            if mt.key.indirect:
+                key = self._words(key, ok)
         out: list[Child] = []
-        elem_is_map = self.plans.shape(elem_die)[0] == Shape.MAP if walk_elem else False
-        ptr = self.layout.ptr_size
-        for pos in full.tolist():
-            row, slot = divmod(pos, per)
-            group = int(snap.rows.addr[row])
-            text = gosyntax(snap.rows.key(pos), KEY_TEXT)
-            try:
-                if walk_elem:
-                    at = group + mt.elems_off + slot * mt.elem_stride
-                    if mt.elem.indirect:
-                        at = self.order(self.mem.read(at, ptr))
-                    if elem_is_map:
-                        header = self.order(self.mem.read(at, ptr))
-                        if header:
-                            out.append(Child(header, elem_die, f"[{text}]", header=True))
-                    elif at:
-                        out.append(Child(at, elem_die, f"[{text}]"))
-                if walk_key:
-                    at = group + mt.keys_off + slot * mt.key_stride
-                    if mt.key.indirect:
-                        at = self.order(self.mem.read(at, ptr))
-                    if at:
-                        out.append(Child(at, key_die, f".key({text})"))
-            except DlvsnapError:
+        for i, pos in enumerate(full.tolist()):
+            if not ok[i]:
                 continue
+            text = gosyntax(snap.rows.key(pos), KEY_TEXT)
+            if walk_elem and elem[i]:
+                out.append(Child(int(elem[i]), elem_die, f"[{text}]", header=header))
+            if walk_key and key[i]:
+                out.append(Child(int(key[i]), key_die, f".key({text})"))
         return out
+
+    def _words(self, addrs: NDArray[np.uint64], ok: NDArray[np.bool_]) -> NDArray[np.uint64]:
+        """The pointer-sized word at each address; ``ok`` cleared where it cannot be read."""
+        rows, read = read_rows(self.mem, addrs, self.layout.ptr_size)
+        ok &= read
+        return np.ascontiguousarray(rows).view(self.layout.ptr_dtype).reshape(-1).astype(np.uint64)

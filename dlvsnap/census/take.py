@@ -37,7 +37,6 @@ def take(s: Session, *, goroutines: bool = True) -> Census:
         types_base=base,
         catalog=snapmod.type_catalog(s),
         release=release_of(s.target.go_version),
-        little_endian=s.target.little_endian,
     )
     index = exe.type_index
 

@@ -102,6 +102,25 @@ _Row = tuple[NDArray[np.int64], NDArray[np.int64] | None, int]
 Expand = Callable[[list[tuple[int, int]]], list[list[Child]]]
 
 
+def read_rows(
+    mem: MemoryReader, addrs: NDArray[np.uint64], size: int
+) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
+    """``size`` bytes at each address (a row each) in one bulk read, and which could be
+    read (when one cannot, each is read on its own to find which)."""
+    n = len(addrs)
+    ok = np.ones(n, np.bool_)
+    try:
+        raw = mem.read_each(addrs, size)
+    except MemoryReadError:
+        raw = bytearray(n * size)
+        for i, a in enumerate(addrs.tolist()):
+            try:
+                raw[i * size : (i + 1) * size] = mem.read(int(a), size)
+            except MemoryReadError:
+                ok[i] = False
+    return np.frombuffer(raw, np.uint8).reshape(n, size), ok
+
+
 class Walk:
     def __init__(
         self,
@@ -284,22 +303,13 @@ class Walk:
     def _read_each(
         self, addrs: NDArray[np.uint64], size: int
     ) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
-        """``size`` bytes at each address, and which could be read."""
-        n = len(addrs)
-        ok = np.ones(n, np.bool_)
-        try:
-            raw = self.mem.read_each(addrs, size)
-        except MemoryReadError:  # some are not readable: find which
-            raw = bytearray(n * size)
-            for i, a in enumerate(addrs.tolist()):
-                try:
-                    raw[i * size : (i + 1) * size] = self.mem.read(int(a), size)
-                except MemoryReadError:
-                    ok[i] = False
-        self.stats.unreadable += int(n - ok.sum())
-        self.stats.objects += int(ok.sum())
-        self.stats.bytes_read += int(ok.sum()) * size
-        return np.frombuffer(raw, np.uint8).reshape(n, size), ok
+        """``read_rows``, counted in the walk's figures."""
+        rows, ok = read_rows(self.mem, addrs, size)
+        n = int(ok.sum())
+        self.stats.unreadable += len(addrs) - n
+        self.stats.objects += n
+        self.stats.bytes_read += n * size
+        return rows, ok
 
     def _words(self, rows: NDArray[np.uint8], off: int) -> NDArray[np.uint64]:
         return (
