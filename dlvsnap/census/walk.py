@@ -344,7 +344,7 @@ class Walk:
                 held = _Held(words, data, owner, index, plan.size)
                 self._interfaces(e, held, live[data[live] != 0])
             elif e.kind in (Edge.SLICE, Edge.ARRAY):
-                self._runs(e, plan, rows, live, row=(owner, index, 0))
+                self._runs(e, plan, rows, live, row=(owner, index, 0), words=words)
             elif index is None:  # pointers and maps of single objects: the common case
                 self._singles(e, words, owner, live)
             else:
@@ -359,16 +359,16 @@ class Walk:
         live: NDArray[np.int64],
         *,
         row: _Row,
+        words: NDArray[np.uint64],
     ) -> None:
         """Slices (their backing arrays, up to cap) and large inline arrays: objects of
-        many elements."""
+        many elements (``words``: the edge's first word of each row, a slice's array)."""
         owner, index, _ = row
         if e.kind == Edge.ARRAY:
             for i in live.tolist():
                 at = self._row_addr(int(owner[i]), index, i, plan.size) + e.off
                 self._edge(e, at, e.count, row=(owner, index, i), length=e.count)
             return
-        words = self._words(rows, e.off)
         lens = self._words(rows, e.off + self.ptr)
         caps = self._words(rows, e.off + 2 * self.ptr)
         for i in live.tolist():
