@@ -599,11 +599,7 @@ def _choose_reader(client: DelveClient, pid: int, probe_addr: int, probe_size: i
         proc = ProcMem(pid)
     except MemoryReadError:
         return delve
-    try:
-        same = proc.read(probe_addr, probe_size) == delve.read(probe_addr, probe_size)
-    except MemoryReadError:
-        same = False
-    if not same:
+    if not _agrees(proc, delve, probe_addr, probe_size):
         proc.close()
         return delve
     return proc
@@ -613,11 +609,15 @@ def _checked(core: CoreMem, client: DelveClient, probe_addr: int, probe_size: in
     """The core file's reader when it agrees with Delve's reading of the core on a probe;
     else Delve's."""
     delve = DelveMem(client)
+    return core if _agrees(core, delve, probe_addr, probe_size) else delve
+
+
+def _agrees(reader: MemoryReader, delve: DelveMem, addr: int, size: int) -> bool:
+    """Whether ``reader`` reads the probe as Delve does (False: either cannot read it)."""
     try:
-        same = core.read(probe_addr, probe_size) == delve.read(probe_addr, probe_size)
+        return reader.read(addr, size) == delve.read(addr, size)
     except MemoryReadError:
-        same = False
-    return core if same else delve
+        return False
 
 
 def _exe_of(pid: int) -> str:
