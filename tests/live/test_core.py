@@ -31,6 +31,7 @@ from dlvsnap.dump import dump
 from dlvsnap.errors import CoreCannotRunError, ExitCode
 from dlvsnap.session import Session
 from tests import readme
+from tests.live.test_interactive import LISTEN_RE
 from tests.support import (
     ROOT,
     Variant,
@@ -42,8 +43,6 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.live
-
-LISTEN_RE = re.compile(rb"API server listening at: 127\.0\.0\.1:(\d+)")
 
 
 def _one_line_error(p: subprocess.CompletedProcess[str]) -> str:
