@@ -11,7 +11,7 @@ from dlvsnap.census.plan import Plans
 from dlvsnap.census.result import RootStats
 from dlvsnap.census.walk import Root
 from dlvsnap.delve.client import DelveClient
-from dlvsnap.delve.types import VarRef
+from dlvsnap.delve.types import Variable
 from dlvsnap.kinds import Kind
 
 # Package variables and frames of these packages are not roots: the runtime's own
@@ -72,7 +72,7 @@ def goroutine_roots(
     return out
 
 
-def _root(v: VarRef, label: str, plans: Plans, stats: RootStats) -> Root | None:
+def _root(v: Variable, label: str, plans: Plans, stats: RootStats) -> Root | None:
     if v.unreadable:
         stats.skip("unreadable variables")
         return None

@@ -20,7 +20,6 @@ from dlvsnap.delve.types import (
     Goroutine,
     LoadConfig,
     Variable,
-    VarRef,
     Version,
 )
 from dlvsnap.errors import CoreCannotRunError, RPCError
@@ -289,7 +288,7 @@ class DelveClient:
             for got in self._calls("Stacktrace", params)
         ]
 
-    def frame_vars(self, scopes: list[tuple[int, int]]) -> list[list[VarRef]]:
+    def frame_vars(self, scopes: list[tuple[int, int]]) -> list[list[Variable]]:
         """The arguments and locals of each (goroutine, frame), each loaded no deeper than
         its own address, type and (maps) header (ListFunctionArgs and ListLocalVars,
         pipelined)."""
@@ -298,8 +297,8 @@ class DelveClient:
         args = self._calls("ListFunctionArgs", params)
         local = self._calls("ListLocalVars", params)
         return [
-            [VarRef.from_json(v) for v in (a.get("Args") or ())]
-            + [VarRef.from_json(v) for v in (lv.get("Variables") or ())]
+            [Variable.from_json(v, children=False) for v in (a.get("Args") or ())]
+            + [Variable.from_json(v, children=False) for v in (lv.get("Variables") or ())]
             for a, lv in zip(args, local, strict=True)
         ]
 

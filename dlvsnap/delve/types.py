@@ -56,7 +56,9 @@ class Variable:
     string_bytes: bytes | None = None
 
     @classmethod
-    def from_json(cls, j: JSON) -> Variable:
+    def from_json(cls, j: JSON, *, children: bool = True) -> Variable:
+        """``children`` False: the variable alone, its children left unparsed (what a
+        census needs of a root: its name, address, type and map header)."""
         raw = j.get("StringValueBytes")
         return cls(
             name=j.get("name", ""),
@@ -69,7 +71,7 @@ class Variable:
             base=int(j.get("base", 0)),
             flags=int(j.get("flags", 0)),
             unreadable=j.get("unreadable", ""),
-            children=tuple(cls.from_json(c) for c in (j.get("children") or ())),
+            children=tuple(cls.from_json(c) for c in (j.get("children") or ())) if children else (),
             string_bytes=base64.b64decode(raw) if raw else None,
         )
 
@@ -114,32 +116,6 @@ class Frame:
             line=int(j.get("line", 0)),
             function=fn.name if fn else "",
             frame_offset=int(j.get("FrameOffset", 0)),
-        )
-
-
-@dataclass(frozen=True)
-class VarRef:
-    """An api.Variable's identity only (its children and value are not parsed): what a
-    census needs of a root."""
-
-    name: str
-    addr: int
-    type: str
-    real_type: str
-    kind: int
-    base: int
-    unreadable: str
-
-    @classmethod
-    def from_json(cls, j: JSON) -> VarRef:
-        return cls(
-            name=j.get("name", ""),
-            addr=int(j.get("addr", 0)),
-            type=j.get("type", ""),
-            real_type=j.get("realType", ""),
-            kind=int(j.get("kind", 0)),
-            base=int(j.get("base", 0)),
-            unreadable=j.get("unreadable", ""),
         )
 
 
